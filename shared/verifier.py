@@ -1,0 +1,46 @@
+"""The Verifier protocol every evidence kind implements (DESIGN.md §2).
+
+A verifier takes a :class:`Submission` (evidence bytes, extra files recognized by content, kind-specific
+envelope fields, the expected nonce binding) and a :class:`VerifyContext` (injected time, collateral
+cache, policy section, settings) and either returns an :class:`~shared.ear.Appraisal` or raises a typed
+:class:`~shared.errors.BrokerError`. Verifiers hold no per-request state and are built once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from shared.binding import ExpectedBinding
+from shared.config import Settings
+from shared.ear import Appraisal
+from shared.trust.cache import CollateralCache
+
+
+@dataclass(frozen=True)
+class Submission:
+    evidence: bytes
+    extras: tuple[bytes, ...] = ()
+    # Kind-specific JSON envelope fields, decoded from JSON but not interpreted by the API layer.
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    binding: ExpectedBinding | None = None
+
+
+@dataclass(frozen=True)
+class VerifyContext:
+    now: datetime
+    collateral: CollateralCache
+    settings: Settings
+    # This kind's section of the policy document (``{}``: the kind's default policy).
+    policy: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Verifier(Protocol):
+    @property
+    def kind(self) -> str: ...
+
+    def verify(self, submission: Submission, ctx: VerifyContext) -> Appraisal:
+        """Verify, appraise and normalize; raise a BrokerError on any failure."""
+        ...
