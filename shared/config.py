@@ -31,7 +31,7 @@ class Settings:
     issuer: str = "http://127.0.0.1:8080"
     data_dir: Path = Path(".broker-data")
     token_ttl_seconds: int = 300
-    token_audience: str = "attestation-broker"
+    token_audience: str = "attestation-broker"  # noqa: S105 - an audience, not a secret
     nonce_ttl_seconds: int = 300
     replay_ledger: bool = True
     max_body_bytes: int = 256 * 1024
@@ -46,6 +46,20 @@ class Settings:
     maa_issuers: tuple[str, ...] = DEFAULT_MAA_ISSUERS
     upstream_audiences: tuple[str, ...] = ()
     clock_skew_seconds: int = 60
+    require_nonce: bool = False
+    # JSON policy document: {"<kind>": {...kind policy...}}; empty = every kind's default policy.
+    policy_file: str = ""
+    # Backends, as "<type>[:<argument>]": signer local | kms:<key-id>; ledger sqlite | dynamodb:<table> | off;
+    # cache local | s3:<bucket> | memory; audit stdout | cloud-logging:<project>.
+    signer: str = "local"
+    ledger: str = "sqlite"
+    cache: str = "local"
+    audit: str = "stdout"
+    # ISO 8601 instant to pin the broker clock to ("verify as of"), for reproducing a past decision
+    # or testing with old vectors. Empty: the system clock. Never set this in production.
+    fixed_time: str = ""
+    # Hex or base64 secret for nonce MACs; locally generated under data_dir when empty.
+    nonce_secret: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

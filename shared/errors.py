@@ -157,9 +157,7 @@ COLLATERAL_UNAVAILABLE = define(
 COLLATERAL_NOT_FOUND = define(
     "COLLATERAL_NOT_FOUND", VerificationFailed, "The vendor has no collateral for this platform (HTTP 404)."
 )
-COLLATERAL_INVALID = define(
-    "COLLATERAL_INVALID", VerificationFailed, "Vendor collateral failed verification."
-)
+COLLATERAL_INVALID = define("COLLATERAL_INVALID", VerificationFailed, "Vendor collateral failed verification.")
 COLLATERAL_EXPIRED = define("COLLATERAL_EXPIRED", VerificationFailed, "Vendor collateral is past its validity.")
 CERT_CHAIN_INVALID = define(
     "CERT_CHAIN_INVALID", VerificationFailed, "A certificate chain does not verify to the pinned root."

@@ -10,6 +10,7 @@ Shared stores implement :class:`BlobStore` (local directory here, S3 on AWS); wr
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -71,6 +72,9 @@ class CachedObject:
     expires_at: datetime | None  # None: immutable (e.g. a VCEK for one chip and TCB)
     source: str  # "memory" | "store" | "origin"
     stale: bool = False
+    # Collateral type tag ("crl", "tcb_info", ...) recorded with the object so the scheduled refresher
+    # (shared.trust.refresh) knows how to re-validate it; None: untyped, never refreshed in the background.
+    collateral_type: str | None = None
 
     def fresh_at(self, now: datetime) -> bool:
         return self.expires_at is None or now <= self.expires_at
@@ -81,6 +85,7 @@ class CachedObject:
                 "url": self.url,
                 "fetched_at": self.fetched_at.isoformat(),
                 "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+                "type": self.collateral_type,
             }
         ).encode()
         return struct.pack(">I", len(meta)) + meta + self.body
@@ -91,12 +96,14 @@ class CachedObject:
             (n,) = struct.unpack(">I", data[:4])
             meta = json.loads(data[4 : 4 + n])
             expires = meta["expires_at"]
+            tag = meta.get("type")
             return cls(
                 url=str(meta["url"]),
                 body=data[4 + n :],
                 fetched_at=datetime.fromisoformat(meta["fetched_at"]),
                 expires_at=datetime.fromisoformat(expires) if expires else None,
                 source=source,
+                collateral_type=str(tag) if tag is not None else None,
             )
         except (struct.error, ValueError, KeyError, TypeError):
             return None  # a damaged cache entry is a miss, never an error
@@ -164,25 +171,28 @@ class CollateralCache:
         expires: Callable[[bytes], datetime | None],
         validate: Callable[[bytes], None] | None = None,
         stale_grace: timedelta = timedelta(0),
+        collateral_type: str | None = None,
     ) -> CachedObject:
         """Return collateral for ``url`` fresh at ``now``; see the module docstring for the tiers.
 
         ``expires`` derives the end of validity from the bytes (e.g. a CRL's nextUpdate) and returns
         None for immutable objects. ``validate`` raises (typed error) when fetched bytes are unusable.
+        ``collateral_type`` tags what is stored so the background refresher can re-validate it.
         """
         self.seen.add(url)
         with self._lock:
             cached = self._memory.get(url)
         if cached is not None and cached.fresh_at(now):
             self.stats.memory_hits += 1
-            return cached
+            # Report the tier that answered this call (the remembered copy records where it came from).
+            return dataclasses.replace(cached, source="memory")
         stored = self._from_store(url)
         if stored is not None and stored.fresh_at(now):
             self.stats.store_hits += 1
             self._remember(stored)
             return stored
         try:
-            return self.refresh(url, now=now, expires=expires, validate=validate)
+            return self.refresh(url, now=now, expires=expires, validate=validate, collateral_type=collateral_type)
         except Unavailable:
             fallback = max(
                 (c for c in (cached, stored) if c is not None),
@@ -191,9 +201,7 @@ class CollateralCache:
             )
             if fallback is not None and fallback.expires_at is not None and now <= fallback.expires_at + stale_grace:
                 self.stats.stale_served += 1
-                return CachedObject(
-                    fallback.url, fallback.body, fallback.fetched_at, fallback.expires_at, fallback.source, stale=True
-                )
+                return dataclasses.replace(fallback, stale=True)
             raise
 
     def refresh(
@@ -203,13 +211,14 @@ class CollateralCache:
         now: datetime,
         expires: Callable[[bytes], datetime | None],
         validate: Callable[[bytes], None] | None = None,
+        collateral_type: str | None = None,
     ) -> CachedObject:
         """Fetch from the origin, validate, and write through both tiers."""
         self.stats.origin_fetches += 1
         response = self.fetcher.get(url, timeout=self.timeout)
         if validate is not None:
             validate(response.body)
-        obj = CachedObject(url, response.body, now, expires(response.body), "origin")
+        obj = CachedObject(url, response.body, now, expires(response.body), "origin", collateral_type=collateral_type)
         self._remember(obj)
         if self.store is not None:
             try:

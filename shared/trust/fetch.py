@@ -49,9 +49,9 @@ class HttpFetcher:
     def get(self, url: str, *, timeout: float) -> FetchResponse:
         if not url.startswith(("https://", "http://")):
             raise COLLATERAL_UNAVAILABLE(f"unsupported collateral URL scheme in {url!r}")
-        request = urllib.request.Request(url, headers={"User-Agent": self._user_agent})
+        request = urllib.request.Request(url, headers={"User-Agent": self._user_agent})  # noqa: S310 - scheme checked
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (scheme checked)
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - scheme checked above
                 body = response.read(self._max_bytes + 1)
                 headers = {k.lower(): v for k, v in response.headers.items()}
         except urllib.error.HTTPError as exc:

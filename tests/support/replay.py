@@ -33,12 +33,10 @@ class ReplayServer:
 
 @contextmanager
 def replay_server(routes: Mapping[str, Reply | bytes] | None = None) -> Iterator[ReplayServer]:
-    state = ReplayServer(
-        routes={k: (v if isinstance(v, Reply) else Reply(v)) for k, v in (routes or {}).items()}
-    )
+    state = ReplayServer(routes={k: (v if isinstance(v, Reply) else Reply(v)) for k, v in (routes or {}).items()})
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server API
+        def do_GET(self) -> None:
             state.requests.append(self.path)
             reply = state.routes.get(self.path)
             if reply is None:

@@ -1,0 +1,52 @@
+# attestation-broker — `make serve` and `make test` work on a fresh machine (Python 3.11, pip, Node/npm, apt).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
+PYTEST_ARGS ?=
+
+.PHONY: setup system-deps node-deps serve test lint typecheck unit bench clean
+
+setup: $(VENV)/.stamp
+
+$(VENV)/.stamp: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev,aws,gcp]'
+	touch $@
+
+# Genuine TPM quotes in the tests need swtpm + tpm2-tools (Debian packages).
+system-deps:
+	@if ! command -v swtpm >/dev/null || ! command -v tpm2_checkquote >/dev/null; then \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq swtpm swtpm-tools tpm2-tools; \
+	fi
+
+# serverless@3 + serverless-offline@13 for the real serverless.yml (pinned by package-lock.json).
+node-deps: node_modules/.stamp
+
+node_modules/.stamp: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+serve: setup
+	$(VENV)/bin/attestation-broker serve --host 127.0.0.1 --port 8080
+
+lint: setup
+	$(VENV)/bin/ruff check shared functions tests bench
+	$(VENV)/bin/ruff format --check shared functions tests bench
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+test: setup system-deps node-deps lint typecheck
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+unit: setup
+	$(VENV)/bin/pytest tests/unit tests/functional $(PYTEST_ARGS)
+
+bench: setup
+	@for b in bench/bench_*.py; do $(PY) -m bench.$$(basename $$b .py) || exit 1; done
+
+clean:
+	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache build .broker-data

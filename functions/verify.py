@@ -1,0 +1,5 @@
+"""Lambda handler: POST /v1/verify (thin; behaviour lives in shared.api)."""
+
+from functions._http import make_handler
+
+handler = make_handler([("POST", "/v1/verify")])
