@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps node-deps serve test lint typecheck unit bench clean
+.PHONY: setup system-deps node-deps serve test lint typecheck unit smoke bench clean
 
 setup: $(VENV)/.stamp
 
@@ -33,14 +33,19 @@ serve: setup
 	$(VENV)/bin/attestation-broker serve --host 127.0.0.1 --port 8080
 
 lint: setup
-	$(VENV)/bin/ruff check shared functions tests bench
-	$(VENV)/bin/ruff format --check shared functions tests bench
+	$(VENV)/bin/ruff check shared functions tests bench tools scripts
+	$(VENV)/bin/ruff format --check shared functions tests bench tools scripts
 
 typecheck: setup
 	$(VENV)/bin/mypy
 
 test: setup system-deps node-deps lint typecheck
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(MAKE) smoke
+
+# `serverless package` on the real serverless.yml with dummy credentials (builds the arm64 Lambda zip).
+smoke: setup node-deps
+	bash scripts/smoke_deploy.sh
 
 unit: setup
 	$(VENV)/bin/pytest tests/unit tests/functional $(PYTEST_ARGS)

@@ -68,13 +68,13 @@ def nonce_secret(settings: Settings) -> bytes:
 
 
 def build_keyring(settings: Settings) -> KeyRing:
-    kind, arg = _split(settings.signer)
+    kind = _split(settings.signer)[0]
     if kind == "local":
         return local_keyring(settings.data_dir)
-    if kind == "kms" and arg:
-        from shared.aws.kms import KmsSigner
+    if kind == "kms":
+        from shared.aws.factory import signer_from_uri
 
-        return KeyRing(KmsSigner(arg))
+        return KeyRing(signer_from_uri(settings.signer))
     raise CONFIG_INVALID(f"unknown signer {settings.signer!r}")
 
 
@@ -84,10 +84,10 @@ def build_ledger(settings: Settings) -> ReplayLedger | None:
         return None
     if kind == "sqlite":
         return SqliteLedger(Path(arg) if arg else settings.data_dir / "replay-ledger.sqlite3")
-    if kind == "dynamodb" and arg:
-        from shared.aws.ledger import DynamoDbLedger
+    if kind == "dynamodb":
+        from shared.aws.factory import ledger_from_uri
 
-        return DynamoDbLedger(arg)
+        return ledger_from_uri(settings.ledger)
     raise CONFIG_INVALID(f"unknown ledger {settings.ledger!r}")
 
 
@@ -97,10 +97,10 @@ def build_store(settings: Settings) -> BlobStore | None:
         return None
     if kind == "local":
         return DirectoryStore(Path(arg) if arg else settings.data_dir / "collateral")
-    if kind == "s3" and arg:
-        from shared.aws.s3store import S3Store
+    if kind == "s3":
+        from shared.aws.factory import store_from_uri
 
-        return S3Store(arg)
+        return store_from_uri(settings.cache)
     raise CONFIG_INVALID(f"unknown cache {settings.cache!r}")
 
 

@@ -117,7 +117,7 @@ def cmd_token_verify(args: argparse.Namespace) -> int:
     raw = args.token
     if raw == "-":
         raw = sys.stdin.read()
-    elif Path(raw).is_file():
+    elif raw.count(".") != 2 and len(raw) < 4096 and Path(raw).is_file():
         raw = Path(raw).read_text()
     settings = Settings.from_env()
     keyring: KeyRing

@@ -38,6 +38,7 @@ class Settings:
     # Vendor endpoints (tests point these at a loopback replay server).
     amd_kds_url: str = "https://kdsintf.amd.com"
     intel_pcs_url: str = "https://api.trustedservices.intel.com"
+    intel_root_crl_url: str = "https://certificates.trustedservices.intel.com/IntelSGXRootCA.der"
     fetch_timeout_seconds: float = 3.0
     offline: bool = False
     collateral_stale_grace_seconds: int = 0

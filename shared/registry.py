@@ -37,10 +37,27 @@ class Registry(Mapping[str, Verifier]):
 
 
 def default_verifiers() -> list[Verifier]:
-    """Every evidence kind the broker serves. Imports are here, not at module top, to keep cold start lean."""
-    verifiers: list[Verifier] = []
-    # One line per kind (keep sorted by kind):
-    return verifiers
+    """Every evidence kind the broker serves. Imported here, not at module top, so that importing the
+    registry module stays cheap; the registry itself is built once per process at cold start."""
+    from shared.evidence.azure_token.verifier import AzureTokenVerifier
+    from shared.evidence.azure_vtpm.verifier import AzureVtpmVerifier
+    from shared.evidence.gcp_token.verifier import GcpTokenVerifier
+    from shared.evidence.gcp_vtpm.verifier import GcpVtpmVerifier
+    from shared.evidence.nitro.verifier import NitroVerifier
+    from shared.evidence.snp.verifier import SnpVerifier
+    from shared.evidence.tdx.verifier import TdxVerifier
+    from shared.evidence.tpm.verifier import TpmVerifier
+
+    return [
+        AzureTokenVerifier(),
+        AzureVtpmVerifier(),
+        GcpTokenVerifier(),
+        GcpVtpmVerifier(),
+        NitroVerifier(),
+        SnpVerifier(),
+        TdxVerifier(),
+        TpmVerifier(),
+    ]
 
 
 def default_registry() -> Registry:

@@ -17,7 +17,9 @@ with contextlib.redirect_stdout(buffer):
 text = README.read_text()
 table = buffer.getvalue().strip()
 text = re.sub(
-    r"(<!-- errors:begin[^\n]*-->\n).*?(<!-- errors:end -->)", lambda m: m.group(1) + table + "\n" + m.group(2),
-    text, flags=re.DOTALL,
+    r"(<!-- errors:begin[^\n]*-->\n).*?(<!-- errors:end -->)",
+    lambda m: m.group(1) + table + "\n" + m.group(2),
+    text,
+    flags=re.DOTALL,
 )
 README.write_text(text)

@@ -1,0 +1,78 @@
+"""Nitro verification latency: the full verifier with a warm chain cache beside the bare ES384 check.
+
+Run: ``.venv/bin/python -m bench.bench_nitro``. Rows (median over repeated calls, same document):
+
+- floor: one ECDSA P-384/SHA-384 verification of the COSE Sig_structure with ``cryptography``, the
+  leaf key already loaded — the least any verifier must do per document;
+- chain cold: the four certificate signatures + the document signature (the edge cache bypassed);
+- full verifier, chain cached: parse (strict CBOR, DER of every certificate), chain edges memoized by
+  exact DER bytes with validity re-checked at ``now``, COSE signature, appraisal and claims.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from bench.harness import median_us, report
+from shared.config import Settings
+from shared.evidence.nitro.abi import parse_document
+from shared.evidence.nitro.trust import aws_nitro_root
+from shared.evidence.nitro.verifier import NitroVerifier
+from shared.evidence.nitro.verify import ChainVerifier
+from shared.trust.cache import CollateralCache
+from shared.trust.fetch import OfflineFetcher
+from shared.verifier import Submission, VerifyContext
+from tests.support.vectors import vector
+
+VECTOR = "nitro/evervault-nondebug-2022-10-13.cose"
+
+
+def main() -> None:
+    raw = vector(VECTOR)
+    parsed = parse_document(raw)
+    document = parsed.document
+    now = document.timestamp
+    ctx = VerifyContext(now=now, collateral=CollateralCache(OfflineFetcher()), settings=Settings())
+    submission = Submission(evidence=raw)
+
+    verifier = NitroVerifier()
+    verifier.verify(submission, ctx)  # warm: chain edges memoized
+
+    key = x509.load_der_x509_certificate(document.certificate).public_key()
+    assert isinstance(key, ec.EllipticCurvePublicKey)
+    signature = encode_dss_signature(
+        int.from_bytes(parsed.cose.signature[:48], "big"), int.from_bytes(parsed.cose.signature[48:], "big")
+    )
+    message = parsed.cose.sig_structure()
+
+    def floor() -> None:
+        key.verify(signature, message, ec.ECDSA(hashes.SHA384()))
+
+    anchor = aws_nitro_root()
+
+    skew = timedelta(seconds=ctx.settings.clock_skew_seconds)
+
+    def chain_cold() -> None:
+        ChainVerifier(anchor).verify(document, now=now, skew=skew)
+        key.verify(signature, message, ec.ECDSA(hashes.SHA384()))
+
+    def full_cached() -> None:
+        verifier.verify(submission, ctx)
+
+    rows = [
+        ("bare COSE ES384 verify (floor)", median_us(floor)),
+        ("chain cold (4 cert sigs) + COSE verify", median_us(chain_cold, runs=100)),
+        ("NitroVerifier.verify, chain cached", median_us(full_cached)),
+        ("parse only (strict CBOR + DER, certs memoized)", median_us(lambda: parse_document(raw))),
+    ]
+    report(f"nitro: {VECTOR}", rows, floor="bare COSE ES384 verify (floor)")
+    print(f"  chain cache: {verifier.chains.hits} edge hits, {verifier.chains.misses} misses")
+
+
+if __name__ == "__main__":
+    main()

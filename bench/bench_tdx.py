@@ -1,0 +1,101 @@
+"""TDX verification latency with cached collateral, beside the floor and dcap-qvl (same quote, same collateral).
+
+Run: ``.venv/bin/python -m bench.bench_tdx``. The floor is the irreducible per-quote work: the QE
+report and quote ECDSA P-256 verifications plus the QE report-data SHA-256, on the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from bench.harness import median_us, report
+from shared.config import Settings
+from shared.evidence.tdx import TdxCollateral, parse_quote, verify_tdx_evidence
+from shared.evidence.tdx.pck import verify_pck_chain
+from shared.evidence.tdx.trust import intel_trust
+from shared.trust.cache import CollateralCache
+from shared.trust.fetch import FetchResponse
+from shared.verifier import VerifyContext
+
+VECTORS = Path(__file__).resolve().parent.parent / "tests" / "vectors" / "tdx" / "dcap-qvl-b0c06f-v4"
+NOW = datetime(2025, 7, 1, tzinfo=UTC)
+
+
+class _MemoryPcs:
+    """An in-process 'origin' holding the recorded PCS bodies (primes the cache once; no sockets)."""
+
+    def __init__(self, bodies: dict[str, bytes]) -> None:
+        self.bodies = bodies
+
+    def get(self, url: str, *, timeout: float) -> FetchResponse:
+        for marker, body in self.bodies.items():
+            if marker in url:
+                return FetchResponse(url, body)
+        raise KeyError(url)
+
+
+def main() -> None:
+    quote = (VECTORS / "tdx_quote").read_bytes()
+    collateral_json = (VECTORS / "tdx_quote_collateral.json").read_text()
+    col = TdxCollateral.from_dcap_qvl_json(collateral_json)
+    pcs = _MemoryPcs(
+        {"/tcb?": col.tcb_info, "/qe/identity": col.qe_identity, "/pckcrl": col.pck_crl, "/rootcacrl": col.root_crl}
+    )
+    ctx = VerifyContext(
+        now=NOW,
+        collateral=CollateralCache(pcs),
+        settings=Settings(
+            intel_pcs_url="https://pccs.bench.invalid",
+            intel_root_crl_url="https://pccs.bench.invalid/sgx/certification/v4/rootcacrl",
+        ),
+    )
+
+    def broker_cache() -> object:
+        return verify_tdx_evidence(quote, ctx, expected_report_data=None, policy={})
+
+    def broker_override() -> object:
+        return verify_tdx_evidence(quote, ctx, expected_report_data=None, policy={}, collateral_override=col)
+
+    q = parse_quote(quote)
+    pck_key = verify_pck_chain(q.pck_chain_pem, intel_trust(), NOW).leaf_key
+    ak = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), b"\x04" + q.attestation_key)
+
+    def der(sig: bytes) -> bytes:
+        return encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big"))
+
+    def floor() -> object:
+        pck_key.verify(der(q.qe_report_signature), q.qe_report.raw, ec.ECDSA(hashes.SHA256()))
+        hashlib.sha256(q.attestation_key + q.qe_auth_data).digest()
+        ak.verify(der(q.signature), q.signed, ec.ECDSA(hashes.SHA256()))
+        return None
+
+    assert json.loads(json.dumps(broker_cache().attester_claims))["tcb"]["status"] == "UpToDate"  # type: ignore[attr-defined]
+    rows = [
+        ("floor: 2x P-256 verify + SHA-256", median_us(floor, runs=500)),
+        ("broker: verify_tdx_evidence (cache, memory tier)", median_us(broker_cache, runs=500)),
+        ("broker: verify_tdx_evidence (collateral_override)", median_us(broker_override, runs=500)),
+    ]
+    try:
+        import dcap_qvl
+
+        dq_col = dcap_qvl.QuoteCollateralV3.from_json(collateral_json)
+        now_secs = int(NOW.timestamp())
+        status = dcap_qvl.verify(quote, dq_col, now_secs).status
+        assert status == "UpToDate", status
+        rows.append(
+            ("dcap-qvl 0.7: verify (Rust)", median_us(lambda: dcap_qvl.verify(quote, dq_col, now_secs), runs=500))
+        )
+    except ImportError:
+        print("dcap-qvl not installed: peer row skipped")
+    report("TDX quote v4 (FMSPC B0C06F000000), cached collateral", rows, floor="floor: 2x P-256 verify + SHA-256")
+
+
+if __name__ == "__main__":
+    main()

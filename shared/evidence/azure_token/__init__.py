@@ -1,0 +1,1 @@
+"""``azure-token``: Microsoft Azure Attestation (MAA) JWTs as evidence."""

@@ -1,0 +1,1 @@
+"""``gcp-token``: Google Cloud Attestation / Confidential Space OIDC and PKI tokens as evidence."""

@@ -1,0 +1,49 @@
+"""Hash helpers keyed by TPM_ALG_ID or bank name (TPM 2.0 Part 2 §6.3), and PCR extend (Part 1 §17.2)."""
+
+from __future__ import annotations
+
+import hashlib
+
+from cryptography.hazmat.primitives import hashes
+
+from .abi import ALG_SHA1, ALG_SHA256, ALG_SHA384, ALG_SHA512, DIGEST_SIZES, HASH_IDS
+from .errors import TPM_PCRS_MALFORMED
+
+_HASHLIB: dict[int, str] = {ALG_SHA1: "sha1", ALG_SHA256: "sha256", ALG_SHA384: "sha384", ALG_SHA512: "sha512"}
+
+
+def hash_bytes(alg: int, data: bytes) -> bytes:
+    name = _HASHLIB.get(alg)
+    if name is None:
+        raise TPM_PCRS_MALFORMED(f"hash algorithm 0x{alg:04x} is not supported")
+    return hashlib.new(name, data).digest()
+
+
+def crypto_hash(alg: int) -> hashes.HashAlgorithm:
+    """The ``cryptography`` hash for a TPM hash algorithm id."""
+    if alg == ALG_SHA1:
+        return hashes.SHA1()  # noqa: S303 - TPM quotes may legitimately use SHA-1 signing schemes
+    if alg == ALG_SHA256:
+        return hashes.SHA256()
+    if alg == ALG_SHA384:
+        return hashes.SHA384()
+    if alg == ALG_SHA512:
+        return hashes.SHA512()
+    raise TPM_PCRS_MALFORMED(f"hash algorithm 0x{alg:04x} is not supported")
+
+
+def bank_alg(bank: str) -> int:
+    """TPM_ALG_ID of a PCR bank name ("sha1", "sha256", "sha384", "sha512")."""
+    alg = HASH_IDS.get(bank.lower().replace("-", ""))
+    if alg is None or alg not in _HASHLIB:
+        raise TPM_PCRS_MALFORMED(f"unknown PCR bank {bank[:16]!r}")
+    return alg
+
+
+def digest_size(alg: int) -> int:
+    return DIGEST_SIZES[alg]
+
+
+def extend(alg: int, pcr: bytes, digest: bytes) -> bytes:
+    """PCR extend: new = H(old ‖ digest)."""
+    return hash_bytes(alg, pcr + digest)

@@ -1,0 +1,493 @@
+"""TCG PC Client event logs: parse, replay into PCRs, compare with quoted PCRs, extract boot facts.
+
+Implements the TCG PC Client Platform Firmware Profile Specification (PFP) v1.05:
+- §10.2.1 TCG_PCClientPCREvent (SHA-1 "legacy" format, also the first event of a crypto-agile log);
+- §10.2.2 TCG_PCR_EVENT2 with TPML_DIGEST_VALUES; §10.4.5.1 TCG_EfiSpecIDEvent ("Spec ID Event03");
+- §10.4.5.3 StartupLocality (EV_NO_ACTION) → PCR0 reset value; EV_NO_ACTION never extends (§10.4.5);
+- §10.4.1 event types; §3.3.4 EV_SEPARATOR (0x00000000 normal, anything else an error separator);
+- UEFI_VARIABLE_DATA (§10.2.6) for EV_EFI_VARIABLE_DRIVER_CONFIG / EV_EFI_VARIABLE_AUTHORITY (PCR7 secure boot);
+- UEFI_IMAGE_LOAD_EVENT (§10.2.3) for EV_EFI_BOOT_SERVICES_APPLICATION (PCR4 boot loader / kernel);
+- GCE's EV_NONHOST_INFO (PCR0): ``"GCE NonHostInfo\\0"`` + technology byte + 15 reserved bytes (32 bytes).
+
+Facts are only taken from events of PCRs that replayed to the quoted value, and only from events whose
+content hashes to the logged digest, so nothing unverified reaches the claims. Integers are little-endian.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import struct
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from .abi import ALG_SHA1, DIGEST_SIZES, HASH_NAMES
+from .digest import bank_alg, extend, hash_bytes
+from .errors import (
+    TPM_EVENTLOG_BANK_MISSING,
+    TPM_EVENTLOG_EVENT_DIGEST_MISMATCH,
+    TPM_EVENTLOG_MALFORMED,
+    TPM_EVENTLOG_REPLAY_MISMATCH,
+    TPM_EVENTLOG_SEPARATOR_ERROR,
+    TPM_EVENTLOG_UNLOGGED_PCR,
+)
+
+# Event types (PFP §10.4.1, Table 9).
+EV_PREBOOT_CERT = 0x0
+EV_POST_CODE = 0x1
+EV_NO_ACTION = 0x3
+EV_SEPARATOR = 0x4
+EV_ACTION = 0x5
+EV_EVENT_TAG = 0x6
+EV_S_CRTM_CONTENTS = 0x7
+EV_S_CRTM_VERSION = 0x8
+EV_CPU_MICROCODE = 0x9
+EV_PLATFORM_CONFIG_FLAGS = 0xA
+EV_TABLE_OF_DEVICES = 0xB
+EV_COMPACT_HASH = 0xC
+EV_IPL = 0xD
+EV_IPL_PARTITION_DATA = 0xE
+EV_NONHOST_CODE = 0xF
+EV_NONHOST_CONFIG = 0x10
+EV_NONHOST_INFO = 0x11
+EV_OMIT_BOOT_DEVICE_EVENTS = 0x12
+_EFI = 0x80000000
+EV_EFI_VARIABLE_DRIVER_CONFIG = _EFI + 0x1
+EV_EFI_VARIABLE_BOOT = _EFI + 0x2
+EV_EFI_BOOT_SERVICES_APPLICATION = _EFI + 0x3
+EV_EFI_BOOT_SERVICES_DRIVER = _EFI + 0x4
+EV_EFI_RUNTIME_SERVICES_DRIVER = _EFI + 0x5
+EV_EFI_GPT_EVENT = _EFI + 0x6
+EV_EFI_ACTION = _EFI + 0x7
+EV_EFI_PLATFORM_FIRMWARE_BLOB = _EFI + 0x8
+EV_EFI_HANDOFF_TABLES = _EFI + 0x9
+EV_EFI_PLATFORM_FIRMWARE_BLOB2 = _EFI + 0xA
+EV_EFI_HANDOFF_TABLES2 = _EFI + 0xB
+EV_EFI_VARIABLE_BOOT2 = _EFI + 0xC
+EV_EFI_HCRTM_EVENT = _EFI + 0x10
+EV_EFI_VARIABLE_AUTHORITY = _EFI + 0xE0
+EV_EFI_SPDM_FIRMWARE_BLOB = _EFI + 0xE1
+EV_EFI_SPDM_FIRMWARE_CONFIG = _EFI + 0xE2
+
+EVENT_TYPE_NAMES: dict[int, str] = {
+    value: name for name, value in list(globals().items()) if name.startswith("EV_") and isinstance(value, int)
+}
+
+_SPEC_ID_SIGNATURE = b"Spec ID Event03\x00"
+_STARTUP_LOCALITY_SIGNATURE = b"StartupLocality\x00"
+_GCE_NONHOST_SIGNATURE = b"GCE NonHostInfo\x00"
+_GCE_FIRMWARE_PREFIX = "GCE Virtual Firmware v"
+_GCE_TECHNOLOGY = {0: "none", 1: "sev", 2: "sev-es", 3: "tdx", 4: "sev-snp"}
+# EFI_GLOBAL_VARIABLE and EFI_IMAGE_SECURITY_DATABASE_GUID (UEFI 2.x §3.3 / §32.6.1), mixed-endian GUID bytes.
+_EFI_GLOBAL_VARIABLE = bytes.fromhex("61dfe48bca93d211aa0d00e098032b8c")
+_EFI_IMAGE_SECURITY_DATABASE = bytes.fromhex("cbb219d73a3d9645a3bcdad00e67656f")
+_SECURE_BOOT_VARS = {
+    (_EFI_GLOBAL_VARIABLE, "SecureBoot"): "secure_boot",
+    (_EFI_GLOBAL_VARIABLE, "PK"): "pk",
+    (_EFI_GLOBAL_VARIABLE, "KEK"): "kek",
+    (_EFI_IMAGE_SECURITY_DATABASE, "db"): "db",
+    (_EFI_IMAGE_SECURITY_DATABASE, "dbx"): "dbx",
+}
+
+_MAX_EVENTS = 100_000
+_MAX_EVENT_DATA = 16 * 1024 * 1024
+_MAX_LOG = 64 * 1024 * 1024
+# PCRs 17-22 reset to all ones (PFP §3.3.3, DRTM PCRs); the rest to zero, PCR0 to the startup locality.
+_ONES_PCRS = range(17, 23)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One measured event. ``digests`` maps TPM_ALG_ID → digest; ``seq`` is the position in the log."""
+
+    seq: int
+    pcr: int
+    event_type: int
+    digests: Mapping[int, bytes]
+    data: bytes
+
+    @property
+    def type_name(self) -> str:
+        return EVENT_TYPE_NAMES.get(self.event_type, f"0x{self.event_type:08x}")
+
+
+@dataclass(frozen=True)
+class EventLog:
+    """A parsed log. ``banks`` are the TPM_ALG_IDs the log carries (from the Spec ID event; SHA-1 for legacy)."""
+
+    events: tuple[Event, ...]
+    banks: tuple[int, ...]
+    crypto_agile: bool
+    startup_locality: int
+
+    @property
+    def pcrs(self) -> tuple[int, ...]:
+        """PCR indices that at least one extending event measures into."""
+        return tuple(sorted({e.pcr for e in self.events if e.event_type != EV_NO_ACTION}))
+
+
+class _LeReader:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def take(self, n: int, what: str) -> bytes:
+        if n < 0 or self.pos + n > len(self.data):
+            raise TPM_EVENTLOG_MALFORMED(f"event log: {what} runs past the end (offset {self.pos})")
+        out = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def u8(self, what: str) -> int:
+        return self.take(1, what)[0]
+
+    def u16(self, what: str) -> int:
+        return int(struct.unpack("<H", self.take(2, what))[0])
+
+    def u32(self, what: str) -> int:
+        return int(struct.unpack("<I", self.take(4, what))[0])
+
+    def rest_is_padding(self) -> bool:
+        rest = self.data[self.pos :]
+        return not rest.strip(b"\x00") or not rest.strip(b"\xff")
+
+
+def _parse_spec_id(data: bytes) -> dict[int, int]:
+    """TCG_EfiSpecIDEvent → {alg: digest size}."""
+    r = _LeReader(data)
+    if r.take(16, "Spec ID signature") != _SPEC_ID_SIGNATURE:
+        raise TPM_EVENTLOG_MALFORMED("event log: first event is not Spec ID Event03")
+    r.u32("platformClass")
+    r.take(4, "spec version / errata / uintnSize")
+    count = r.u32("numberOfAlgorithms")
+    if not 1 <= count <= 8:
+        raise TPM_EVENTLOG_MALFORMED(f"event log: Spec ID lists {count} algorithms")
+    sizes: dict[int, int] = {}
+    for _ in range(count):
+        alg = r.u16("algorithmId")
+        size = r.u16("digestSize")
+        known = DIGEST_SIZES.get(alg)
+        if known is not None and known != size:
+            raise TPM_EVENTLOG_MALFORMED(f"event log: Spec ID gives {size}-byte digests for 0x{alg:04x}")
+        sizes[alg] = size
+    vendor = r.u8("vendorInfoSize")
+    r.take(vendor, "vendorInfo")
+    if r.pos != len(data):
+        raise TPM_EVENTLOG_MALFORMED("event log: Spec ID event has trailing bytes")
+    return sizes
+
+
+def _legacy_event(r: _LeReader, seq: int) -> Event:
+    pcr = r.u32("pcrIndex")
+    etype = r.u32("eventType")
+    digest = r.take(20, "digest")
+    size = r.u32("eventSize")
+    if size > _MAX_EVENT_DATA:
+        raise TPM_EVENTLOG_MALFORMED(f"event log: event {seq} claims {size} bytes")
+    data = r.take(size, "event")
+    return Event(seq, pcr, etype, MappingProxyType({ALG_SHA1: digest}), data)
+
+
+def _agile_event(r: _LeReader, seq: int, sizes: Mapping[int, int]) -> Event:
+    pcr = r.u32("pcrIndex")
+    etype = r.u32("eventType")
+    count = r.u32("digests.count")
+    if not 1 <= count <= len(sizes):
+        raise TPM_EVENTLOG_MALFORMED(f"event log: event {seq} has {count} digests")
+    digests: dict[int, bytes] = {}
+    for _ in range(count):
+        alg = r.u16("digests.hashAlg")
+        size = sizes.get(alg)
+        if size is None or alg in digests:
+            raise TPM_EVENTLOG_MALFORMED(f"event log: event {seq} has an undeclared or repeated digest")
+        digests[alg] = r.take(size, "digest")
+    size = r.u32("eventSize")
+    if size > _MAX_EVENT_DATA:
+        raise TPM_EVENTLOG_MALFORMED(f"event log: event {seq} claims {size} bytes")
+    data = r.take(size, "event")
+    return Event(seq, pcr, etype, MappingProxyType(digests), data)
+
+
+def _check_pcr_index(event: Event) -> None:
+    # PC Client TPMs have 24 PCRs; EV_NO_ACTION may use any index but must not be replayed.
+    if event.event_type != EV_NO_ACTION and event.pcr > 23:
+        raise TPM_EVENTLOG_MALFORMED(f"event log: event {event.seq} measures into PCR {event.pcr}")
+
+
+def parse_event_log(data: bytes) -> EventLog:
+    """Parse a crypto-agile (``Spec ID Event03``) or SHA-1-only legacy TCG event log.
+
+    Trailing zero or 0xFF padding (ACPI log areas) is ignored; anything else malformed raises
+    TPM_EVENTLOG_MALFORMED.
+    """
+    data = bytes(data)
+    if not data or len(data) > _MAX_LOG:
+        raise TPM_EVENTLOG_MALFORMED(f"event log of {len(data)} bytes")
+    r = _LeReader(data)
+    first = _legacy_event(r, 0)
+    locality = 0
+    agile = first.event_type == EV_NO_ACTION and first.data.startswith(_SPEC_ID_SIGNATURE)
+    sizes = _parse_spec_id(first.data) if agile else {ALG_SHA1: 20}
+    # The Spec ID header only describes the log; it is not an event of the platform.
+    events: list[Event] = [] if agile else [first]
+    while r.pos < len(data):
+        if r.rest_is_padding():
+            break
+        if len(events) >= _MAX_EVENTS:
+            raise TPM_EVENTLOG_MALFORMED("event log has too many events")
+        seq = len(events) + (1 if agile else 0)
+        ev = _agile_event(r, seq, sizes) if agile else _legacy_event(r, seq)
+        _check_pcr_index(ev)
+        if ev.event_type == EV_NO_ACTION and ev.pcr == 0 and ev.data.startswith(_STARTUP_LOCALITY_SIGNATURE):
+            if len(ev.data) != len(_STARTUP_LOCALITY_SIGNATURE) + 1:
+                raise TPM_EVENTLOG_MALFORMED("event log: StartupLocality event has a bad size")
+            locality = ev.data[-1]
+        events.append(ev)
+    if not agile:
+        _check_pcr_index(first)
+    return EventLog(tuple(events), tuple(sizes), agile, locality)
+
+
+def initial_value(pcr: int, alg: int, startup_locality: int = 0) -> bytes:
+    """A PCR's reset value: zeros, all-ones for PCR 17–22, and PCR0's last byte = startup locality."""
+    size = DIGEST_SIZES[alg]
+    if pcr in _ONES_PCRS:
+        return b"\xff" * size
+    if pcr == 0 and startup_locality:
+        return b"\x00" * (size - 1) + bytes([startup_locality])
+    return b"\x00" * size
+
+
+def replay(log: EventLog, bank: str) -> dict[int, bytes]:
+    """Replay every extending event of ``bank`` into PCRs; returns values only for PCRs with events.
+
+    Raises TPM_EVENTLOG_BANK_MISSING when the log does not carry the bank (or an event lacks its digest).
+    """
+    alg = bank_alg(bank)
+    if alg not in log.banks:
+        raise TPM_EVENTLOG_BANK_MISSING(f"event log has no {HASH_NAMES.get(alg, 'unknown')} digests")
+    pcrs: dict[int, bytes] = {}
+    for ev in log.events:
+        if ev.event_type == EV_NO_ACTION:
+            continue
+        digest = ev.digests.get(alg)
+        if digest is None:
+            raise TPM_EVENTLOG_BANK_MISSING(f"event {ev.seq} has no {HASH_NAMES[alg]} digest")
+        current = pcrs.get(ev.pcr)
+        if current is None:
+            current = initial_value(ev.pcr, alg, log.startup_locality)
+        pcrs[ev.pcr] = extend(alg, current, digest)
+    return pcrs
+
+
+# ------------------------------------------------------------------------------------------ verified facts
+
+
+@dataclass(frozen=True)
+class SecureBootState:
+    """PCR7 facts. Variable digests are SHA-256 of the variable *content*, independent of the quoted bank."""
+
+    enabled: bool | None
+    variables: Mapping[str, str]  # "pk"/"kek"/"db"/"dbx" → sha256 hex of the variable data
+    authorities: tuple[str, ...]  # sha256 hex of each EV_EFI_VARIABLE_AUTHORITY variable data (certs used)
+    unverified_authorities: int = 0  # authority events whose data does not hash to their digest (not reported)
+
+
+@dataclass(frozen=True)
+class VerifiedEventLog:
+    """An event log whose replay matched the quoted PCRs in ``checked_pcrs`` of ``bank``."""
+
+    log: EventLog
+    bank: str
+    replayed: Mapping[int, bytes]
+    checked_pcrs: tuple[int, ...]
+    secure_boot: SecureBootState | None  # None when PCR7 was not checked
+    boot_applications: tuple[str, ...]  # PCR4 EV_EFI_BOOT_SERVICES_APPLICATION digests (bank), in load order
+    separators: tuple[int, ...]  # checked PCRs 0-7 that carry a (normal) EV_SEPARATOR
+    gce_technology: str | None  # from GCE EV_NONHOST_INFO in PCR0, when present and PCR0 checked
+    firmware_version: str | None  # EV_S_CRTM_VERSION text (UCS-2) in PCR0
+    kernel_cmdline: str | None  # GRUB "kernel_cmdline: " (PCR8), when verified
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def event_count(self) -> int:
+        return len(self.log.events)
+
+
+def _require_content_digest(ev: Event, alg: int, content: bytes) -> None:
+    """An interpreted event must hash to its logged digest in the verified bank (else its data is unproven)."""
+    if not hmac.compare_digest(hash_bytes(alg, content), ev.digests[alg]):
+        raise TPM_EVENTLOG_EVENT_DIGEST_MISMATCH(f"event {ev.seq} ({ev.type_name}) data does not match its digest")
+
+
+def _parse_uefi_variable(data: bytes, seq: int) -> tuple[bytes, str, bytes]:
+    """UEFI_VARIABLE_DATA: GUID, u64 name length (chars), u64 data length, UTF-16LE name, data."""
+    if len(data) < 32:
+        raise TPM_EVENTLOG_MALFORMED(f"event {seq}: UEFI_VARIABLE_DATA truncated")
+    guid = data[:16]
+    name_len, data_len = struct.unpack("<QQ", data[16:32])
+    end_name = 32 + 2 * name_len
+    if end_name + data_len != len(data):
+        raise TPM_EVENTLOG_MALFORMED(f"event {seq}: UEFI_VARIABLE_DATA lengths do not add up")
+    try:
+        name = data[32:end_name].decode("utf-16-le")
+    except UnicodeDecodeError as exc:
+        raise TPM_EVENTLOG_MALFORMED(f"event {seq}: variable name is not UTF-16") from exc
+    return guid, name, data[end_name:]
+
+
+def _ucs2_text(data: bytes) -> str | None:
+    try:
+        return data.decode("utf-16-le").rstrip("\x00")
+    except UnicodeDecodeError:
+        return None
+
+
+def _secure_boot(events: list[Event], alg: int) -> SecureBootState:
+    enabled: bool | None = None
+    variables: dict[str, str] = {}
+    authorities: list[str] = []
+    unverified = 0
+    for ev in events:
+        if ev.event_type == EV_EFI_VARIABLE_DRIVER_CONFIG:
+            _require_content_digest(ev, alg, ev.data)
+            guid, name, value = _parse_uefi_variable(ev.data, ev.seq)
+            key = _SECURE_BOOT_VARS.get((guid, name))
+            if key == "secure_boot":
+                enabled = value == b"\x01"
+            elif key is not None:
+                variables[key] = hashlib.sha256(value).hexdigest()
+        elif ev.event_type == EV_EFI_VARIABLE_AUTHORITY:
+            # Some shim versions log authority events whose digest is not H(event data) (seen in GCE COS 85):
+            # such content is unproven, so it is counted but not reported.
+            if not hmac.compare_digest(hash_bytes(alg, ev.data), ev.digests[alg]):
+                unverified += 1
+                continue
+            _, _, value = _parse_uefi_variable(ev.data, ev.seq)
+            authorities.append(hashlib.sha256(value).hexdigest())
+    return SecureBootState(enabled, MappingProxyType(variables), tuple(authorities), unverified)
+
+
+def _grub_cmdline(events: list[Event], alg: int) -> str | None:
+    found: str | None = None
+    prefix = b"kernel_cmdline: "
+    for ev in events:
+        if ev.event_type != EV_IPL or not ev.data.startswith(prefix):
+            continue
+        body = ev.data[len(prefix) :]
+        # GRUB measures the command text without its description prefix (and without the trailing NUL).
+        candidates = (body, body.rstrip(b"\x00"), ev.data)
+        if not any(hmac.compare_digest(hash_bytes(alg, c), ev.digests[alg]) for c in candidates):
+            raise TPM_EVENTLOG_EVENT_DIGEST_MISMATCH(f"event {ev.seq} (kernel_cmdline) does not match its digest")
+        found = body.rstrip(b"\x00").decode("utf-8", "replace")
+    return found
+
+
+def verify_event_log(
+    log: bytes | EventLog,
+    quoted: Mapping[int, bytes],
+    bank: str,
+    *,
+    ignore_pcrs: Collection[int] = (),
+) -> VerifiedEventLog:
+    """Replay ``log`` in ``bank`` and compare with the quoted (already signature-verified) PCR values.
+
+    Every quoted PCR not in ``ignore_pcrs`` is checked: one with events must equal its replayed value
+    (TPM_EVENTLOG_REPLAY_MISMATCH); one without events must be at its reset value
+    (TPM_EVENTLOG_UNLOGGED_PCR). Callers ignore PCRs the firmware log cannot cover (e.g. GCE PCR10, IMA).
+    Facts are then extracted from the checked PCRs only; error separators raise TPM_EVENTLOG_SEPARATOR_ERROR.
+    """
+    parsed = log if isinstance(log, EventLog) else parse_event_log(log)
+    alg = bank_alg(bank)
+    replayed = replay(parsed, bank)
+    checked: list[int] = []
+    for index in sorted(quoted):
+        if index in ignore_pcrs:
+            continue
+        value = bytes(quoted[index])
+        expected = replayed.get(index)
+        if expected is None:
+            if not hmac.compare_digest(value, initial_value(index, alg, parsed.startup_locality)):
+                raise TPM_EVENTLOG_UNLOGGED_PCR(f"PCR {index} has no events but is not at its reset value")
+        elif not hmac.compare_digest(value, expected):
+            raise TPM_EVENTLOG_REPLAY_MISMATCH(f"PCR {index} ({HASH_NAMES[alg]}) does not match the event log")
+        checked.append(index)
+    verified = set(checked)
+    by_pcr: dict[int, list[Event]] = {}
+    for ev in parsed.events:
+        if ev.event_type != EV_NO_ACTION and ev.pcr in verified:
+            by_pcr.setdefault(ev.pcr, []).append(ev)
+
+    separators: list[int] = []
+    for index in range(8):
+        for ev in by_pcr.get(index, []):
+            if ev.event_type != EV_SEPARATOR:
+                continue
+            _require_content_digest(ev, alg, ev.data)
+            if ev.data != b"\x00\x00\x00\x00":
+                raise TPM_EVENTLOG_SEPARATOR_ERROR(f"PCR {index} has an error separator")
+            if index not in separators:
+                separators.append(index)
+
+    gce_tech: str | None = None
+    firmware: str | None = None
+    for ev in by_pcr.get(0, []):
+        if ev.event_type == EV_NONHOST_INFO and ev.data.startswith(_GCE_NONHOST_SIGNATURE):
+            _require_content_digest(ev, alg, ev.data)
+            if len(ev.data) != 32:
+                raise TPM_EVENTLOG_MALFORMED(f"event {ev.seq}: GCE NonHostInfo is {len(ev.data)} bytes")
+            gce_tech = _GCE_TECHNOLOGY.get(ev.data[16], f"unknown-{ev.data[16]}")
+        elif ev.event_type == EV_S_CRTM_VERSION:
+            _require_content_digest(ev, alg, ev.data)
+            firmware = _ucs2_text(ev.data)
+
+    secure_boot = _secure_boot(by_pcr[7], alg) if 7 in verified and 7 in by_pcr else None
+    apps = tuple(ev.digests[alg].hex() for ev in by_pcr.get(4, []) if ev.event_type == EV_EFI_BOOT_SERVICES_APPLICATION)
+    cmdline = _grub_cmdline(by_pcr.get(8, []), alg) if 8 in verified else None
+    return VerifiedEventLog(
+        parsed,
+        HASH_NAMES[alg],
+        MappingProxyType(replayed),
+        tuple(checked),
+        secure_boot,
+        apps,
+        tuple(separators),
+        gce_tech,
+        firmware,
+        cmdline,
+    )
+
+
+def event_log_claims(verified: VerifiedEventLog) -> dict[str, Any]:
+    """Normalized ``tpm.*`` facts from a verified log (merge into the ``tpm`` claim object)."""
+    out: dict[str, Any] = {
+        "event_count": verified.event_count,
+        "event_log_format": "crypto-agile" if verified.log.crypto_agile else "sha1-legacy",
+        "event_log_pcrs": list(verified.checked_pcrs),
+        "separators": list(verified.separators),
+    }
+    sb = verified.secure_boot
+    if sb is not None:
+        out["secure_boot"] = {
+            "enabled": sb.enabled,
+            **dict(sb.variables),
+            "authorities": list(sb.authorities),
+            "unverified_authorities": sb.unverified_authorities,
+        }
+    boot: dict[str, Any] = {}
+    if verified.boot_applications:
+        boot["efi_applications"] = list(verified.boot_applications)
+        boot["bootloader"] = verified.boot_applications[0]
+        if len(verified.boot_applications) > 1:
+            boot["kernel"] = verified.boot_applications[-1]
+    if verified.kernel_cmdline is not None:
+        boot["kernel_cmdline"] = verified.kernel_cmdline
+    if verified.firmware_version is not None:
+        boot["firmware_version"] = verified.firmware_version
+    if boot:
+        out["boot"] = boot
+    if verified.gce_technology is not None:
+        out["gce_confidential_technology"] = verified.gce_technology
+    return out

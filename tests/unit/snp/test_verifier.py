@@ -1,0 +1,81 @@
+"""The ``snp`` Verifier: registry, Submission extras and envelope fields, binding."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from shared.binding import ExpectedBinding
+from shared.errors import BrokerError
+from shared.evidence.snp.verifier import SnpVerifier
+from shared.registry import default_registry
+from shared.verifier import Submission
+from tests.support.vectors import vector
+from tests.unit.snp.support import MILAN_CRL, at, offline_ctx
+
+
+def test_registered() -> None:
+    assert isinstance(default_registry().require("snp"), SnpVerifier)
+
+
+def test_extras_by_content() -> None:
+    sub = Submission(
+        evidence=vector("snp/trustee-azure-milan-hcl/snp-report.derived.bin"),
+        extras=(b'{"unrelated": "json"}', vector("snp/trustee-azure-milan-hcl/vcek.pem"), vector(MILAN_CRL)),
+    )
+    appraisal = SnpVerifier().verify(sub, offline_ctx(at("2025-06-01")))
+    assert appraisal.kind == "snp"
+    assert appraisal.verifier_claims["signing_key"] == "vcek"
+    assert appraisal.status.value == "warning"
+    assert appraisal.policy_ids == ("snp-default",)
+
+
+def test_envelope_fields() -> None:
+    der = vector("snp/trustee-milan-v2/test-vcek.der")
+    fields = {
+        "vcek": base64.b64encode(der).decode(),
+        "crl": vector(MILAN_CRL).decode(),
+        "product": "Milan",
+    }
+    sub = Submission(evidence=vector("snp/trustee-milan-v2/test-report.bin"), fields=fields)
+    appraisal = SnpVerifier().verify(sub, offline_ctx(at("2025-06-01"), {"id": "x", "max_vmpl": 0}))
+    assert appraisal.attester_claims["snp"]["guest_svn"] == 4
+    assert appraisal.policy_ids == ("x",)
+    sub = Submission(
+        evidence=sub.evidence, fields={"certificates": [base64.urlsafe_b64encode(der).decode()], "crl": fields["crl"]}
+    )
+    assert SnpVerifier().verify(sub, offline_ctx(at("2025-06-01"))).kind == "snp"
+
+
+@pytest.mark.parametrize(
+    "fields,code",
+    [
+        ({"nonsense": "x"}, "MALFORMED_EVIDENCE"),
+        ({"vcek": "!!!not base64!!!"}, "MALFORMED_EVIDENCE"),
+        ({"vcek": 5}, "MALFORMED_EVIDENCE"),
+        ({"certificates": "x"}, "MALFORMED_EVIDENCE"),
+        ({"product": "Rome"}, "MALFORMED_EVIDENCE"),
+    ],
+)
+def test_bad_fields(fields, code) -> None:
+    sub = Submission(evidence=vector("snp/trustee-milan-v2/test-report.bin"), fields=fields)
+    with pytest.raises(BrokerError) as exc:
+        SnpVerifier().verify(sub, offline_ctx(at("2025-06-01")))
+    assert exc.value.code.name == code
+
+
+def test_binding() -> None:
+    report = vector("snp/teekit-gcp-milan-v5/sev-gcp-x25519-bound.bin")
+    extras = (vector("snp/teekit-gcp-milan-v5/sev-gcp-vcek.pem"), vector(MILAN_CRL))
+    binding = ExpectedBinding(
+        nonce=bytes.fromhex("df82306ff38a9da023854af947d02a878cfab1b40a793823ff41dc51213b96aa"),
+        user_data=bytes.fromhex("03a8107030fabeac06b0df4ef865763918b5e2a9fa030e20025a4315dab4b2a6"),
+    )
+    ok = SnpVerifier().verify(Submission(report, extras, binding=binding), offline_ctx(at("2026-01-01")))
+    assert ok.verifier_claims["bindings"] == {"nonce": "checked"}
+    with pytest.raises(BrokerError) as exc:
+        SnpVerifier().verify(
+            Submission(report, extras, binding=ExpectedBinding(nonce=b"x")), offline_ctx(at("2026-01-01"))
+        )
+    assert exc.value.code.name == "NONCE_BINDING_MISMATCH"

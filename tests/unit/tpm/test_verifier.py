@@ -1,0 +1,184 @@
+"""The plain ``tpm`` kind end to end: envelope fields, extras by content, policy, claims and vector."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from typing import Any
+
+import pytest
+
+from shared import ear
+from shared.binding import ExpectedBinding
+from shared.ear import EarStatus
+from shared.errors import BrokerError
+from shared.evidence.tpm import load_ak_public
+from shared.evidence.tpm.verifier import TpmVerifier
+from shared.registry import default_registry
+from shared.verifier import Submission
+from tests.support.vectors import vector
+from tests.unit.tpm.helpers import azure_bincode, ctx, flip, gce_attestation
+
+V = TpmVerifier()
+AZ = azure_bincode(vector("tpm/azure-vtpm-quote-2024-02.bincode"))
+AZ_AK = vector("tpm/azure-vtpm-quote-2024-02.akpub.pem")
+AZ_PIN = load_ak_public(AZ_AK).spki_sha256
+AZ_PCRS = {"sha256": {str(i): v.hex() for i, v in AZ.pcrs.items()}}
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _code(exc: pytest.ExceptionInfo[BrokerError]) -> str:
+    return exc.value.code.name
+
+
+def _az(policy: dict[str, Any] | None = None, **kw: Any) -> Any:
+    fields = {"signature": b64(AZ.signature), "ak_public": AZ_AK.decode(), "pcrs": AZ_PCRS}
+    fields.update(kw)
+    return V.verify(
+        Submission(AZ.message, fields=fields), ctx(policy if policy is not None else {"ak_public_sha256": [AZ_PIN]})
+    )
+
+
+def test_registered() -> None:
+    assert default_registry().require("tpm").kind == "tpm"
+
+
+def test_azure_quote_pinned_ak() -> None:
+    a = _az()
+    assert a.kind == "tpm" and a.status == EarStatus.WARNING  # no PCR allow-list: executables unrecognized
+    assert a.trustworthiness_vector["instance-identity"] == ear.IDENTITY_TRUSTED
+    assert a.trustworthiness_vector["executables"] == ear.EXEC_UNRECOGNIZED
+    c = a.attester_claims
+    assert c["tee"] == "vtpm" and c["platform"] == "unknown"
+    assert c["measurement"] == "04fabd988106412e438c1b93ad3b4b046c760f8f99ec557d87adf2ab02b7a4a0"
+    assert c["tpm"]["pcrs"]["sha256"]["0"] == AZ.pcrs[0].hex() and c["tpm"]["extra_data"] == b"challenge".hex()
+    assert a.verifier_claims["bindings"] == {"nonce": "not-requested"}
+    assert a.verifier_claims["ak_pinned"] is True and a.policy_ids == ("tpm-default",)
+
+
+def test_pcr_allow_list_affirms_and_rejects() -> None:
+    policy = {
+        "id": "az-golden",
+        "ak_public_sha256": [AZ_PIN],
+        "platform": "azure",
+        "pcrs": {"sha256": {"0": [AZ.pcrs[0].hex(), "00" * 32], "7": AZ.pcrs[7].hex()}},
+    }
+    a = _az(policy)
+    assert a.status == EarStatus.AFFIRMING and a.policy_ids == ("az-golden",)
+    assert a.attester_claims["platform"] == "azure"
+    policy["pcrs"] = {"sha256": {"7": "11" * 32}}
+    with pytest.raises(BrokerError) as exc:
+        _az(policy)
+    assert _code(exc) == "TPM_PCR_NOT_ALLOWED"
+
+
+@pytest.mark.parametrize(
+    ("policy", "code"),
+    [
+        ({}, "POLICY_INVALID"),
+        ({"allow_any_ak": False}, "POLICY_INVALID"),
+        ({"ak_public_sha256": ["zz"]}, "POLICY_INVALID"),
+        ({"ak_public_sha256": [AZ_PIN], "surprise": 1}, "POLICY_INVALID"),
+        ({"ak_public_sha256": [AZ_PIN], "platform": "mars"}, "POLICY_INVALID"),
+        ({"ak_public_sha256": [AZ_PIN], "pcrs": {"sha256": {"0": "00"}}}, "POLICY_INVALID"),
+        ({"ak_public_sha256": ["00" * 32]}, "TPM_AK_NOT_PINNED"),
+        ({"ak_public_sha256": [AZ_PIN], "require_event_log": True}, "TPM_EVENTLOG_REQUIRED"),
+        ({"ak_public_sha256": [AZ_PIN], "require_secure_boot": True}, "TPM_EVENTLOG_REQUIRED"),
+    ],
+)
+def test_policy_refusals(policy: dict[str, Any], code: str) -> None:
+    with pytest.raises(BrokerError) as exc:
+        _az(policy)
+    assert _code(exc) == code
+
+
+def test_allow_any_ak_is_a_warning() -> None:
+    a = _az({"allow_any_ak": True})
+    assert a.trustworthiness_vector["instance-identity"] == ear.WARNING and a.status == EarStatus.WARNING
+    assert "hardware" not in a.trustworthiness_vector and a.verifier_claims["ak_pinned"] is False
+    assert any("not pinned" in f for f in a.findings)
+
+
+def test_nonce_binding() -> None:
+    # the real quote's extraData is "challenge", not a broker binding → mismatch when a binding is expected
+    with pytest.raises(BrokerError) as exc:
+        V.verify(
+            Submission(
+                AZ.message,
+                fields={"signature": b64(AZ.signature), "ak_public": AZ_AK.decode()},
+                binding=ExpectedBinding(b"n"),
+            ),
+            ctx({"ak_public_sha256": [AZ_PIN]}),
+        )
+    assert _code(exc) == "NONCE_BINDING_MISMATCH"
+
+
+def test_extras_by_content_and_envelope_forms() -> None:
+    pcr_json = json.dumps(AZ_PCRS).encode()
+    sub = Submission(AZ.message, extras=(AZ.signature, AZ_AK, pcr_json))
+    a = V.verify(sub, ctx({"ak_public_sha256": [AZ_PIN]}))
+    assert a.attester_claims["tpm"]["pcrs"]["sha256"]["23"] == AZ.pcrs[23].hex()
+    # quote as a field, AK as base64 DER, PCRs as base64 JSON
+    der = load_ak_public(AZ_AK).spki_der
+    fields = {"quote": b64(AZ.message), "signature": b64(AZ.signature), "ak_public": b64(der), "pcrs": b64(pcr_json)}
+    assert V.verify(Submission(b"", fields=fields), ctx({"ak_public_sha256": [AZ_PIN]})).status
+    # duplicates and gaps are refused
+    for bad, code in (
+        (Submission(AZ.message, extras=(AZ.signature, AZ.signature, AZ_AK)), "MALFORMED_EVIDENCE"),
+        (Submission(AZ.message, extras=(AZ_AK,)), "MALFORMED_EVIDENCE"),
+        (Submission(AZ.message, extras=(AZ.signature,)), "MALFORMED_EVIDENCE"),
+        (Submission(b"", extras=(AZ.signature, AZ_AK)), "MALFORMED_EVIDENCE"),
+        (Submission(AZ.message, extras=(AZ.signature, AZ_AK, b"\x07" * 33)), "MALFORMED_EVIDENCE"),
+        (Submission(AZ.message, fields={"signature": "***", "ak_public": AZ_AK.decode()}), "MALFORMED_EVIDENCE"),
+        (Submission(AZ.message, fields={"quote": b64(b"x"), "signature": b64(AZ.signature)}), "MALFORMED_EVIDENCE"),
+    ):
+        with pytest.raises(BrokerError) as exc:
+            V.verify(bad, ctx({"ak_public_sha256": [AZ_PIN]}))
+        assert _code(exc) == code
+
+
+def test_tampered_inputs_through_the_kind() -> None:
+    with pytest.raises(BrokerError) as exc:
+        _az(signature=b64(flip(AZ.signature, 10)))
+    assert _code(exc) == "TPM_SIGNATURE_INVALID"
+    pcrs = {"sha256": dict(AZ_PCRS["sha256"], **{"3": "ab" * 32})}
+    with pytest.raises(BrokerError) as exc:
+        _az(pcrs=pcrs)
+    assert _code(exc) == "TPM_PCR_DIGEST_MISMATCH"
+    with pytest.raises(BrokerError) as exc:
+        _az(pcrs={"sha1": {"0": "00" * 20}})
+    assert _code(exc) == "TPM_PCR_VALUES_MISSING"
+
+
+def test_gce_quote_with_event_log_and_secure_boot() -> None:
+    g = gce_attestation()
+    q = g.quotes[1]
+    pin = load_ak_public(g.ak_pub).spki_sha256
+    fields = {
+        "signature": b64(q.raw_sig),
+        "ak_public": b64(g.ak_pub),
+        "pcrs": {"sha256": {str(i): v.hex() for i, v in q.pcrs.items()}},
+        "event_log": b64(g.event_log),
+    }
+    binding_free = Submission(q.quote, fields=fields)
+    policy = {"ak_public_sha256": [pin], "platform": "gcp", "require_secure_boot": True, "event_log_ignore_pcrs": [10]}
+    a = V.verify(binding_free, ctx(policy))
+    t = a.attester_claims["tpm"]
+    assert t["secure_boot"]["enabled"] is True and t["event_count"] == 44
+    assert (
+        t["gce_confidential_technology"] == "sev" and a.trustworthiness_vector["configuration"] == ear.CONFIG_APPROVED
+    )
+    assert a.attester_claims["measurement"] == hashlib.sha256(b"".join(q.pcrs[i] for i in range(24))).hexdigest()
+    assert a.verifier_claims["event_log"] == "replayed"
+    # without the PCR10 exclusion the IMA PCR cannot be explained by the firmware log
+    with pytest.raises(BrokerError) as exc:
+        V.verify(binding_free, ctx({"ak_public_sha256": [pin]}))
+    assert _code(exc) == "TPM_EVENTLOG_UNLOGGED_PCR"
+    # the event log as an extra file (recognized by its Spec ID header), no PCR values → refused
+    with pytest.raises(BrokerError) as exc:
+        V.verify(Submission(q.quote, extras=(q.raw_sig, g.ak_pub, g.event_log)), ctx({"ak_public_sha256": [pin]}))
+    assert _code(exc) == "TPM_PCR_VALUES_MISSING"
