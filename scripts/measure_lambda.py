@@ -145,9 +145,9 @@ def parent(warm: int) -> list[dict[str, Any]]:
     from shared.evidence.snp.kds import vcek_url
     from shared.trust.cache import CachedObject, CollateralCache
     from shared.trust.refresh import COLLATERAL_TYPES
+    from tests.support.moto_kms import honour_message_type
     from tests.support.replay import replay_server
     from tests.support.vectors import vector
-    from tests.unit.aws.moto_kms import honour_message_type
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     honour_message_type()

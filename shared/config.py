@@ -35,6 +35,7 @@ class Settings:
     nonce_ttl_seconds: int = 300
     replay_ledger: bool = True
     max_body_bytes: int = 256 * 1024
+    max_inflight_attestations: int = 64
     # Vendor endpoints (tests point these at a loopback replay server).
     amd_kds_url: str = "https://kdsintf.amd.com"
     intel_pcs_url: str = "https://api.trustedservices.intel.com"

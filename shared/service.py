@@ -86,14 +86,7 @@ class Broker:
         try:
             verifier = self.registry.require(kind)
             now = self.clock()
-            binding: ExpectedBinding | None = offline_binding
-            if binding is not None:
-                pass
-            elif envelope.nonce is not None:
-                nonce = self.nonces.check(envelope.nonce, now)
-                binding = ExpectedBinding(nonce.raw, envelope.user_data)
-            elif self.settings.require_nonce:
-                raise NONCE_REQUIRED()
+            binding = offline_binding or self._binding(envelope, now)
             submission = Submission(envelope.evidence, envelope.extras, envelope.fields, binding)
             ctx = VerifyContext(
                 now=now, collateral=self.collateral, settings=self.settings, policy=self.policy.get(kind, {})
@@ -121,6 +114,15 @@ class Broker:
             raise INTERNAL_ERROR() from None
         finally:
             self._emit(meta, started, record)
+
+    def _binding(self, envelope: Envelope, now: datetime) -> ExpectedBinding | None:
+        """Check (and consume) the broker nonce the request names; None when it names none."""
+        if envelope.nonce is not None:
+            nonce = self.nonces.check(envelope.nonce, now)
+            return ExpectedBinding(nonce.raw, envelope.user_data)
+        if self.settings.require_nonce:
+            raise NONCE_REQUIRED()
+        return None
 
     # --- verify a broker token ---------------------------------------------------------------
     def verify_token(self, token: str, meta: RequestMeta, *, audience: str | None = None) -> dict[str, Any]:

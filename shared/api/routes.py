@@ -6,8 +6,8 @@ mapping, and adds the correlation id to every response.
 
 from __future__ import annotations
 
-import json
 import logging
+import threading
 from collections.abc import Callable
 
 from shared.api.envelope import parse_attest, parse_json_object
@@ -17,6 +17,7 @@ from shared.errors import (
     MALFORMED_REQUEST,
     METHOD_NOT_ALLOWED,
     PAYLOAD_TOO_LARGE,
+    RATE_LIMITED,
     ROUTE_NOT_FOUND,
     UNSUPPORTED_MEDIA_TYPE,
     BrokerError,
@@ -32,6 +33,9 @@ ATTEST_PREFIX = "/v1/attest/"
 class Api:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
+        # Load shedding: attestations beyond this many in flight get 429 instead of queueing (and
+        # holding vendor-fetch budgets) behind the busy ones.
+        self._attest_slots = threading.BoundedSemaphore(broker.settings.max_inflight_attestations)
         self._routes: dict[str, dict[str, Handler]] = {
             "/v1/challenge": {"POST": self._challenge},
             "/v1/verify": {"POST": self._verify},
@@ -88,7 +92,12 @@ class Api:
         kind = request.path.rstrip("/")[len(ATTEST_PREFIX) :]
         self.broker.registry.require(kind)  # 404 before decoding the body
         envelope = parse_attest(request)
-        result = self.broker.attest(kind, envelope, meta)
+        if not self._attest_slots.acquire(blocking=False):
+            raise RATE_LIMITED("too many attestations in flight", retry_after=1)
+        try:
+            result = self.broker.attest(kind, envelope, meta)
+        finally:
+            self._attest_slots.release()
         return json_response(200, {"token": result.token, "claims": result.claims})
 
     def _verify(self, request: HttpRequest, meta: RequestMeta) -> HttpResponse:
@@ -118,7 +127,3 @@ class Api:
 
     def _health(self, request: HttpRequest, meta: RequestMeta) -> HttpResponse:
         return json_response(200, self.broker.health())
-
-
-def dumps(payload: object) -> str:
-    return json.dumps(payload, indent=2, sort_keys=True)

@@ -72,18 +72,10 @@ def http(base: str, method: str, path: str, body: Any = None) -> tuple[int, Any]
 
 @pytest.fixture(scope="module")
 def moto() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
+    from tests.support.moto_kms import moto_server
 
-    from tests.support.moto_kms import honour_message_type
-
-    honour_message_type()  # tokens exceed KMS's 4 KiB RAW limit: the signer sends a DIGEST
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

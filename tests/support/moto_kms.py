@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 _PATCHED = "_broker_message_type_patch"
@@ -54,3 +56,18 @@ def honour_message_type() -> None:
 
     setattr(sign, _PATCHED, True)
     KmsResponse.sign = sign  # type: ignore[method-assign]
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """moto in server mode on loopback (real HTTP), behaving like AWS for KMS MessageType; yields its URL."""
+    from moto.server import ThreadedMotoServer
+
+    honour_message_type()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()

@@ -185,3 +185,30 @@ def test_bad_correlation_id_is_replaced(h) -> None:  # type: ignore[no-untyped-d
     resp = h.api.handle(req("GET", "/healthz", x_correlation_id="bad id\nwith newline"))
     assert resp.headers["x-correlation-id"] != "bad id\nwith newline"
     assert len(resp.headers["x-correlation-id"]) == 32
+
+
+def test_attestations_over_the_in_flight_limit_get_429(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    from tests.support.broker import EchoTestVerifier
+
+    entered, release = threading.Event(), threading.Event()
+
+    class Slow(EchoTestVerifier):
+        def verify(self, submission, ctx):  # type: ignore[no-untyped-def]
+            entered.set()
+            release.wait(10)
+            return super().verify(submission, ctx)
+
+    h = make_harness(tmp_path, verifiers=[Slow()], max_inflight_attestations=1)
+    body = {"evidence": base64.b64encode(b"x" * 40).decode()}
+    first: list = []
+    worker = threading.Thread(target=lambda: first.append(h.api.handle(req("POST", "/v1/attest/test-echo", body))))
+    worker.start()
+    assert entered.wait(10)
+    busy = h.api.handle(req("POST", "/v1/attest/test-echo", body))
+    release.set()
+    worker.join(10)
+    assert busy.status == 429 and busy.json()["code"] == "RATE_LIMITED" and busy.headers["retry-after"] == "1"
+    assert first[0].status == 200
+    assert h.api.handle(req("POST", "/v1/attest/test-echo", body)).status == 200
