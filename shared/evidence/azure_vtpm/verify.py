@@ -17,6 +17,12 @@ Chain of trust (each step raises a typed error):
 4. Nonce (when requested), both halves: runtime ``user-data`` == hex(``binding.azure_user_data()``),
    case-insensitive, AND quote extraData == ``binding.tpm_extra_data()``. ``user-data`` proves the nonce
    reached the HCL report; extraData proves the quote (hence the PCRs) is fresh.
+
+Test seam: :func:`verify_evidence` takes keyword-only ``tdx_trust`` / ``tdx_collateral_override``, passed
+unchanged to :func:`shared.evidence.tdx.verify_tdx_evidence` (``trust=`` / ``collateral_override=``).
+Only tests pass them (a generated Intel-like root); :class:`~.verifier.AzureVtpmVerifier` never does, so
+neither is reachable from a request or an envelope. ``None`` (the default) is the product behaviour:
+pinned Intel roots and collateral fetched from Intel PCS.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.binding import ExpectedBinding, require_equal
 from shared.errors import NONCE_BINDING_MISMATCH
@@ -39,6 +45,9 @@ from .errors import (
     AZURE_VTPM_VMPL_NOT_ZERO,
 )
 from .hcl import REPORT_TYPE_SNP, HclReport, check_runtime_binding, parse_hcl_report
+
+if TYPE_CHECKING:
+    from shared.evidence.tdx import TdxCollateral, TdxTrust
 
 
 @dataclass(frozen=True)
@@ -91,7 +100,13 @@ def _compare_td_quote(quote_body: Any, hcl: HclReport) -> None:
 
 
 def verify_hardware(
-    ev: AzureEvidence, hcl: HclReport, ctx: VerifyContext, policies: Mapping[str, Mapping[str, Any]]
+    ev: AzureEvidence,
+    hcl: HclReport,
+    ctx: VerifyContext,
+    policies: Mapping[str, Mapping[str, Any]],
+    *,
+    tdx_trust: TdxTrust | None = None,
+    tdx_collateral_override: TdxCollateral | None = None,
 ) -> HardwareOutcome:
     expected = check_runtime_binding(hcl)
     if hcl.report_type == REPORT_TYPE_SNP:
@@ -114,7 +129,14 @@ def verify_hardware(
         raise AZURE_VTPM_TD_QUOTE_MISSING("TDX HCL report without a TD quote")
     from shared.evidence.tdx import verify_tdx_evidence
 
-    tdx = verify_tdx_evidence(ev.td_quote, ctx, expected_report_data=expected, policy=policies.get("tdx", {}))
+    tdx = verify_tdx_evidence(
+        ev.td_quote,
+        ctx,
+        expected_report_data=expected,
+        policy=policies.get("tdx", {}),
+        collateral_override=tdx_collateral_override,
+        trust=tdx_trust,
+    )
     _compare_td_quote(tdx.quote.body, hcl)
     return HardwareOutcome(
         "tdx", tdx.trustworthiness_vector, tdx.attester_claims, tdx.verifier_claims, tdx.policy_id, tdx.findings
@@ -126,7 +148,11 @@ def verify_evidence(
     ctx: VerifyContext,
     binding: ExpectedBinding | None,
     policies: Mapping[str, Mapping[str, Any]],
+    *,
+    tdx_trust: TdxTrust | None = None,
+    tdx_collateral_override: TdxCollateral | None = None,
 ) -> VerifiedAzure:
+    """Verify ``ev`` end to end. ``tdx_trust`` / ``tdx_collateral_override`` are test-only (module doc)."""
     hcl = parse_hcl_report(ev.hcl_report)
     if ev.quote is None:
         raise AZURE_VTPM_EVIDENCE_MALFORMED("no TPM quote supplied (the HCL AK must sign a fresh quote)")
@@ -134,7 +160,9 @@ def verify_evidence(
     # Binding first: cheap, and a stale replay is the likeliest failure.
     if binding is not None:
         check_user_data(hcl, binding)
-    hardware = verify_hardware(ev, hcl, ctx, policies)
+    hardware = verify_hardware(
+        ev, hcl, ctx, policies, tdx_trust=tdx_trust, tdx_collateral_override=tdx_collateral_override
+    )
     pcrs = dict(enumerate(ev.quote.pcrs)) if ev.quote.pcrs is not None else None
     quote = verify_quote(
         ev.quote.message,
