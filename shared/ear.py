@@ -36,6 +36,18 @@ TV_CLAIMS = (
     "sourced-data",
 )
 
+# Graded TCB statuses (Intel's TCB status vocabulary, also used for the normalized ``tcb.status`` claim,
+# which adds "Unknown"), best first.
+TCB_STATUSES = (
+    "UpToDate",
+    "SWHardeningNeeded",
+    "ConfigurationNeeded",
+    "ConfigurationAndSWHardeningNeeded",
+    "OutOfDate",
+    "OutOfDateConfigurationNeeded",
+    "Revoked",
+)
+
 NO_CLAIM = 0
 VERIFIER_MALFUNCTION = 1
 AFFIRMING = 2

@@ -21,21 +21,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from shared.ear import TCB_STATUSES
 from shared.evidence.azure_token.abi import MaaTokenClaims
 from shared.evidence.azure_token.errors import AZURE_TOKEN_TEE_UNKNOWN
 from shared.evidence.upstream.errors import UPSTREAM_TOKEN_CLAIMS_INVALID
 
 TEE_BY_TYPE = {"sevsnpvm": "sev-snp", "tdxvm": "tdx"}
 COMPLIANT = "azure-compliant-cvm"
-TCB_STATUSES = (
-    "UpToDate",
-    "SWHardeningNeeded",
-    "ConfigurationNeeded",
-    "ConfigurationAndSWHardeningNeeded",
-    "OutOfDate",
-    "OutOfDateConfigurationNeeded",
-    "Revoked",
-)
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
 _JWK_PUBLIC = ("kty", "kid", "n", "e", "crv", "x", "y", "alg", "use", "key_ops", "x5c")

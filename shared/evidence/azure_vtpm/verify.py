@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.binding import ExpectedBinding, require_equal
 from shared.errors import NONCE_BINDING_MISMATCH
+from shared.evidence.tee import TeeOutcome
 from shared.evidence.tpm import AkPublic, VerifiedQuote, load_ak_public, verify_quote
 from shared.verifier import VerifyContext
 
@@ -51,20 +52,10 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class HardwareOutcome:
-    tee: str  # "sev-snp" | "tdx"
-    trustworthiness_vector: Mapping[str, int]
-    attester_claims: Mapping[str, Any]
-    verifier_claims: Mapping[str, Any]
-    policy_id: str
-    findings: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class VerifiedAzure:
     evidence: AzureEvidence
     hcl: HclReport
-    hardware: HardwareOutcome
+    hardware: TeeOutcome
     ak: AkPublic
     quote: VerifiedQuote
     nonce_checked: bool
@@ -107,7 +98,7 @@ def verify_hardware(
     *,
     tdx_trust: TdxTrust | None = None,
     tdx_collateral_override: TdxCollateral | None = None,
-) -> HardwareOutcome:
+) -> TeeOutcome:
     expected = check_runtime_binding(hcl)
     if hcl.report_type == REPORT_TYPE_SNP:
         from shared.evidence.snp import verify_snp_evidence
@@ -117,14 +108,7 @@ def verify_hardware(
         )
         if snp.report.vmpl != 0:
             raise AZURE_VTPM_VMPL_NOT_ZERO(f"SEV-SNP report VMPL is {snp.report.vmpl}")
-        return HardwareOutcome(
-            "sev-snp",
-            snp.trustworthiness_vector,
-            snp.attester_claims,
-            snp.verifier_claims,
-            snp.policy_id,
-            tuple(snp.findings),
-        )
+        return TeeOutcome.from_snp(snp)
     if ev.td_quote is None:
         raise AZURE_VTPM_TD_QUOTE_MISSING("TDX HCL report without a TD quote")
     from shared.evidence.tdx import verify_tdx_evidence
@@ -138,9 +122,7 @@ def verify_hardware(
         trust=tdx_trust,
     )
     _compare_td_quote(tdx.quote.body, hcl)
-    return HardwareOutcome(
-        "tdx", tdx.trustworthiness_vector, tdx.attester_claims, tdx.verifier_claims, tdx.policy_id, tdx.findings
-    )
+    return TeeOutcome.from_tdx(tdx)
 
 
 def verify_evidence(

@@ -35,6 +35,7 @@ from cryptography import x509
 
 from shared.binding import ExpectedBinding
 from shared.errors import MALFORMED_EVIDENCE
+from shared.evidence.tee import TeeOutcome
 from shared.evidence.tpm import (
     AkPublic,
     VerifiedEventLog,
@@ -58,18 +59,6 @@ from .errors import (
 
 BANK_PREFERENCE = ("sha256", "sha384", "sha512", "sha1")
 CEL_PCRS = (13,)
-
-
-@dataclass(frozen=True)
-class TeeOutcome:
-    """The SEV-SNP or TDX verifier's result, reduced to what the composite needs."""
-
-    tee: str  # "sev-snp" | "tdx"
-    trustworthiness_vector: Mapping[str, int]
-    attester_claims: Mapping[str, Any]
-    verifier_claims: Mapping[str, Any]
-    policy_id: str
-    findings: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -228,19 +217,10 @@ def _verify_tee(
             policy=tee_policy.get("snp", {}),
             product=product,
         )
-        return TeeOutcome(
-            "sev-snp",
-            snp.trustworthiness_vector,
-            snp.attester_claims,
-            snp.verifier_claims,
-            snp.policy_id,
-            tuple(snp.findings),
-        )
+        return TeeOutcome.from_snp(snp)
     if att.tdx_quote is not None:
         from shared.evidence.tdx import verify_tdx_evidence
 
         tdx = verify_tdx_evidence(att.tdx_quote, ctx, expected_report_data=expected, policy=tee_policy.get("tdx", {}))
-        return TeeOutcome(
-            "tdx", tdx.trustworthiness_vector, tdx.attester_claims, tdx.verifier_claims, tdx.policy_id, tdx.findings
-        )
+        return TeeOutcome.from_tdx(tdx)
     return None

@@ -33,10 +33,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared import ear
+from shared.ear import TCB_STATUSES
 from shared.errors import POLICY_INVALID
 from shared.evidence.common import policy_bool, policy_hex, policy_section, require_policy_id
 from shared.evidence.tdx.abi import ATTR_SEPT_VE_DISABLE, Quote
-from shared.evidence.tdx.pcs import TCB_STATUSES
 from shared.evidence.tdx.result import TcbResult
 
 DEFAULT_POLICY_ID = "tdx-default"

@@ -12,17 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from shared.ear import TCB_STATUSES
 from shared.errors import COLLATERAL_INVALID
-
-TCB_STATUSES = (
-    "UpToDate",
-    "SWHardeningNeeded",
-    "ConfigurationNeeded",
-    "ConfigurationAndSWHardeningNeeded",
-    "OutOfDate",
-    "OutOfDateConfigurationNeeded",
-    "Revoked",
-)
 
 
 @dataclass(frozen=True)
