@@ -13,20 +13,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from attestation_broker.config import Settings
+from attestation_broker.evidence.nitro.abi import parse_document
+from attestation_broker.evidence.nitro.checks import ChainVerifier
+from attestation_broker.evidence.nitro.kind import NitroVerifier
+from attestation_broker.evidence.nitro.trust import aws_nitro_root
+from attestation_broker.trust.cache import CollateralCache
+from attestation_broker.trust.fetch import OfflineFetcher
+from attestation_broker.verifier import Submission, VerifyContext
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from bench.harness import median_us, report
-from shared.config import Settings
-from shared.evidence.nitro.abi import parse_document
-from shared.evidence.nitro.trust import aws_nitro_root
-from shared.evidence.nitro.verifier import NitroVerifier
-from shared.evidence.nitro.verify import ChainVerifier
-from shared.trust.cache import CollateralCache
-from shared.trust.fetch import OfflineFetcher
-from shared.verifier import Submission, VerifyContext
 from tests.support.vectors import vector
 
 VECTOR = "nitro/evervault-nondebug-2022-10-13.cose"

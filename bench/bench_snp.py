@@ -12,21 +12,21 @@ import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
+from attestation_broker.config import Settings
+from attestation_broker.errors import COLLATERAL_NOT_FOUND
+from attestation_broker.evidence.snp import verify_snp_evidence
+from attestation_broker.evidence.snp.abi import TcbVersion, parse_report
+from attestation_broker.evidence.snp.certs import classify
+from attestation_broker.evidence.snp.kds import vcek_url
+from attestation_broker.trust.cache import CollateralCache
+from attestation_broker.trust.fetch import FetchResponse
+from attestation_broker.verifier import VerifyContext
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from bench.harness import median_us, report
-from shared.config import Settings
-from shared.errors import COLLATERAL_NOT_FOUND
-from shared.evidence.snp import verify_snp_evidence
-from shared.evidence.snp.abi import TcbVersion, parse_report
-from shared.evidence.snp.certs import classify
-from shared.evidence.snp.kds import vcek_url
-from shared.trust.cache import CollateralCache
-from shared.trust.fetch import FetchResponse
-from shared.verifier import VerifyContext
 
 VECTORS = Path(__file__).resolve().parent.parent / "tests" / "vectors"
 KDS = "https://kdsintf.amd.com"

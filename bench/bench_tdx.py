@@ -11,18 +11,18 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+from attestation_broker.config import Settings
+from attestation_broker.evidence.tdx import TdxCollateral, parse_quote, verify_tdx_evidence
+from attestation_broker.evidence.tdx.pck import verify_pck_chain
+from attestation_broker.evidence.tdx.trust import intel_trust
+from attestation_broker.trust.cache import CollateralCache
+from attestation_broker.trust.fetch import FetchResponse
+from attestation_broker.verifier import VerifyContext
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from bench.harness import median_us, report
-from shared.config import Settings
-from shared.evidence.tdx import TdxCollateral, parse_quote, verify_tdx_evidence
-from shared.evidence.tdx.pck import verify_pck_chain
-from shared.evidence.tdx.trust import intel_trust
-from shared.trust.cache import CollateralCache
-from shared.trust.fetch import FetchResponse
-from shared.verifier import VerifyContext
 
 VECTORS = Path(__file__).resolve().parent.parent / "tests" / "vectors" / "tdx" / "dcap-qvl-b0c06f-v4"
 NOW = datetime(2025, 7, 1, tzinfo=UTC)

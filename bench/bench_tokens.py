@@ -17,17 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+from attestation_broker.config import Settings
+from attestation_broker.errors import COLLATERAL_NOT_FOUND
+from attestation_broker.evidence.azure_token.kind import AzureTokenVerifier
+from attestation_broker.evidence.gcp_token.kind import GcpTokenVerifier
+from attestation_broker.evidence.jose.keys import parse_jwks
+from attestation_broker.trust.cache import CollateralCache
+from attestation_broker.trust.fetch import FetchResponse
+from attestation_broker.verifier import Submission, VerifyContext
 from cryptography import x509
 
 from bench.harness import median_us, report
-from shared.config import Settings
-from shared.errors import COLLATERAL_NOT_FOUND
-from shared.evidence.azure_token.verifier import AzureTokenVerifier
-from shared.evidence.gcp_token.verifier import GcpTokenVerifier
-from shared.evidence.upstream.keys import parse_jwks
-from shared.trust.cache import CollateralCache
-from shared.trust.fetch import FetchResponse
-from shared.verifier import Submission, VerifyContext
 
 VECTORS = Path(__file__).resolve().parent.parent / "tests" / "vectors"
 GOOGLE_ISS = "https://confidentialcomputing.googleapis.com"

@@ -15,14 +15,14 @@ import hashlib
 import shutil
 import subprocess
 
+from attestation_broker.binding import ExpectedBinding
+from attestation_broker.evidence.tpm import load_ak_public, parse_event_log, replay, verify_event_log
+from attestation_broker.evidence.tpm.kind import TpmVerifier
+from attestation_broker.verifier import Submission
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from bench.harness import median_us, report
-from shared.binding import ExpectedBinding
-from shared.evidence.tpm import load_ak_public, parse_event_log, replay, verify_event_log
-from shared.evidence.tpm.verifier import TpmVerifier
-from shared.verifier import Submission
 from tests.support.vectors import vector
 from tests.unit.tpm.helpers import azure_bincode, ctx
 

@@ -20,22 +20,22 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+from attestation_broker.config import Settings
+from attestation_broker.evidence.azure_vtpm import AzureVtpmVerifier
+from attestation_broker.evidence.azure_vtpm.envelope import parse_trustee_json
+from attestation_broker.evidence.azure_vtpm.hcl import parse_hcl_report
+from attestation_broker.evidence.gcp_vtpm import GcpVtpmVerifier
+from attestation_broker.evidence.gcp_vtpm.abi import parse_attestation
+from attestation_broker.evidence.tpm import load_ak_public, parse_signature, verify_event_log
+from attestation_broker.trust.cache import CollateralCache
+from attestation_broker.trust.fetch import FetchResponse
+from attestation_broker.verifier import Submission, VerifyContext
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from bench.harness import median_us, report
-from shared.config import Settings
-from shared.evidence.azure_vtpm import AzureVtpmVerifier
-from shared.evidence.azure_vtpm.envelope import parse_trustee_json
-from shared.evidence.azure_vtpm.hcl import parse_hcl_report
-from shared.evidence.gcp_vtpm import GcpVtpmVerifier
-from shared.evidence.gcp_vtpm.abi import parse_attestation
-from shared.evidence.tpm import load_ak_public, parse_signature, verify_event_log
-from shared.trust.cache import CollateralCache
-from shared.trust.fetch import FetchResponse
-from shared.verifier import Submission, VerifyContext
 from tests.support.vectors import vector
 
 

@@ -11,16 +11,15 @@ import base64
 from functools import cache
 from typing import Any
 
+from attestation_broker.api.http import HttpRequest
+from attestation_broker.api.routes import Api
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-
-from shared.api.http import HttpRequest
-from shared.api.routes import Api
 
 
 @cache
 def api() -> Api:
-    from shared.app import build_broker
-    from shared.config import Settings
+    from attestation_broker.bootstrap import build_broker
+    from attestation_broker.config import Settings
 
     return Api(build_broker(Settings.from_env()))
 

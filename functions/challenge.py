@@ -1,4 +1,4 @@
-"""Lambda handler: POST /v1/challenge (thin; behaviour lives in shared.api)."""
+"""Lambda handler: POST /v1/challenge (thin; behaviour lives in attestation_broker.api)."""
 
 from functions._http import make_handler
 

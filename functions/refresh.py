@@ -1,6 +1,6 @@
 """Scheduled Lambda (EventBridge ``rate(1 hour)``): refresh vendor collateral in the S3 shared store.
 
-Thin by design: the logic is :func:`shared.trust.refresh.refresh_store`. Built once per cold start from
+Thin by design: the logic is :func:`attestation_broker.trust.refresh.refresh_store`. Built once per cold start from
 the environment (``BROKER_CACHE=s3:<bucket>[/<prefix>]``, ``BROKER_FETCH_TIMEOUT_SECONDS``,
 ``BROKER_OFFLINE``). Leaves a safety margin before the Lambda timeout; objects not reached are counted
 as deferred and picked up by the next run.
@@ -14,10 +14,10 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.config import Settings
-from shared.errors import CONFIG_INVALID
-from shared.trust.fetch import Fetcher, HttpFetcher, OfflineFetcher
-from shared.trust.refresh import ListableStore, refresh_store
+from attestation_broker.config import Settings
+from attestation_broker.errors import CONFIG_INVALID
+from attestation_broker.trust.fetch import Fetcher, HttpFetcher, OfflineFetcher
+from attestation_broker.trust.refresh import ListableStore, refresh_store
 
 SAFETY_MARGIN_SECONDS = 10.0
 
@@ -31,7 +31,7 @@ def _build() -> tuple[Settings, ListableStore, Fetcher]:
         cache = settings.cache
         if not cache.startswith("s3:"):
             raise CONFIG_INVALID("the collateral refresher needs BROKER_CACHE=s3:<bucket>")
-        from shared.aws.factory import store_from_uri
+        from attestation_broker.aws.factory import store_from_uri
 
         fetcher: Fetcher = OfflineFetcher() if settings.offline else HttpFetcher()
         _state = (settings, store_from_uri(cache), fetcher)

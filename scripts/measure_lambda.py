@@ -138,13 +138,13 @@ def child(name: str, warm: int, token: str | None) -> dict[str, Any]:
 def parent(warm: int) -> list[dict[str, Any]]:
     import logging
 
+    from attestation_broker.aws.clients import make_client
+    from attestation_broker.evidence.snp.abi import TcbVersion, parse_report
+    from attestation_broker.evidence.snp.kds import vcek_url
+    from attestation_broker.trust.cache import CachedObject, CollateralCache
+    from attestation_broker.trust.refresh import COLLATERAL_TYPES
     from moto.server import ThreadedMotoServer
 
-    from shared.aws.clients import make_client
-    from shared.evidence.snp.abi import TcbVersion, parse_report
-    from shared.evidence.snp.kds import vcek_url
-    from shared.trust.cache import CachedObject, CollateralCache
-    from shared.trust.refresh import COLLATERAL_TYPES
     from tests.support.moto_kms import honour_message_type
     from tests.support.replay import replay_server
     from tests.support.vectors import vector

@@ -4,7 +4,7 @@
 # Runtime dependencies (pyproject [project] dependencies + the "aws" extra, never "dev") are installed as
 # manylinux2014_aarch64 CPython 3.12 wheels, so native code (cryptography, cffi, protobuf) is the one the
 # Lambda runtime loads, whatever machine builds the zip. boto3/botocore are included, not taken from the
-# runtime's bundled copy, so the SDK version is the one tested. Then shared/ and functions/ are copied in.
+# runtime's bundled copy, so the SDK version is the one tested. Then attestation_broker/ and functions/ are copied in.
 # The zip is reproducible for a given set of wheels: fixed timestamps, sorted entries, no __pycache__.
 #
 # Usage: scripts/package_lambda.sh [OUTPUT_ZIP]      (env PYTHON: interpreter used to run pip and zip)
@@ -37,11 +37,13 @@ PY
   -r "$ROOT/build/lambda-requirements.txt"
 
 # Application code: the importable package and the thin handlers (no tests, no caches).
-for dir in shared functions; do
-  (cd "$ROOT" && find "$dir" -type d -name __pycache__ -prune -o -type f ! -name '*.pyc' -print) |
+# The package lives in shared/attestation_broker (src-style); it sits at the zip root as attestation_broker/.
+for src in shared/attestation_broker:attestation_broker functions:functions; do
+  from="${src%%:*}" to="${src##*:}"
+  (cd "$ROOT/$from" && find . -type d -name __pycache__ -prune -o -type f ! -name '*.pyc' -print) |
     while read -r file; do
-      mkdir -p "$STAGE/$(dirname "$file")"
-      cp "$ROOT/$file" "$STAGE/$file"
+      mkdir -p "$STAGE/$to/$(dirname "$file")"
+      cp "$ROOT/$from/$file" "$STAGE/$to/$file"
     done
 done
 

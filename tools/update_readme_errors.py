@@ -7,7 +7,7 @@ import io
 import re
 from pathlib import Path
 
-from shared.cli import main
+from attestation_broker.cli import main
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -10,14 +10,14 @@ from datetime import datetime
 
 import jwt
 import pytest
+from attestation_broker.api.http import HttpRequest
+from attestation_broker.api.routes import Api
+from attestation_broker.audit.sinks import MemorySink
+from attestation_broker.binding import ExpectedBinding
+from attestation_broker.bootstrap import build_broker
+from attestation_broker.config import Settings
+from attestation_broker.registry import Registry, default_registry
 
-from shared.api.http import HttpRequest
-from shared.api.routes import Api
-from shared.app import build_broker
-from shared.audit.sinks import MemorySink
-from shared.binding import ExpectedBinding
-from shared.config import Settings
-from shared.registry import Registry, default_registry
 from tests.support.broker import EchoTestVerifier
 from tests.support.replay import ReplayServer, replay_server
 from tests.support.vectors import vector

@@ -33,9 +33,9 @@ from typing import Any
 
 import jwt
 import pytest
+from attestation_broker.aws.clients import make_client
+from attestation_broker.trust.cache import CachedObject, CollateralCache
 
-from shared.aws.clients import make_client
-from shared.trust.cache import CachedObject, CollateralCache
 from tests.support.proc import free_port
 from tests.support.replay import ReplayServer, replay_server
 from tests.support.vectors import vector
@@ -51,8 +51,8 @@ CREDENTIALS = {"region_name": "us-east-1", "aws_access_key_id": "testing", "aws_
 
 
 def _vcek_target() -> str:
-    from shared.evidence.snp.abi import TcbVersion, parse_report
-    from shared.evidence.snp.kds import vcek_url
+    from attestation_broker.evidence.snp.abi import TcbVersion, parse_report
+    from attestation_broker.evidence.snp.kds import vcek_url
 
     report = parse_report(REPORT)
     return vcek_url("", "Milan", report.chip_id, TcbVersion.decode(report.reported_tcb_raw, "Milan"))

@@ -100,16 +100,16 @@ def test_token_verify_round_trip(kds_mirror: Path, tmp_path: Path) -> None:
     # Issue a token with a local data dir key through the library, then verify it with the CLI.
     from datetime import UTC, datetime, timedelta
 
-    from shared import ear
-    from shared.ear import Appraisal
-    from shared.token.ear import TokenService
-    from shared.token.keys import local_keyring
+    from attestation_broker import appraisal as ar4si
+    from attestation_broker.appraisal import Appraisal
+    from attestation_broker.token.issuer import TokenService
+    from attestation_broker.token.keys import local_keyring
 
     ring = local_keyring(tmp_path)
     svc = TokenService(ring, issuer="http://127.0.0.1:8080", audience="attestation-broker", ttl=timedelta(minutes=5))
     appraisal = Appraisal(
         kind="snp",
-        trustworthiness_vector={"hardware": ear.HW_GENUINE},
+        trustworthiness_vector={"hardware": ar4si.HW_GENUINE},
         attester_claims={"tee": "sev-snp", "platform": "unknown"},
     )
     token = svc.sign(svc.claims_for(appraisal, evidence_sha256="0" * 64, now=datetime.now(UTC), nonce=None))

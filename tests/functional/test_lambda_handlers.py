@@ -10,8 +10,8 @@ from typing import Any
 
 import jwt
 import pytest
+from attestation_broker.api.routes import Api
 
-from shared.api.routes import Api
 from tests.support.broker import make_harness
 
 
@@ -74,7 +74,7 @@ def call(module: str, ev: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
 
 
 def test_full_flow_through_handlers(harness) -> None:  # type: ignore[no-untyped-def]
-    from shared.binding import ExpectedBinding
+    from attestation_broker.binding import ExpectedBinding
 
     status, headers, doc = call("challenge", event("POST", "/v1/challenge"))
     assert status == 200 and "x-correlation-id" in headers

@@ -8,18 +8,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from shared import ear
-from shared.api.routes import Api
-from shared.app import build_broker
-from shared.audit.sinks import MemorySink
-from shared.binding import require_equal
-from shared.config import Settings
-from shared.ear import Appraisal
-from shared.errors import MALFORMED_EVIDENCE
-from shared.registry import Registry
-from shared.service import Broker
-from shared.trust.fetch import Fetcher, OfflineFetcher
-from shared.verifier import Submission, Verifier, VerifyContext
+from attestation_broker import appraisal as ar4si
+from attestation_broker.api.routes import Api
+from attestation_broker.appraisal import Appraisal
+from attestation_broker.audit.sinks import MemorySink
+from attestation_broker.binding import require_equal
+from attestation_broker.bootstrap import build_broker
+from attestation_broker.config import Settings
+from attestation_broker.errors import MALFORMED_EVIDENCE
+from attestation_broker.registry import Registry
+from attestation_broker.trust.fetch import Fetcher, OfflineFetcher
+from attestation_broker.usecases import Broker
+from attestation_broker.verifier import Submission, Verifier, VerifyContext
 
 FIXED_NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -43,8 +43,8 @@ class EchoTestVerifier:
         return Appraisal(
             kind=self.kind,
             trustworthiness_vector={
-                "hardware": ear.HW_GENUINE,
-                "runtime-opaque": ear.RUNTIME_CONTRAINDICATED if debug else ear.RUNTIME_ENCRYPTED,
+                "hardware": ar4si.HW_GENUINE,
+                "runtime-opaque": ar4si.RUNTIME_CONTRAINDICATED if debug else ar4si.RUNTIME_ENCRYPTED,
             },
             attester_claims={
                 "tee": "sev-snp",

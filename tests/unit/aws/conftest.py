@@ -7,8 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-from shared.aws.clients import make_client
+from attestation_broker.aws.clients import make_client
 
 DUMMY_CREDENTIALS = {
     "region_name": "us-east-1",

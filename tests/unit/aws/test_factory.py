@@ -6,12 +6,11 @@ import subprocess
 import sys
 
 import pytest
-
-from shared.aws.factory import ledger_from_uri, signer_from_uri, store_from_uri
-from shared.aws.kms import KmsSigner
-from shared.aws.ledger import DynamoDbLedger
-from shared.aws.s3store import S3Store
-from shared.errors import BrokerError
+from attestation_broker.aws.factory import ledger_from_uri, signer_from_uri, store_from_uri
+from attestation_broker.aws.kms import KmsSigner
+from attestation_broker.aws.ledger import DynamoDbLedger
+from attestation_broker.aws.s3store import S3Store
+from attestation_broker.errors import BrokerError
 
 
 def test_uris_build_adapters(aws_env: None) -> None:
@@ -39,7 +38,7 @@ def test_wrong_scheme_is_config_invalid(factory: object, value: str) -> None:
 
 def test_importing_aws_adapters_does_not_import_boto3() -> None:
     code = (
-        "import sys, shared.aws.factory, shared.trust.refresh, shared.trust.cache; "
+        "import sys, attestation_broker.aws.factory, attestation_broker.trust.refresh, attestation_broker.trust.cache; "
         "assert 'boto3' not in sys.modules and 'botocore' not in sys.modules, 'eager boto3 import'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -49,7 +48,7 @@ def test_adapters_build_no_client_until_first_use() -> None:
     """health/challenge construct every backend but call none: boto3 must not even be imported."""
     code = (
         "import sys\n"
-        "from shared.aws.factory import ledger_from_uri, signer_from_uri, store_from_uri\n"
+        "from attestation_broker.aws.factory import ledger_from_uri, signer_from_uri, store_from_uri\n"
         "signer_from_uri('kms:alias/k'); ledger_from_uri('dynamodb:t'); store_from_uri('s3:b')\n"
         "assert 'boto3' not in sys.modules and 'botocore' not in sys.modules, 'client built eagerly'\n"
     )

@@ -65,7 +65,7 @@ def test_ledger_table_on_demand_with_ttl(broker: dict[str, Any]) -> None:
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
     assert table["AttributeDefinitions"] == [{"AttributeName": "pk", "AttributeType": "S"}]
-    from shared.aws.ledger import TTL_ATTRIBUTE
+    from attestation_broker.aws.ledger import TTL_ATTRIBUTE
 
     assert table["TimeToLiveSpecification"] == {"AttributeName": TTL_ATTRIBUTE, "Enabled": True}
 

@@ -7,12 +7,12 @@ from typing import Any
 
 import jwt
 import pytest
+from attestation_broker.aws.kms import KMS_RAW_MESSAGE_LIMIT, KmsSigner
+from attestation_broker.token.signers import b64url
 from botocore.stub import Stubber
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from shared.aws.kms import KMS_RAW_MESSAGE_LIMIT, KmsSigner
-from shared.token.signers import b64url
 from tests.unit.aws.conftest import client, unreachable_endpoint
 
 

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from attestation_broker.aws.ledger import DynamoDbLedger
+from attestation_broker.errors import BrokerError
 from botocore.stub import Stubber
 
-from shared.aws.ledger import DynamoDbLedger
-from shared.errors import BrokerError
 from tests.unit.aws.conftest import client, unreachable_endpoint
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from attestation_broker.aws.s3store import S3Store
+from attestation_broker.errors import BrokerError
+from attestation_broker.trust.cache import CachedObject, CollateralCache
+from attestation_broker.trust.fetch import HttpFetcher
+from attestation_broker.trust.refresh import COLLATERAL_TYPES, refresh_store
 from cryptography import x509
 
-from shared.aws.s3store import S3Store
-from shared.errors import BrokerError
-from shared.trust.cache import CachedObject, CollateralCache
-from shared.trust.fetch import HttpFetcher
-from shared.trust.refresh import COLLATERAL_TYPES, refresh_store
 from tests.support.replay import ReplayServer
 from tests.support.vectors import vector
 

@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from attestation_broker.aws.s3store import S3Store
+from attestation_broker.errors import BrokerError
+from attestation_broker.trust.cache import CachedObject, CollateralCache
+from attestation_broker.trust.fetch import HttpFetcher
 
-from shared.aws.s3store import S3Store
-from shared.errors import BrokerError
-from shared.trust.cache import CachedObject, CollateralCache
-from shared.trust.fetch import HttpFetcher
 from tests.support.replay import ReplayServer
 from tests.support.vectors import vector
 from tests.unit.aws.conftest import client, unreachable_endpoint

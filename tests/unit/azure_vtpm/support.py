@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from attestation_broker.config import Settings
+from attestation_broker.trust.cache import CollateralCache
+from attestation_broker.trust.fetch import HttpFetcher, OfflineFetcher
+from attestation_broker.verifier import VerifyContext
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from shared.config import Settings
-from shared.trust.cache import CollateralCache
-from shared.trust.fetch import HttpFetcher, OfflineFetcher
-from shared.verifier import VerifyContext
 from tests.support.replay import ReplayServer
 from tests.support.vectors import vector
 

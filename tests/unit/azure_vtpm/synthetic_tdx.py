@@ -30,11 +30,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from attestation_broker.evidence.azure_vtpm.hcl import HW_REPORT_OFFSET, IGVM_OFFSET, RUNTIME_OFFSET, parse_hcl_report
+from attestation_broker.evidence.tdx import TdxCollateral
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from shared.evidence.azure_vtpm.hcl import HW_REPORT_OFFSET, IGVM_OFFSET, RUNTIME_OFFSET, parse_hcl_report
-from shared.evidence.tdx import TdxCollateral
 from tests.unit.azure_vtpm.support import az
 from tests.unit.tdx.support import NOW_C1, FakeIntelPki, c1_json, shifted
 

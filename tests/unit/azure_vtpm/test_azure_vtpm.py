@@ -8,16 +8,16 @@ import struct
 from collections.abc import Iterator
 
 import pytest
+from attestation_broker.appraisal import EarStatus
+from attestation_broker.binding import ExpectedBinding
+from attestation_broker.errors import BrokerError
+from attestation_broker.evidence.azure_vtpm import AzureVtpmVerifier
+from attestation_broker.evidence.azure_vtpm.envelope import assemble, parse_bincode_quote
+from attestation_broker.evidence.azure_vtpm.hcl import RUNTIME_OFFSET, check_runtime_binding, parse_hcl_report
+from attestation_broker.evidence.azure_vtpm.pipeline import _compare_td_quote, check_user_data, verify_evidence
+from attestation_broker.evidence.tdx import parse_quote
+from attestation_broker.verifier import Submission
 
-from shared.binding import ExpectedBinding
-from shared.ear import EarStatus
-from shared.errors import BrokerError
-from shared.evidence.azure_vtpm import AzureVtpmVerifier
-from shared.evidence.azure_vtpm.envelope import assemble, parse_bincode_quote
-from shared.evidence.azure_vtpm.hcl import RUNTIME_OFFSET, check_runtime_binding, parse_hcl_report
-from shared.evidence.azure_vtpm.verify import _compare_td_quote, check_user_data, verify_evidence
-from shared.evidence.tdx import parse_quote
-from shared.verifier import Submission
 from tests.support.replay import ReplayServer
 from tests.unit.azure_vtpm.support import NOW_MILAN, SNP_CASES, az, flip, offline_ctx, replay_ctx
 

@@ -12,16 +12,16 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from attestation_broker.appraisal import Appraisal, EarStatus
+from attestation_broker.binding import ExpectedBinding
+from attestation_broker.errors import BrokerError
+from attestation_broker.evidence.azure_vtpm.appraise import appraise, parse_policy
+from attestation_broker.evidence.azure_vtpm.claims import attester_claims, verifier_claims
+from attestation_broker.evidence.azure_vtpm.envelope import assemble
+from attestation_broker.evidence.azure_vtpm.hcl import RUNTIME_OFFSET, parse_hcl_report
+from attestation_broker.evidence.azure_vtpm.pipeline import verify_evidence
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from shared.binding import ExpectedBinding
-from shared.ear import Appraisal, EarStatus
-from shared.errors import BrokerError
-from shared.evidence.azure_vtpm.appraise import appraise, parse_policy
-from shared.evidence.azure_vtpm.claims import attester_claims, verifier_claims
-from shared.evidence.azure_vtpm.envelope import assemble
-from shared.evidence.azure_vtpm.hcl import RUNTIME_OFFSET, parse_hcl_report
-from shared.evidence.azure_vtpm.verify import verify_evidence
 from tests.unit.azure_vtpm.support import flip, offline_ctx
 from tests.unit.azure_vtpm.synthetic_tdx import BODY_MRTD, BODY_RTMR0, NOW, VM_ID, AzureTdxSet, build
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 import jsonschema
 import jwt
 import pytest
+from attestation_broker.api.http import HttpRequest
 
-from shared.api.http import HttpRequest
 from tests.support.broker import make_harness
 
 
@@ -27,7 +27,7 @@ def h(tmp_path):  # type: ignore[no-untyped-def]
 
 
 def attest_body(h, *, debug: bool = False, nonce: str | None = None) -> dict:  # type: ignore[no-untyped-def]
-    from shared.binding import ExpectedBinding
+    from attestation_broker.binding import ExpectedBinding
 
     if nonce is None:
         nonce = h.api.handle(req("POST", "/v1/challenge")).json()["nonce"]

@@ -8,8 +8,8 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from shared.audit.record import DecisionRecord
-from shared.audit.sinks import CloudLoggingSink, FallbackSink, MemorySink, StdoutSink
+from attestation_broker.audit.record import DecisionRecord
+from attestation_broker.audit.sinks import CloudLoggingSink, FallbackSink, MemorySink, StdoutSink
 
 RECORD = DecisionRecord(
     correlation_id="c-1",

@@ -3,10 +3,9 @@ import re
 from pathlib import Path
 
 import pytest
-
-from shared.binding import ExpectedBinding, require_equal
-from shared.errors import CATALOGUE, MalformedInput, define
-from shared.registry import default_verifiers
+from attestation_broker.binding import ExpectedBinding, require_equal
+from attestation_broker.errors import CATALOGUE, MalformedInput, define
+from attestation_broker.registry import default_verifiers
 
 README = Path(__file__).resolve().parents[3] / "README.md"
 

@@ -1,9 +1,9 @@
 from datetime import timedelta
 
 import pytest
+from attestation_broker.ledger import SqliteLedger
+from attestation_broker.nonce import NONCE_BYTES, NonceService
 
-from shared.ledger import SqliteLedger
-from shared.nonce import NONCE_BYTES, NonceService
 from tests.support.broker import FIXED_NOW
 
 SECRET = bytes(range(32))

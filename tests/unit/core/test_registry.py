@@ -1,6 +1,6 @@
 import pytest
+from attestation_broker.registry import Registry, default_registry
 
-from shared.registry import Registry, default_registry
 from tests.support.broker import EchoTestVerifier
 
 KINDS = ["azure-token", "azure-vtpm", "gcp-token", "gcp-vtpm", "nitro", "snp", "tdx", "tpm"]

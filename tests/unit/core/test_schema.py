@@ -10,9 +10,9 @@ from typing import Any
 
 import jsonschema
 import pytest
+from attestation_broker.api.http import HttpRequest
+from attestation_broker.registry import default_registry
 
-from shared.api.http import HttpRequest
-from shared.registry import default_registry
 from tests.support.broker import make_harness
 from tests.support.vectors import vector
 

@@ -7,19 +7,19 @@ from pathlib import Path
 import jsonschema
 import jwt
 import pytest
+from attestation_broker import appraisal as ar4si
+from attestation_broker.appraisal import Appraisal
+from attestation_broker.token.issuer import TokenService
+from attestation_broker.token.keys import KeyRing, RetiredKey, local_keyring, rotate_local
+from attestation_broker.token.signers import LocalSigner
 
-from shared import ear
-from shared.ear import Appraisal
-from shared.token.ear import TokenService
-from shared.token.keys import KeyRing, RetiredKey, local_keyring, rotate_local
-from shared.token.signers import LocalSigner
 from tests.support.broker import FIXED_NOW
 
-SCHEMA = json.loads((Path(__file__).resolve().parents[3] / "shared/token/schema.json").read_text())
+SCHEMA = json.loads((Path(__file__).resolve().parents[3] / "shared/attestation_broker/token/schema.json").read_text())
 
 APPRAISAL = Appraisal(
     kind="snp",
-    trustworthiness_vector={"hardware": ear.HW_GENUINE, "runtime-opaque": ear.RUNTIME_ENCRYPTED},
+    trustworthiness_vector={"hardware": ar4si.HW_GENUINE, "runtime-opaque": ar4si.RUNTIME_ENCRYPTED},
     attester_claims={
         "tee": "sev-snp",
         "platform": "gcp",

@@ -1,7 +1,7 @@
 """Test helpers: render real SEV-SNP reports / TDX quotes as go-sev-guest / go-tdx-guest protobuf messages.
 
 No public go-tpm-tools Attestation with a TEE part exists (MANIFEST-vtpm-cloud.md "Not found"), so the
-tests build one from real GCE hardware evidence. This is the inverse of shared/evidence/gcp_vtpm/abi.py,
+tests build one from real GCE hardware evidence. This is the inverse of shared/attestation_broker/evidence/gcp_vtpm/abi.py,
 written independently from the hardware layouts so that the round trip checks both directions.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from shared.evidence.gcp_vtpm import proto
+from attestation_broker.evidence.gcp_vtpm import proto
 
 
 def snp_report_message(raw: bytes) -> Any:

@@ -7,22 +7,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from attestation_broker.appraisal import EarStatus
+from attestation_broker.binding import ExpectedBinding
+from attestation_broker.config import Settings
+from attestation_broker.errors import COLLATERAL_UNAVAILABLE, BrokerError
+from attestation_broker.evidence.gcp_vtpm import GcpVtpmVerifier, proto
+from attestation_broker.evidence.gcp_vtpm.abi import parse_attestation, snp_report_bytes, tdx_quote_bytes
+from attestation_broker.evidence.gcp_vtpm.akcert import decode_identity, load_cert, verify_ak_cert
+from attestation_broker.trust.cache import CollateralCache
+from attestation_broker.trust.fetch import FetchResponse, HttpFetcher, OfflineFetcher
+from attestation_broker.verifier import Submission, VerifyContext
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from shared.binding import ExpectedBinding
-from shared.config import Settings
-from shared.ear import EarStatus
-from shared.errors import COLLATERAL_UNAVAILABLE, BrokerError
-from shared.evidence.gcp_vtpm import GcpVtpmVerifier, proto
-from shared.evidence.gcp_vtpm.abi import parse_attestation, snp_report_bytes, tdx_quote_bytes
-from shared.evidence.gcp_vtpm.akcert import decode_identity, load_cert, verify_ak_cert
-from shared.trust.cache import CollateralCache
-from shared.trust.fetch import FetchResponse, HttpFetcher, OfflineFetcher
-from shared.verifier import Submission, VerifyContext
 from tests.support.replay import ReplayServer
 from tests.support.vectors import vector
 from tests.unit.gcp_vtpm.tee_proto import snp_attestation_message, snp_report_message, tdx_quote_message
@@ -322,7 +322,7 @@ def test_identity_extension_strictness() -> None:
     ident = decode_identity(good)
     assert ident.instance_id == 6797026933021542085 and ident.security is not None
     assert ident.security.is_production is True and ident.security.security_version == 0
-    from shared.evidence.gcp_vtpm.der import DerError
+    from attestation_broker.evidence.gcp_vtpm.der import DerError
 
     for bad in (good[:-1], good + b"\x00", b"\x31" + good[1:], good.replace(b"\x0c\x08cos", b"\x04\x08cos")):
         with pytest.raises(DerError):
@@ -438,7 +438,7 @@ def test_tdx_part_reaches_the_tdx_verifier() -> None:
 
 
 def test_pinned_google_roots_are_the_published_ones() -> None:
-    from shared.trust.roots import root_bytes
+    from attestation_broker.trust.roots import root_bytes
 
     assert root_bytes("google", "tpm_ek_root_1.cer") == vector("gcp/gce-ca-tpm_ek_root_1.cer")
     assert root_bytes("google", "gcp_ek_ak_ca_root.crt") == vector("gcp/gce-ca-gcp_ek_ak_ca_root.crt")

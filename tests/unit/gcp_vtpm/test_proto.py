@@ -6,10 +6,10 @@ import re
 from importlib import resources
 
 import pytest
+from attestation_broker.errors import BrokerError
+from attestation_broker.evidence.gcp_vtpm import proto
 from google.protobuf import text_format
 
-from shared.errors import BrokerError
-from shared.evidence.gcp_vtpm import proto
 from tests.support.vectors import vector
 
 PB = "gcp/gce-cos-85-nonce9009.attestation.pb"
@@ -19,7 +19,7 @@ _SCALARS = {"bytes": 12, "string": 9, "uint32": 13, "uint64": 4, "bool": 8}
 def _proto_file_fields() -> dict[str, dict[str, tuple[int, bool, str]]]:
     """package.Message -> {field: (number, repeated, type)} read from attest.proto (top-level messages and
     one level of nesting, which is all the file uses)."""
-    text = resources.files("shared.evidence.gcp_vtpm").joinpath("attest.proto").read_text()
+    text = resources.files("attestation_broker.evidence.gcp_vtpm").joinpath("attest.proto").read_text()
     text = re.sub(r"//[^\n]*", "", text)
     out: dict[str, dict[str, tuple[int, bool, str]]] = {}
     package = ""

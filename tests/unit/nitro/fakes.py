@@ -13,14 +13,13 @@ from functools import cache
 from typing import Any
 
 import cbor2
+from attestation_broker.evidence.nitro.trust import TrustAnchor
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
-
-from shared.evidence.nitro.trust import TrustAnchor
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 T0_MS = int(T0.timestamp() * 1000)

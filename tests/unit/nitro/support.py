@@ -10,15 +10,15 @@ from typing import Any
 
 import cbor2
 import pytest
+from attestation_broker.appraisal import Appraisal
+from attestation_broker.binding import ExpectedBinding
+from attestation_broker.config import Settings
+from attestation_broker.errors import BrokerError
+from attestation_broker.evidence.nitro.kind import NitroVerifier
+from attestation_broker.trust.cache import CollateralCache
+from attestation_broker.trust.fetch import OfflineFetcher
+from attestation_broker.verifier import Submission, VerifyContext
 
-from shared.binding import ExpectedBinding
-from shared.config import Settings
-from shared.ear import Appraisal
-from shared.errors import BrokerError
-from shared.evidence.nitro.verifier import NitroVerifier
-from shared.trust.cache import CollateralCache
-from shared.trust.fetch import OfflineFetcher
-from shared.verifier import Submission, VerifyContext
 from tests.support.vectors import vector
 
 

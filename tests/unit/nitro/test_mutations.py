@@ -7,11 +7,10 @@ from datetime import timedelta
 
 import cbor2
 import pytest
-
-from shared.binding import ExpectedBinding
-from shared.evidence.nitro.abi import MAX_DOCUMENT_BYTES
-from shared.evidence.nitro.verifier import NitroVerifier
-from shared.verifier import Submission
+from attestation_broker.binding import ExpectedBinding
+from attestation_broker.evidence.nitro.abi import MAX_DOCUMENT_BYTES
+from attestation_broker.evidence.nitro.kind import NitroVerifier
+from attestation_broker.verifier import Submission
 
 from .fakes import der, fake_pki
 from .support import (

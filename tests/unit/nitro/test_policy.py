@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from shared import ear
-from shared.ear import EarStatus
-from shared.evidence.nitro.appraise import NitroPolicy
+from attestation_broker import appraisal as ar4si
+from attestation_broker.appraisal import EarStatus
+from attestation_broker.evidence.nitro.appraise import NitroPolicy
 
 from .support import DEBUG, NONDEBUG, SAN_2023, SAN_2023_PCRS, error_code, payload_of, run
 
@@ -18,14 +17,14 @@ ZERO = "00" * 48
 def test_default_policy_contraindicates_debug() -> None:
     appraisal = run(DEBUG.raw(), DEBUG.now)
     assert appraisal.attester_claims["dbgstat"] == "enabled"
-    assert appraisal.trustworthiness_vector["runtime-opaque"] == ear.RUNTIME_CONTRAINDICATED
+    assert appraisal.trustworthiness_vector["runtime-opaque"] == ar4si.RUNTIME_CONTRAINDICATED
     assert appraisal.status is EarStatus.CONTRAINDICATED
     assert any("debug" in finding for finding in appraisal.findings)
 
 
 def test_allow_debug_downgrades_to_warning() -> None:
     appraisal = run(DEBUG.raw(), DEBUG.now, policy={"allow_debug": True})
-    assert appraisal.trustworthiness_vector["runtime-opaque"] == ear.RUNTIME_VISIBLE
+    assert appraisal.trustworthiness_vector["runtime-opaque"] == ar4si.RUNTIME_VISIBLE
     assert appraisal.status is EarStatus.WARNING
     assert appraisal.policy_ids[0].startswith("nitro/sha256:")
 
@@ -33,7 +32,7 @@ def test_allow_debug_downgrades_to_warning() -> None:
 def test_matching_allow_list_affirms() -> None:
     policy = {"id": "evervault-cage-2023-01", "pcrs": {k: [v] for k, v in SAN_2023_PCRS.items()}}
     appraisal = run(SAN_2023.raw(), SAN_2023.now, policy=policy)
-    assert appraisal.trustworthiness_vector["executables"] == ear.EXEC_APPROVED_BOOT
+    assert appraisal.trustworthiness_vector["executables"] == ar4si.EXEC_APPROVED_BOOT
     assert appraisal.status is EarStatus.AFFIRMING
     assert appraisal.policy_ids == ("evervault-cage-2023-01",)
     assert appraisal.findings == ()
@@ -44,7 +43,7 @@ def test_matching_allow_list_affirms() -> None:
 def test_allow_list_accepts_any_listed_value_and_uppercase_hex() -> None:
     policy = {"pcrs": {"0": [ZERO, SAN_2023_PCRS["0"].upper()]}}
     appraisal = run(SAN_2023.raw(), SAN_2023.now, policy=policy)
-    assert appraisal.trustworthiness_vector["executables"] == ear.EXEC_APPROVED_BOOT
+    assert appraisal.trustworthiness_vector["executables"] == ar4si.EXEC_APPROVED_BOOT
 
 
 @pytest.mark.parametrize("index", ["0", "1", "2", "8"])
@@ -52,28 +51,28 @@ def test_executable_pcr_mismatch_contraindicates(index: str) -> None:
     pcrs = {k: [v] for k, v in SAN_2023_PCRS.items()}
     pcrs[index] = ["ab" * 48]
     appraisal = run(SAN_2023.raw(), SAN_2023.now, policy={"pcrs": pcrs})
-    assert appraisal.trustworthiness_vector["executables"] == ear.EXEC_CONTRAINDICATED
+    assert appraisal.trustworthiness_vector["executables"] == ar4si.EXEC_CONTRAINDICATED
     assert appraisal.status is EarStatus.CONTRAINDICATED
     assert appraisal.findings == (f"PCR{index} is not in the policy allow-list",)
 
 
 def test_debug_document_fails_a_production_allow_list() -> None:
     appraisal = run(DEBUG.raw(), DEBUG.now, policy={"pcrs": {"0": [SAN_2023_PCRS["0"]]}, "allow_debug": True})
-    assert appraisal.trustworthiness_vector["executables"] == ear.EXEC_CONTRAINDICATED
+    assert appraisal.trustworthiness_vector["executables"] == ar4si.EXEC_CONTRAINDICATED
 
 
 def test_pcr3_drives_configuration_and_pcr4_instance_identity() -> None:
     pcrs = payload_of(NONDEBUG.raw())["pcrs"]
     good = {"3": [pcrs[3].hex()], "4": [pcrs[4].hex()]}
     appraisal = run(NONDEBUG.raw(), NONDEBUG.now, policy={"pcrs": good})
-    assert appraisal.trustworthiness_vector["configuration"] == ear.CONFIG_APPROVED
-    assert appraisal.trustworthiness_vector["instance-identity"] == ear.IDENTITY_TRUSTED
-    assert appraisal.trustworthiness_vector["executables"] == ear.EXEC_UNRECOGNIZED
+    assert appraisal.trustworthiness_vector["configuration"] == ar4si.CONFIG_APPROVED
+    assert appraisal.trustworthiness_vector["instance-identity"] == ar4si.IDENTITY_TRUSTED
+    assert appraisal.trustworthiness_vector["executables"] == ar4si.EXEC_UNRECOGNIZED
 
     bad = {"3": ["11" * 48], "4": ["22" * 48]}
     appraisal = run(NONDEBUG.raw(), NONDEBUG.now, policy={"pcrs": bad})
-    assert appraisal.trustworthiness_vector["configuration"] == ear.CONFIG_CONTRAINDICATED
-    assert appraisal.trustworthiness_vector["instance-identity"] == ear.IDENTITY_UNTRUSTED
+    assert appraisal.trustworthiness_vector["configuration"] == ar4si.CONFIG_CONTRAINDICATED
+    assert appraisal.trustworthiness_vector["instance-identity"] == ar4si.IDENTITY_UNTRUSTED
     assert appraisal.status is EarStatus.CONTRAINDICATED
 
 

@@ -12,12 +12,11 @@ from typing import Any
 
 import cbor2
 import pytest
+from attestation_broker.binding import ExpectedBinding
+from attestation_broker.evidence.nitro.claims import public_key_jwk
+from attestation_broker.evidence.nitro.kind import NitroVerifier
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
-
-from shared.binding import ExpectedBinding
-from shared.evidence.nitro.claims import public_key_jwk
-from shared.evidence.nitro.verifier import NitroVerifier
 
 from .fakes import (
     DROP,

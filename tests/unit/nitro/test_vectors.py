@@ -6,12 +6,12 @@ import base64
 import hashlib
 
 import pytest
+from attestation_broker import appraisal as ar4si
+from attestation_broker.appraisal import EarStatus
+from attestation_broker.evidence.nitro.abi import parse_document
+from attestation_broker.evidence.nitro.trust import ROOT_G1_FINGERPRINT, aws_nitro_root
+from attestation_broker.registry import default_registry
 
-from shared import ear
-from shared.ear import EarStatus
-from shared.evidence.nitro.abi import parse_document
-from shared.evidence.nitro.trust import ROOT_G1_FINGERPRINT, aws_nitro_root
-from shared.registry import default_registry
 from tests.support.vectors import vector
 
 from .support import DEBUG, VECTORS, NitroVector, run
@@ -67,13 +67,13 @@ def test_vector_verifies(vec: NitroVector) -> None:
     assert verifier["root"]["sha256"] == ROOT_G1_FINGERPRINT
     assert [c["source"] for c in verifier["collateral"]] == ["evidence"] * 4  # 3 intermediates + leaf
     assert appraisal.policy_ids == ("nitro/default",)
-    assert appraisal.trustworthiness_vector["hardware"] == ear.HW_GENUINE
-    assert appraisal.trustworthiness_vector["executables"] == ear.EXEC_UNRECOGNIZED
+    assert appraisal.trustworthiness_vector["hardware"] == ar4si.HW_GENUINE
+    assert appraisal.trustworthiness_vector["executables"] == ar4si.EXEC_UNRECOGNIZED
     if vec.debug:
-        assert appraisal.trustworthiness_vector["runtime-opaque"] == ear.RUNTIME_CONTRAINDICATED
+        assert appraisal.trustworthiness_vector["runtime-opaque"] == ar4si.RUNTIME_CONTRAINDICATED
         assert appraisal.status is EarStatus.CONTRAINDICATED
     else:
-        assert appraisal.trustworthiness_vector["runtime-opaque"] == ear.RUNTIME_ENCRYPTED
+        assert appraisal.trustworthiness_vector["runtime-opaque"] == ar4si.RUNTIME_ENCRYPTED
         assert appraisal.status is EarStatus.WARNING  # verified, but no PCR allow-list in the default policy
 
 

@@ -15,17 +15,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 
+from attestation_broker.config import Settings
+from attestation_broker.evidence.snp.checks import AmdTrust
+from attestation_broker.trust.cache import CollateralCache
+from attestation_broker.trust.fetch import HttpFetcher, OfflineFetcher
+from attestation_broker.verifier import VerifyContext
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
-from shared.config import Settings
-from shared.evidence.snp.verify import AmdTrust
-from shared.trust.cache import CollateralCache
-from shared.trust.fetch import HttpFetcher, OfflineFetcher
-from shared.verifier import VerifyContext
 from tests.support.vectors import vector
 
 MILAN_CRL = "roots/amd/amd_milan_vcek_crl.pem"

@@ -6,10 +6,10 @@ import struct
 import uuid
 
 import pytest
+from attestation_broker.errors import BrokerError
+from attestation_broker.evidence.snp import parse_report
+from attestation_broker.evidence.snp.abi import TcbVersion, parse_cert_table, product_from_cpuid, split_evidence
 
-from shared.errors import BrokerError
-from shared.evidence.snp import parse_report
-from shared.evidence.snp.abi import TcbVersion, parse_cert_table, product_from_cpuid, split_evidence
 from tests.support.vectors import vector
 from tests.unit.snp.support import CASES, V4_REPORT, azure_cases
 

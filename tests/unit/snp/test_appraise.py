@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from attestation_broker.errors import BrokerError
+from attestation_broker.evidence.snp.appraise import parse_policy
 
-from shared.errors import BrokerError
-from shared.evidence.snp.appraise import parse_policy
 from tests.unit.snp.test_verify import code_of, inputs, run
 
 

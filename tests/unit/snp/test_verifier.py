@@ -5,12 +5,12 @@ from __future__ import annotations
 import base64
 
 import pytest
+from attestation_broker.binding import ExpectedBinding
+from attestation_broker.errors import BrokerError
+from attestation_broker.evidence.snp.kind import SnpVerifier
+from attestation_broker.registry import default_registry
+from attestation_broker.verifier import Submission
 
-from shared.binding import ExpectedBinding
-from shared.errors import BrokerError
-from shared.evidence.snp.verifier import SnpVerifier
-from shared.registry import default_registry
-from shared.verifier import Submission
 from tests.support.vectors import vector
 from tests.unit.snp.support import MILAN_CRL, at, offline_ctx
 

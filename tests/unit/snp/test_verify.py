@@ -6,14 +6,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from attestation_broker.binding import ExpectedBinding
+from attestation_broker.errors import BrokerError
+from attestation_broker.evidence.snp import verify_snp_evidence
+from attestation_broker.evidence.snp.abi import REPORT_SIZE
+from attestation_broker.evidence.snp.checks import pinned_trust
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from shared.binding import ExpectedBinding
-from shared.errors import BrokerError
-from shared.evidence.snp import verify_snp_evidence
-from shared.evidence.snp.abi import REPORT_SIZE
-from shared.evidence.snp.verify import pinned_trust
 from tests.support.vectors import vector
 from tests.unit.snp.support import (
     CASE_BY_NAME,
@@ -267,7 +267,7 @@ def test_other_chips_vcek() -> None:
 
 def test_wrong_product_roots() -> None:
     # Genoa report + Genoa VCEK against a trust store whose only Genoa entry is Milan's hierarchy.
-    from shared.evidence.snp.verify import AmdTrust
+    from attestation_broker.evidence.snp.checks import AmdTrust
 
     milan_as_genoa = AmdTrust.from_pems({"Genoa": (vector("roots/amd/ask_ark_milan.pem"), None)})
     report, certs, now = inputs("SNP-D5")
@@ -303,7 +303,7 @@ def test_crl_not_yet_valid(replay) -> None:
 
 def test_genoa_crl_revokes_old_ask_serial() -> None:
     # The real Genoa CRL revokes serial 0x20001 (an old SEV-Genoa ASK); the current ASK is 0x20002.
-    from shared.evidence.snp.verify import check_not_revoked, verify_crl
+    from attestation_broker.evidence.snp.checks import check_not_revoked, verify_crl
 
     roots = pinned_trust().roots("Genoa")
     crl = verify_crl(vector(GENOA_CRL), roots)

@@ -14,18 +14,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from attestation_broker.config import Settings
+from attestation_broker.evidence.tdx import TdxCollateral, TdxTrust
+from attestation_broker.evidence.tdx.abi import parse_quote
+from attestation_broker.trust.cache import CollateralCache
+from attestation_broker.trust.fetch import Fetcher, HttpFetcher, OfflineFetcher
+from attestation_broker.verifier import VerifyContext
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
-from shared.config import Settings
-from shared.evidence.tdx import TdxCollateral, TdxTrust
-from shared.evidence.tdx.abi import parse_quote
-from shared.trust.cache import CollateralCache
-from shared.trust.fetch import Fetcher, HttpFetcher, OfflineFetcher
-from shared.verifier import VerifyContext
 from tests.support.replay import ReplayServer
 from tests.support.vectors import vector
 
@@ -246,7 +246,7 @@ class FakeIntelPki:
 
         ``body_patch`` / ``qe_patch`` map offsets (in the TD body / QE report) to replacement bytes.
         """
-        from shared.evidence.tdx.pck import parse_sgx_extensions
+        from attestation_broker.evidence.tdx.pck import parse_sgx_extensions
 
         q = parse_quote(real)
         real_leaf = x509.load_pem_x509_certificates(q.pck_chain_pem)[0]

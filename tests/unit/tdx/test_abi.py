@@ -5,9 +5,9 @@ from __future__ import annotations
 import struct
 
 import pytest
+from attestation_broker.errors import BrokerError
+from attestation_broker.evidence.tdx import parse_quote
 
-from shared.errors import BrokerError
-from shared.evidence.tdx import parse_quote
 from tests.unit.tdx.support import QUOTES, quote_bytes
 
 # name: (version, body type, trailing bytes, TEE_TCB_SVN, MRTD prefix)

@@ -7,16 +7,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from attestation_broker import appraisal as ar4si
+from attestation_broker.config import Settings
+from attestation_broker.errors import BrokerError
+from attestation_broker.evidence.tdx import TdxResult, verify_tdx_evidence
+from attestation_broker.evidence.tdx.collateral import collateral_urls
+from attestation_broker.trust.cache import CachedObject, CollateralCache, DirectoryStore
+from attestation_broker.trust.fetch import HttpFetcher
+from attestation_broker.trust.refresh import COLLATERAL_TYPES
+from attestation_broker.verifier import VerifyContext
 
-from shared import ear
-from shared.config import Settings
-from shared.errors import BrokerError
-from shared.evidence.tdx import TdxResult, verify_tdx_evidence
-from shared.evidence.tdx.collateral import collateral_urls
-from shared.trust.cache import CachedObject, CollateralCache, DirectoryStore
-from shared.trust.fetch import HttpFetcher
-from shared.trust.refresh import COLLATERAL_TYPES
-from shared.verifier import VerifyContext
 from tests.support.replay import ReplayServer
 from tests.unit.tdx.support import NOW_C1, c1_bodies, dcap_json, flip, quote_bytes, replay_ctx, serve
 
@@ -108,7 +108,7 @@ def test_stale_if_error_within_grace(replay: ReplayServer) -> None:
         "pck_crl": True,
         "root_crl": False,  # still inside its own window
     }
-    assert result.trustworthiness_vector["hardware"] == ear.HW_UNSAFE
+    assert result.trustworthiness_vector["hardware"] == ar4si.HW_UNSAFE
     assert any("stale" in f for f in result.findings)
     # Past nextUpdate + grace: an outage is an outage.
     too_late = VerifyContext(

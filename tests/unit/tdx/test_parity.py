@@ -17,10 +17,10 @@ import urllib.parse
 from datetime import datetime
 
 import pytest
+from attestation_broker.errors import BrokerError
+from attestation_broker.evidence.tdx import TdxCollateral, verify_tdx_evidence
+from attestation_broker.evidence.tdx.pcs import split_signed
 
-from shared.errors import BrokerError
-from shared.evidence.tdx import TdxCollateral, verify_tdx_evidence
-from shared.evidence.tdx.pcs import split_signed
 from tests.support.vectors import vector
 from tests.unit.tdx.support import C1, NOW_C1, NOW_D6, NOW_D7, c1_bodies, dcap_json, make_ctx, quote_bytes
 

@@ -8,16 +8,16 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from attestation_broker import appraisal as ar4si
+from attestation_broker.appraisal import EarStatus
+from attestation_broker.binding import ExpectedBinding
+from attestation_broker.errors import BrokerError
+from attestation_broker.evidence.tdx import TdxResult, parse_quote, verify_tdx_evidence
+from attestation_broker.evidence.tdx.appraise import parse_policy
+from attestation_broker.evidence.tdx.kind import TdxVerifier
+from attestation_broker.registry import default_registry
+from attestation_broker.verifier import Submission, VerifyContext
 
-from shared import ear
-from shared.binding import ExpectedBinding
-from shared.ear import EarStatus
-from shared.errors import BrokerError
-from shared.evidence.tdx import TdxResult, parse_quote, verify_tdx_evidence
-from shared.evidence.tdx.appraise import parse_policy
-from shared.evidence.tdx.verifier import TdxVerifier
-from shared.registry import default_registry
-from shared.verifier import Submission, VerifyContext
 from tests.unit.tdx.support import (
     NOW_C1,
     NOW_D6,
@@ -70,13 +70,13 @@ def test_invalid_policies(policy: dict[str, Any]) -> None:
 def test_measurement_allow_lists() -> None:
     b = D6.body
     boot = appraise_d6({"id": "p1", "mrtd": [b.mr_td.hex()], "rtmr0": [b.rtmrs[0].hex()]})
-    assert boot.trustworthiness_vector["executables"] == ear.EXEC_APPROVED_BOOT and boot.policy_id == "p1"
+    assert boot.trustworthiness_vector["executables"] == ar4si.EXEC_APPROVED_BOOT and boot.policy_id == "p1"
     runtime = appraise_d6({"mrtd": [b.mr_td.hex()], "rtmr3": [b.rtmrs[3].hex()]})
-    assert runtime.trustworthiness_vector["executables"] == ear.EXEC_APPROVED_RUNTIME
+    assert runtime.trustworthiness_vector["executables"] == ar4si.EXEC_APPROVED_RUNTIME
     wrong = appraise_d6({"mrtd": ["00" * 48], "rtmr1": [b.rtmrs[1].hex()]})
-    assert wrong.trustworthiness_vector["executables"] == ear.EXEC_CONTRAINDICATED
+    assert wrong.trustworthiness_vector["executables"] == ar4si.EXEC_CONTRAINDICATED
     assert any("mrtd" in f for f in wrong.findings)
-    assert ear.status_of(wrong.trustworthiness_vector) == EarStatus.CONTRAINDICATED
+    assert ar4si.status_of(wrong.trustworthiness_vector) == EarStatus.CONTRAINDICATED
 
 
 def test_configuration_rules() -> None:
@@ -91,19 +91,22 @@ def test_configuration_rules() -> None:
             "require_sept_ve_disable": True,
         }
     )
-    assert ok.trustworthiness_vector["configuration"] == ear.CONFIG_APPROVED
+    assert ok.trustworthiness_vector["configuration"] == ar4si.CONFIG_APPROVED
     bad = appraise_d6({"xfam": ["ffffffffffffffff"]})
-    assert bad.trustworthiness_vector["configuration"] == ear.CONFIG_CONTRAINDICATED
+    assert bad.trustworthiness_vector["configuration"] == ar4si.CONFIG_CONTRAINDICATED
 
 
 def test_tcb_policy() -> None:
     assert appraise_d6({"accepted_tcb_statuses": ["OutOfDate"]}).trustworthiness_vector["hardware"] == (
-        ear.HW_CONTRAINDICATED
+        ar4si.HW_CONTRAINDICATED
     )
     assert (
-        appraise_d6({"min_tee_tcb_svn": "07" + "00" * 15}).trustworthiness_vector["hardware"] == ear.HW_CONTRAINDICATED
+        appraise_d6({"min_tee_tcb_svn": "07" + "00" * 15}).trustworthiness_vector["hardware"]
+        == ar4si.HW_CONTRAINDICATED
     )
-    assert appraise_d6({"min_tee_tcb_svn": "06010300" + "00" * 12}).trustworthiness_vector["hardware"] == ear.HW_GENUINE
+    assert (
+        appraise_d6({"min_tee_tcb_svn": "06010300" + "00" * 12}).trustworthiness_vector["hardware"] == ar4si.HW_GENUINE
+    )
 
 
 def _outdated_collateral(pki: FakeIntelPki) -> Any:
@@ -115,7 +118,7 @@ def _outdated_collateral(pki: FakeIntelPki) -> Any:
 
 
 @pytest.mark.parametrize(
-    ("grace", "hardware"), [(None, ear.HW_UNSAFE), (60, ear.HW_UNSAFE), (10, ear.HW_CONTRAINDICATED)]
+    ("grace", "hardware"), [(None, ar4si.HW_UNSAFE), (60, ar4si.HW_UNSAFE), (10, ar4si.HW_CONTRAINDICATED)]
 )
 def test_out_of_date_grace_period(grace: int | None, hardware: int) -> None:
     pki = FakeIntelPki.create()
@@ -136,7 +139,7 @@ def test_debug_td_and_binding_through_the_verifier() -> None:
     quote = pki.forge(quote_bytes("D8"), body_patch={120: debug_attrs, 520: binding.report_data()})
     info = shifted(c1_json("tcb_info_90c06f000000.json"), NOW_C1)
     collateral = pki.collateral(info, shifted(c1_json("qe_identity.json"), NOW_C1))
-    for policy, runtime in (({}, ear.RUNTIME_CONTRAINDICATED), ({"allow_debug": True}, ear.RUNTIME_VISIBLE)):
+    for policy, runtime in (({}, ar4si.RUNTIME_CONTRAINDICATED), ({"allow_debug": True}, ar4si.RUNTIME_VISIBLE)):
         result = verify_tdx_evidence(
             quote, make_ctx(NOW_C1), expected_report_data=binding.report_data(), policy=policy,
             collateral_override=collateral, trust=pki.trust,

@@ -11,15 +11,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from attestation_broker import appraisal as ar4si
+from attestation_broker.errors import BrokerError
+from attestation_broker.evidence.tdx import TdxCollateral, TdxResult, verify_tdx_evidence
+from attestation_broker.evidence.tdx.abi import parse_quote
+from attestation_broker.evidence.tdx.pck import parse_sgx_extensions
+from attestation_broker.evidence.tdx.pcs import parse_qe_identity, parse_tcb_info
+from attestation_broker.evidence.tdx.tcb import evaluate_tcb
 from cryptography import x509
 
-from shared import ear
-from shared.errors import BrokerError
-from shared.evidence.tdx import TdxCollateral, TdxResult, verify_tdx_evidence
-from shared.evidence.tdx.abi import parse_quote
-from shared.evidence.tdx.pck import parse_sgx_extensions
-from shared.evidence.tdx.pcs import parse_qe_identity, parse_tcb_info
-from shared.evidence.tdx.tcb import evaluate_tcb
 from tests.support.vectors import vector
 from tests.unit.tdx.support import NOW_C1, FakeIntelPki, c1_json, make_ctx, quote_bytes, shifted
 
@@ -142,13 +142,13 @@ def _single_level(status: str, advisories: list[str] | None = None, **tcb_overri
 
 
 STATUS_TABLE = [
-    ("UpToDate", ear.HW_GENUINE, ear.CONFIG_APPROVED),
-    ("SWHardeningNeeded", ear.HW_GENUINE, ear.CONFIG_UNSAFE),
-    ("ConfigurationNeeded", ear.HW_GENUINE, ear.CONFIG_UNSUPPORTED),
-    ("ConfigurationAndSWHardeningNeeded", ear.HW_GENUINE, ear.CONFIG_UNSUPPORTED),
-    ("OutOfDate", ear.HW_UNSAFE, ear.CONFIG_APPROVED),
-    ("OutOfDateConfigurationNeeded", ear.HW_UNSAFE, ear.CONFIG_UNSUPPORTED),
-    ("Revoked", ear.HW_CONTRAINDICATED, ear.CONFIG_APPROVED),
+    ("UpToDate", ar4si.HW_GENUINE, ar4si.CONFIG_APPROVED),
+    ("SWHardeningNeeded", ar4si.HW_GENUINE, ar4si.CONFIG_UNSAFE),
+    ("ConfigurationNeeded", ar4si.HW_GENUINE, ar4si.CONFIG_UNSUPPORTED),
+    ("ConfigurationAndSWHardeningNeeded", ar4si.HW_GENUINE, ar4si.CONFIG_UNSUPPORTED),
+    ("OutOfDate", ar4si.HW_UNSAFE, ar4si.CONFIG_APPROVED),
+    ("OutOfDateConfigurationNeeded", ar4si.HW_UNSAFE, ar4si.CONFIG_UNSUPPORTED),
+    ("Revoked", ar4si.HW_CONTRAINDICATED, ar4si.CONFIG_APPROVED),
 ]
 
 
@@ -263,6 +263,6 @@ def test_spr_2023_collateral_levels() -> None:
 
 def test_pinned_signer_is_not_valid_for_2023() -> None:
     # Documented limitation: the pinned 2025 TCB Signing certificate is outside its validity in 2023.
-    from shared.evidence.tdx.trust import intel_trust
+    from attestation_broker.evidence.tdx.trust import intel_trust
 
     assert intel_trust().tcb_signing.not_valid_before_utc > datetime(2023, 7, 1, tzinfo=UTC)

@@ -6,13 +6,13 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
+from attestation_broker import appraisal as ar4si
+from attestation_broker.errors import BrokerError
+from attestation_broker.evidence.tdx import TdxCollateral, TdxResult, parse_quote, verify_tdx_evidence
+from attestation_broker.evidence.tdx.checks import verify_quote_signatures
+from attestation_broker.evidence.tdx.pck import verify_pck_chain
+from attestation_broker.evidence.tdx.trust import intel_trust
 
-from shared import ear
-from shared.errors import BrokerError
-from shared.evidence.tdx import TdxCollateral, TdxResult, parse_quote, verify_tdx_evidence
-from shared.evidence.tdx.pck import verify_pck_chain
-from shared.evidence.tdx.trust import intel_trust
-from shared.evidence.tdx.verify import verify_quote_signatures
 from tests.unit.tdx.support import (
     NOW_C1,
     NOW_D6,
@@ -79,10 +79,10 @@ def test_real_vectors_verify(name: str, col: str, now: datetime, status: str, mo
     assert tdx["fmspc"] == result.tcb.fmspc
     assert ("tee_tcb_svn2" in tdx) == (q.version == 5)
     assert result.trustworthiness_vector == {
-        "hardware": ear.HW_GENUINE,
-        "configuration": ear.CONFIG_APPROVED,
-        "executables": ear.EXEC_UNRECOGNIZED,
-        "runtime-opaque": ear.RUNTIME_ENCRYPTED,
+        "hardware": ar4si.HW_GENUINE,
+        "configuration": ar4si.CONFIG_APPROVED,
+        "executables": ar4si.EXEC_UNRECOGNIZED,
+        "runtime-opaque": ar4si.RUNTIME_ENCRYPTED,
     }
     vc = result.verifier_claims
     assert vc["evidence_kind"] == "tdx" and vc["bindings"] == {"nonce": "not-requested"} and vc["stale"] is False

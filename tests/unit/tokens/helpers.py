@@ -14,15 +14,15 @@ from functools import cache
 from typing import Any
 
 import jwt
+from attestation_broker.config import Settings
+from attestation_broker.trust.cache import CollateralCache
+from attestation_broker.trust.fetch import HttpFetcher
+from attestation_broker.verifier import VerifyContext
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from shared.config import Settings
-from shared.trust.cache import CollateralCache
-from shared.trust.fetch import HttpFetcher
-from shared.verifier import VerifyContext
 from tests.support.replay import ReplayServer
 from tests.support.vectors import vector
 

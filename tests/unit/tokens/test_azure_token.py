@@ -12,16 +12,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from attestation_broker import appraisal as ar4si
+from attestation_broker.appraisal import EarStatus
+from attestation_broker.binding import ExpectedBinding
+from attestation_broker.config import Settings
+from attestation_broker.errors import BrokerError
+from attestation_broker.evidence.azure_token.abi import parse_claims
+from attestation_broker.evidence.azure_token.claims import attester_claims
+from attestation_broker.evidence.azure_token.kind import AzureTokenVerifier
+from attestation_broker.verifier import Submission
 
-from shared import ear
-from shared.binding import ExpectedBinding
-from shared.config import Settings
-from shared.ear import EarStatus
-from shared.errors import BrokerError
-from shared.evidence.azure_token.abi import parse_claims
-from shared.evidence.azure_token.claims import attester_claims
-from shared.evidence.azure_token.verifier import AzureTokenVerifier
-from shared.verifier import Submission
 from tests.support.replay import ReplayServer
 from tests.support.vectors import vector
 from tests.unit.tokens.helpers import (
@@ -103,11 +103,11 @@ def test_weu_snp_cvm_vector(replay: ReplayServer) -> None:
     assert record["type"] == "jwks" and record["url"] == WEU + "/certs" and record["source"] == "origin"
     assert replay.requests == ["/weu/certs"]
     assert appraisal.trustworthiness_vector == {
-        "instance-identity": ear.WARNING,  # neither nonce nor audience binds it to this request
-        "hardware": ear.HW_GENUINE,
-        "runtime-opaque": ear.RUNTIME_ENCRYPTED,
-        "executables": ear.EXEC_UNRECOGNIZED,
-        "configuration": ear.CONFIG_APPROVED,
+        "instance-identity": ar4si.WARNING,  # neither nonce nor audience binds it to this request
+        "hardware": ar4si.HW_GENUINE,
+        "runtime-opaque": ar4si.RUNTIME_ENCRYPTED,
+        "executables": ar4si.EXEC_UNRECOGNIZED,
+        "configuration": ar4si.CONFIG_APPROVED,
     }
     assert appraisal.status is EarStatus.WARNING and appraisal.policy_ids == ("azure-token/default",)
 
@@ -123,9 +123,9 @@ def test_eus2_snp_cvm_vector(replay: ReplayServer) -> None:
     assert claims["azure"]["tee_runtime_key_ids"] == ["HCLAkPub", "HCLEkPub"]
     assert claims["azure"]["user_data"] == "0" * 128
     assert claims["instance"]["vm_id"] == "9A42ABD5-8385-42B3-9255-FE7807698194"
-    assert appraisal.trustworthiness_vector["executables"] == ear.EXEC_APPROVED_BOOT
+    assert appraisal.trustworthiness_vector["executables"] == ar4si.EXEC_APPROVED_BOOT
     other = _verify(verifier, vector(MAA_EUS2), MAA_EUS2_IAT + 5, policy={"launch_measurements": [WEU_MEASUREMENT]})
-    assert other.trustworthiness_vector["executables"] == ear.EXEC_CONTRAINDICATED
+    assert other.trustworthiness_vector["executables"] == ar4si.EXEC_CONTRAINDICATED
 
 
 def test_tvm_vector_kid_not_published_is_key_unknown(replay: ReplayServer) -> None:
@@ -156,9 +156,9 @@ def test_tvm_payload_full_path_with_test_key(replay: ReplayServer) -> None:
     token = resign(token_of(MAA_TVM), fresh_key("maa-test"), header={"kid": "test-kid", "jku": EUS2 + "/certs"})
     appraisal = _verify(verifier, token, MAA_TVM_IAT + 5)
     assert appraisal.attester_claims["tee"] == "vtpm"
-    assert appraisal.trustworthiness_vector["runtime-opaque"] == ear.RUNTIME_CONTRAINDICATED
+    assert appraisal.trustworthiness_vector["runtime-opaque"] == ar4si.RUNTIME_CONTRAINDICATED
     relaxed = _verify(verifier, token, MAA_TVM_IAT + 5, policy={"allow_trusted_launch": True})
-    assert relaxed.trustworthiness_vector["runtime-opaque"] == ear.RUNTIME_VISIBLE
+    assert relaxed.trustworthiness_vector["runtime-opaque"] == ar4si.RUNTIME_VISIBLE
     assert relaxed.status is EarStatus.WARNING
 
 
@@ -184,7 +184,7 @@ def test_nonce_binding_via_client_payload(replay: ReplayServer) -> None:
     token = resign(token_of(MAA_EUS2), fresh_key("maa-test"), header={"kid": "test-kid"}, **{"x-ms-runtime": runtime})
     appraisal = _verify(verifier, token, MAA_EUS2_IAT + 5, binding=ExpectedBinding(nonce))
     assert appraisal.verifier_claims["bindings"] == {"nonce": "checked"}
-    assert appraisal.trustworthiness_vector["instance-identity"] == ear.IDENTITY_TRUSTED
+    assert appraisal.trustworthiness_vector["instance-identity"] == ar4si.IDENTITY_TRUSTED
     assert appraisal.status is EarStatus.WARNING  # executables unrecognized under the default policy
     for bad in (ExpectedBinding(nonce[::-1]), ExpectedBinding(nonce, b"ud")):
         with pytest.raises(BrokerError) as exc:
@@ -216,16 +216,16 @@ def test_tdx_claim_set_with_test_key(replay: ReplayServer) -> None:
     claims = appraisal.attester_claims
     assert claims["tee"] == "tdx" and claims["measurement"] == mrtd and claims["dbgstat"] == "enabled"
     assert claims["report_data"] == "cd" * 64 and claims["azure"]["tdx"]["rtmr0"] == "00" * 48
-    assert appraisal.trustworthiness_vector["runtime-opaque"] == ear.RUNTIME_VISIBLE
+    assert appraisal.trustworthiness_vector["runtime-opaque"] == ar4si.RUNTIME_VISIBLE
     strict = _verify(verifier, token, MAA_EUS2_IAT + 5)
-    assert strict.trustworthiness_vector["runtime-opaque"] == ear.RUNTIME_CONTRAINDICATED
+    assert strict.trustworthiness_vector["runtime-opaque"] == ar4si.RUNTIME_CONTRAINDICATED
 
 
 @pytest.mark.parametrize(
     ("tee_type", "compliance", "code", "hardware"),
     [
         ("sgx", "azure-compliant-cvm", "AZURE_TOKEN_TEE_UNKNOWN", None),
-        ("sevsnpvm", "not-compliant", None, ear.HW_UNSUPPORTED),
+        ("sevsnpvm", "not-compliant", None, ar4si.HW_UNSUPPORTED),
     ],
 )
 def test_isolation_type_and_compliance(
@@ -255,7 +255,7 @@ def test_issuer_pin_tolerates_trailing_slash(replay: ReplayServer) -> None:
 
 
 def test_key_file_vectors_keys_parse() -> None:
-    from shared.evidence.upstream.keys import parse_jwks
+    from attestation_broker.evidence.jose.keys import parse_jwks
 
     for jku in (WEU, EUS2):
         keys = parse_jwks(maa_keys(jku))

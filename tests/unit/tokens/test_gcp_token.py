@@ -12,17 +12,17 @@ import json
 from typing import Any
 
 import pytest
+from attestation_broker import appraisal as ar4si
+from attestation_broker.appraisal import EarStatus
+from attestation_broker.binding import ExpectedBinding
+from attestation_broker.config import Settings
+from attestation_broker.errors import BrokerError
+from attestation_broker.evidence.gcp_token.kind import GcpTokenVerifier
+from attestation_broker.evidence.gcp_token.pki import pinned_roots, verify_x5c
+from attestation_broker.trust.cache import CollateralCache
+from attestation_broker.trust.fetch import HttpFetcher
+from attestation_broker.verifier import Submission
 
-from shared import ear
-from shared.binding import ExpectedBinding
-from shared.config import Settings
-from shared.ear import EarStatus
-from shared.errors import BrokerError
-from shared.evidence.gcp_token.pki import pinned_roots, verify_x5c
-from shared.evidence.gcp_token.verifier import GcpTokenVerifier
-from shared.trust.cache import CollateralCache
-from shared.trust.fetch import HttpFetcher
-from shared.verifier import Submission
 from tests.support.replay import ReplayServer
 from tests.support.vectors import vector
 from tests.unit.tokens.helpers import (
@@ -106,11 +106,11 @@ def test_oidc_vector_verifies_with_discovered_jwks(replay: ReplayServer) -> None
     assert replay.requests == [GOOGLE_DISCOVERY_PATH, GOOGLE_JWKS_PATH]
     # Default policy: debug contraindicated; audience not pinned → instance-identity warning.
     assert appraisal.trustworthiness_vector == {
-        "instance-identity": ear.WARNING,
-        "hardware": ear.HW_GENUINE,
-        "runtime-opaque": ear.RUNTIME_CONTRAINDICATED,
-        "executables": ear.EXEC_UNRECOGNIZED,
-        "configuration": ear.CONFIG_APPROVED,
+        "instance-identity": ar4si.WARNING,
+        "hardware": ar4si.HW_GENUINE,
+        "runtime-opaque": ar4si.RUNTIME_CONTRAINDICATED,
+        "executables": ar4si.EXEC_UNRECOGNIZED,
+        "configuration": ar4si.CONFIG_APPROVED,
     }
     assert appraisal.status is EarStatus.CONTRAINDICATED
     assert appraisal.policy_ids == ("gcp-token/default",)
@@ -267,7 +267,7 @@ def test_configured_audience_matches_and_trusts_instance(replay: ReplayServer) -
     verifier = GcpTokenVerifier(key_url_override=serve_google(replay))
     settings = Settings(upstream_audiences=("https://sts.google.com",))
     appraisal = _verify(verifier, vector(OIDC_TOKEN), OIDC_IAT + 5, settings=settings)
-    assert appraisal.trustworthiness_vector["instance-identity"] == ear.IDENTITY_TRUSTED
+    assert appraisal.trustworthiness_vector["instance-identity"] == ar4si.IDENTITY_TRUSTED
     assert appraisal.verifier_claims["upstream"]["audience_checked"] is True
 
 
@@ -330,7 +330,7 @@ def test_tdx_hwmodel_and_unknown_hwmodel(replay: ReplayServer) -> None:
     verifier, token = _test_signed(replay, hwmodel="GCP_INTEL_TDX", dbgstat="disabled-since-boot")
     appraisal = _verify(verifier, token, OIDC_IAT + 5)
     assert appraisal.attester_claims["tee"] == "tdx" and appraisal.attester_claims["dbgstat"] == "disabled"
-    assert appraisal.trustworthiness_vector["runtime-opaque"] == ear.RUNTIME_ENCRYPTED
+    assert appraisal.trustworthiness_vector["runtime-opaque"] == ar4si.RUNTIME_ENCRYPTED
     verifier, token = _test_signed(replay, hwmodel="GCP_QUANTUM")
     with pytest.raises(BrokerError) as exc:
         _verify(verifier, token, OIDC_IAT + 5)
@@ -373,21 +373,23 @@ def test_policy_allow_debug_and_image_allow_list(replay: ReplayServer) -> None:
     settings = Settings(upstream_audiences=("https://sts.google.com",))
     policy = {"id": "cs-prod", "allow_debug": True, "image_digests": ["sha256:" + FLARE_DIGEST]}
     appraisal = _verify(verifier, vector(OIDC_TOKEN), OIDC_IAT + 5, settings=settings, policy=policy)
-    assert appraisal.trustworthiness_vector["executables"] == ear.EXEC_APPROVED_RUNTIME
-    assert appraisal.trustworthiness_vector["runtime-opaque"] == ear.RUNTIME_VISIBLE
+    assert appraisal.trustworthiness_vector["executables"] == ar4si.EXEC_APPROVED_RUNTIME
+    assert appraisal.trustworthiness_vector["runtime-opaque"] == ar4si.RUNTIME_VISIBLE
     assert appraisal.status is EarStatus.WARNING and appraisal.policy_ids == ("cs-prod",)
     other = {"allow_debug": True, "image_digests": [OAK_DIGEST], "hwmodels": ["GCP_INTEL_TDX"]}
     appraisal = _verify(verifier, vector(OIDC_TOKEN), OIDC_IAT + 5, policy=other)
-    assert appraisal.trustworthiness_vector["executables"] == ear.EXEC_CONTRAINDICATED
-    assert appraisal.trustworthiness_vector["hardware"] == ear.HW_CONTRAINDICATED
+    assert appraisal.trustworthiness_vector["executables"] == ar4si.EXEC_CONTRAINDICATED
+    assert appraisal.trustworthiness_vector["hardware"] == ar4si.HW_CONTRAINDICATED
     assert appraisal.policy_ids[0].startswith("gcp-token/sha256:")
 
 
 def test_secure_boot_off(replay: ReplayServer) -> None:
     verifier, token = _test_signed(replay, secboot=False)
-    assert _verify(verifier, token, OIDC_IAT + 5).trustworthiness_vector["configuration"] == ear.CONFIG_CONTRAINDICATED
+    assert (
+        _verify(verifier, token, OIDC_IAT + 5).trustworthiness_vector["configuration"] == ar4si.CONFIG_CONTRAINDICATED
+    )
     relaxed = _verify(verifier, token, OIDC_IAT + 5, policy={"require_secure_boot": False})
-    assert relaxed.trustworthiness_vector["configuration"] == ear.CONFIG_UNSAFE
+    assert relaxed.trustworthiness_vector["configuration"] == ar4si.CONFIG_UNSAFE
 
 
 @pytest.mark.parametrize(

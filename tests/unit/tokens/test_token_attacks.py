@@ -16,15 +16,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from attestation_broker.binding import ExpectedBinding
+from attestation_broker.config import Settings
+from attestation_broker.errors import BrokerError
+from attestation_broker.evidence.azure_token.kind import AzureTokenVerifier
+from attestation_broker.evidence.gcp_token.kind import GcpTokenVerifier
+from attestation_broker.evidence.jose.jws import MAX_TOKEN_BYTES
+from attestation_broker.evidence.jose.keys import parse_jwks
+from attestation_broker.verifier import Submission
 
-from shared.binding import ExpectedBinding
-from shared.config import Settings
-from shared.errors import BrokerError
-from shared.evidence.azure_token.verifier import AzureTokenVerifier
-from shared.evidence.gcp_token.verifier import GcpTokenVerifier
-from shared.evidence.upstream.jws import MAX_TOKEN_BYTES
-from shared.evidence.upstream.keys import parse_jwks
-from shared.verifier import Submission
 from tests.support.replay import ReplayServer
 from tests.support.vectors import vector
 from tests.unit.tokens.helpers import (
@@ -194,11 +194,10 @@ def test_self_vouching_jwk_header(replay: ReplayServer, case: Case, kid_choice: 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_self_vouching_x5c_header(replay: ReplayServer, case: Case) -> None:
     """An attacker's self-signed cert that even copies the Confidential Space root's subject name."""
+    from attestation_broker.evidence.gcp_token.pki import pinned_roots
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
     from cryptography.x509.oid import NameOID
-
-    from shared.evidence.gcp_token.pki import pinned_roots
 
     attacker = fresh_key("attacker")
     (real_root,) = pinned_roots()
@@ -470,7 +469,7 @@ def test_refetch_cooldown_is_per_issuer(replay: ReplayServer) -> None:
     ],
 )
 def test_key_url_override_rewrites_whole_origins_only(url: str, expected: str | None) -> None:
-    from shared.evidence.upstream.keys import KeySource
+    from attestation_broker.evidence.jose.keys import KeySource
 
     source = KeySource(
         url_override={GOOGLE_ISS: "http://127.0.0.1:1/gca", "https://www.googleapis.com": "http://127.0.0.1:1/gapi/"}

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.config import Settings
-from shared.trust.cache import CollateralCache
-from shared.trust.fetch import OfflineFetcher
-from shared.verifier import VerifyContext
+from attestation_broker.config import Settings
+from attestation_broker.trust.cache import CollateralCache
+from attestation_broker.trust.fetch import OfflineFetcher
+from attestation_broker.verifier import VerifyContext
+
 from tests.support.vectors import vector
 
 # Quotes have no wall-clock time (TPM clock only); any fixed instant works. Pinned for determinism.

@@ -7,9 +7,8 @@ import hashlib
 import struct
 
 import pytest
-
-from shared.errors import BrokerError
-from shared.evidence.tpm import (
+from attestation_broker.errors import BrokerError
+from attestation_broker.evidence.tpm import (
     event_log_claims,
     initial_value,
     parse_event_log,
@@ -17,8 +16,9 @@ from shared.evidence.tpm import (
     verify_event_log,
     verify_quote,
 )
-from shared.evidence.tpm.abi import ALG_SHA1, ALG_SHA256
-from shared.evidence.tpm.eventlog import EV_EFI_VARIABLE_DRIVER_CONFIG, EV_SEPARATOR, EventLog
+from attestation_broker.evidence.tpm.abi import ALG_SHA1, ALG_SHA256
+from attestation_broker.evidence.tpm.eventlog import EV_EFI_VARIABLE_DRIVER_CONFIG, EV_SEPARATOR, EventLog
+
 from tests.support.vectors import vector
 from tests.unit.tpm.helpers import gce_attestation
 

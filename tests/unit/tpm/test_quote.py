@@ -8,11 +8,11 @@ import hashlib
 import json
 
 import pytest
+from attestation_broker.errors import BrokerError
+from attestation_broker.evidence.tpm import load_ak_public, parse_attest, parse_signature, verify_quote
+from attestation_broker.evidence.tpm.abi import ALG_RSASSA, ALG_SHA256
 from cryptography.hazmat.primitives import serialization
 
-from shared.errors import BrokerError
-from shared.evidence.tpm import load_ak_public, parse_attest, parse_signature, verify_quote
-from shared.evidence.tpm.abi import ALG_RSASSA, ALG_SHA256
 from tests.support.vectors import vector
 from tests.unit.tpm.helpers import azure_bincode, flip, gce_attestation, hcl_ak_jwk
 

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from attestation_broker.appraisal import EarStatus
+from attestation_broker.binding import ExpectedBinding
+from attestation_broker.errors import BrokerError
+from attestation_broker.evidence.tpm import load_ak_public, parse_signature, verify_quote
+from attestation_broker.evidence.tpm.abi import ALG_ECDSA, ALG_RSAPSS, ALG_RSASSA
+from attestation_broker.evidence.tpm.kind import TpmVerifier
+from attestation_broker.verifier import Submission
 
-from shared.binding import ExpectedBinding
-from shared.ear import EarStatus
-from shared.errors import BrokerError
-from shared.evidence.tpm import load_ak_public, parse_signature, verify_quote
-from shared.evidence.tpm.abi import ALG_ECDSA, ALG_RSAPSS, ALG_RSASSA
-from shared.evidence.tpm.verifier import TpmVerifier
-from shared.verifier import Submission
 from tests.support.swtpm import Swtpm, swtpm_instance
 from tests.unit.tpm.helpers import ctx, flip
 

@@ -8,15 +8,15 @@ import json
 from typing import Any
 
 import pytest
+from attestation_broker import appraisal as ar4si
+from attestation_broker.appraisal import EarStatus
+from attestation_broker.binding import ExpectedBinding
+from attestation_broker.errors import BrokerError
+from attestation_broker.evidence.tpm import load_ak_public
+from attestation_broker.evidence.tpm.kind import TpmVerifier
+from attestation_broker.registry import default_registry
+from attestation_broker.verifier import Submission
 
-from shared import ear
-from shared.binding import ExpectedBinding
-from shared.ear import EarStatus
-from shared.errors import BrokerError
-from shared.evidence.tpm import load_ak_public
-from shared.evidence.tpm.verifier import TpmVerifier
-from shared.registry import default_registry
-from shared.verifier import Submission
 from tests.support.vectors import vector
 from tests.unit.tpm.helpers import azure_bincode, ctx, flip, gce_attestation
 
@@ -50,8 +50,8 @@ def test_registered() -> None:
 def test_azure_quote_pinned_ak() -> None:
     a = _az()
     assert a.kind == "tpm" and a.status == EarStatus.WARNING  # no PCR allow-list: executables unrecognized
-    assert a.trustworthiness_vector["instance-identity"] == ear.IDENTITY_TRUSTED
-    assert a.trustworthiness_vector["executables"] == ear.EXEC_UNRECOGNIZED
+    assert a.trustworthiness_vector["instance-identity"] == ar4si.IDENTITY_TRUSTED
+    assert a.trustworthiness_vector["executables"] == ar4si.EXEC_UNRECOGNIZED
     c = a.attester_claims
     assert c["tee"] == "vtpm" and c["platform"] == "unknown"
     assert c["measurement"] == "04fabd988106412e438c1b93ad3b4b046c760f8f99ec557d87adf2ab02b7a4a0"
@@ -98,7 +98,7 @@ def test_policy_refusals(policy: dict[str, Any], code: str) -> None:
 
 def test_allow_any_ak_is_a_warning() -> None:
     a = _az({"allow_any_ak": True})
-    assert a.trustworthiness_vector["instance-identity"] == ear.WARNING and a.status == EarStatus.WARNING
+    assert a.trustworthiness_vector["instance-identity"] == ar4si.WARNING and a.status == EarStatus.WARNING
     assert "hardware" not in a.trustworthiness_vector and a.verifier_claims["ak_pinned"] is False
     assert any("not pinned" in f for f in a.findings)
 
@@ -170,7 +170,7 @@ def test_gce_quote_with_event_log_and_secure_boot() -> None:
     t = a.attester_claims["tpm"]
     assert t["secure_boot"]["enabled"] is True and t["event_count"] == 44
     assert (
-        t["gce_confidential_technology"] == "sev" and a.trustworthiness_vector["configuration"] == ear.CONFIG_APPROVED
+        t["gce_confidential_technology"] == "sev" and a.trustworthiness_vector["configuration"] == ar4si.CONFIG_APPROVED
     )
     assert a.attester_claims["measurement"] == hashlib.sha256(b"".join(q.pcrs[i] for i in range(24))).hexdigest()
     assert a.verifier_claims["event_log"] == "replayed"

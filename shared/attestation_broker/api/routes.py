@@ -1,0 +1,129 @@
+"""The HTTP API of DESIGN.md §5, defined once for Lambda and the local server.
+
+``Api.handle`` applies the request-size limit, content-type checks, routing, the error → problem
+mapping, and adds the correlation id to every response.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from attestation_broker.api.envelope import parse_attest, parse_json_object
+from attestation_broker.api.http import HttpRequest, HttpResponse, json_response, problem
+from attestation_broker.errors import (
+    INTERNAL_ERROR,
+    MALFORMED_REQUEST,
+    METHOD_NOT_ALLOWED,
+    PAYLOAD_TOO_LARGE,
+    RATE_LIMITED,
+    ROUTE_NOT_FOUND,
+    UNSUPPORTED_MEDIA_TYPE,
+    BrokerError,
+)
+from attestation_broker.usecases import Broker, RequestMeta
+
+log = logging.getLogger("attestation_broker")
+
+Handler = Callable[[HttpRequest, RequestMeta], HttpResponse]
+ATTEST_PREFIX = "/v1/attest/"
+
+
+class Api:
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        # Load shedding: attestations beyond this many in flight get 429 instead of queueing (and
+        # holding vendor-fetch budgets) behind the busy ones.
+        self._attest_slots = threading.BoundedSemaphore(broker.settings.max_inflight_attestations)
+        self._routes: dict[str, dict[str, Handler]] = {
+            "/v1/challenge": {"POST": self._challenge},
+            "/v1/verify": {"POST": self._verify},
+            "/v1/schema": {"GET": self._schema},
+            "/jwks": {"GET": self._jwks},
+            "/.well-known/openid-configuration": {"GET": self._discovery},
+            "/healthz": {"GET": self._health},
+        }
+
+    def _resolve(self, request: HttpRequest) -> Handler:
+        path = request.path.rstrip("/") or "/"
+        if path.startswith(ATTEST_PREFIX) and "/" not in path[len(ATTEST_PREFIX) :]:
+            methods: dict[str, Handler] = {"POST": self._attest}
+        else:
+            found = self._routes.get(path)
+            if found is None:
+                raise ROUTE_NOT_FOUND(f"no route {path}")
+            methods = found
+        handler = methods.get(request.method.upper())
+        if handler is None:
+            raise METHOD_NOT_ALLOWED(f"{request.method} not allowed; use {', '.join(methods)}")
+        return handler
+
+    def handle(self, request: HttpRequest) -> HttpResponse:
+        correlation_id = request.correlation_id()
+        meta = RequestMeta(
+            correlation_id=correlation_id,
+            route=request.path,
+            method=request.method.upper(),
+            user_agent=request.header("user-agent"),
+            remote_ip=request.remote_ip,
+            trace=(request.header("x-cloud-trace-context") or "").split("/")[0] or None,
+        )
+        try:
+            if len(request.body) > self.broker.settings.max_body_bytes:
+                raise PAYLOAD_TOO_LARGE(f"body exceeds {self.broker.settings.max_body_bytes} bytes")
+            response = self._resolve(request)(request, meta)
+        except BrokerError as exc:
+            return problem(exc, correlation_id)
+        except Exception as exc:  # noqa: BLE001 - never a stack trace to the client
+            log.error("unhandled %s on %s", type(exc).__name__, request.path)
+            return problem(INTERNAL_ERROR(), correlation_id)
+        return HttpResponse(response.status, response.body, {**response.headers, "x-correlation-id": correlation_id})
+
+    # --- routes ------------------------------------------------------------------------------
+    def _challenge(self, request: HttpRequest, meta: RequestMeta) -> HttpResponse:
+        if request.body and request.content_type != "application/json":
+            raise UNSUPPORTED_MEDIA_TYPE("challenge takes an empty body or application/json")
+        if request.body:
+            parse_json_object(request.body)
+        return json_response(200, self.broker.challenge())
+
+    def _attest(self, request: HttpRequest, meta: RequestMeta) -> HttpResponse:
+        kind = request.path.rstrip("/")[len(ATTEST_PREFIX) :]
+        self.broker.registry.require(kind)  # 404 before decoding the body
+        envelope = parse_attest(request)
+        if not self._attest_slots.acquire(blocking=False):
+            raise RATE_LIMITED("too many attestations in flight", retry_after=1)
+        try:
+            result = self.broker.attest(kind, envelope, meta)
+        finally:
+            self._attest_slots.release()
+        return json_response(200, {"token": result.token, "claims": result.claims})
+
+    def _verify(self, request: HttpRequest, meta: RequestMeta) -> HttpResponse:
+        ctype = request.content_type
+        audience: str | None = None
+        if ctype == "application/json":
+            doc = parse_json_object(request.body)
+            token = doc.get("token")
+            audience = doc.get("audience") if isinstance(doc.get("audience"), str) else None
+        elif ctype in ("application/jwt", "text/plain"):
+            token = request.body.decode("ascii", errors="replace").strip()
+        else:
+            raise UNSUPPORTED_MEDIA_TYPE("verify takes application/json, application/jwt or text/plain")
+        if not isinstance(token, str) or not token:
+            raise MALFORMED_REQUEST("missing 'token'")
+        claims = self.broker.verify_token(token, meta, audience=audience)
+        return json_response(200, {"valid": True, "claims": claims})
+
+    def _schema(self, request: HttpRequest, meta: RequestMeta) -> HttpResponse:
+        return json_response(200, self.broker.schema, content_type="application/schema+json")
+
+    def _jwks(self, request: HttpRequest, meta: RequestMeta) -> HttpResponse:
+        return json_response(200, self.broker.jwks(), content_type="application/jwk-set+json")
+
+    def _discovery(self, request: HttpRequest, meta: RequestMeta) -> HttpResponse:
+        return json_response(200, self.broker.discovery())
+
+    def _health(self, request: HttpRequest, meta: RequestMeta) -> HttpResponse:
+        return json_response(200, self.broker.health())

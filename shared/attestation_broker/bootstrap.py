@@ -1,0 +1,173 @@
+"""Wiring: build one :class:`~attestation_broker.usecases.Broker` from
+:class:`~attestation_broker.config.Settings` at cold start.
+
+Backends are chosen by the settings strings (see ``Settings``); cloud SDKs are imported only when a
+backend that needs them is selected, so a local broker never imports boto3 or google-cloud-logging.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from attestation_broker.audit.sinks import CloudLoggingSink, FallbackSink, Sink, StdoutSink
+from attestation_broker.config import Settings
+from attestation_broker.errors import CONFIG_INVALID
+from attestation_broker.ledger import ReplayLedger, SqliteLedger
+from attestation_broker.nonce import NonceService
+from attestation_broker.registry import Registry, default_registry
+from attestation_broker.token.issuer import TokenService
+from attestation_broker.token.keys import KeyRing, local_keyring
+from attestation_broker.trust.cache import BlobStore, CollateralCache, DirectoryStore
+from attestation_broker.trust.fetch import Fetcher, HttpFetcher, OfflineFetcher
+from attestation_broker.usecases import Broker
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _split(spec: str) -> tuple[str, str]:
+    kind, _, arg = spec.partition(":")
+    return kind.strip().lower(), arg.strip()
+
+
+def _secret_file(path: Path) -> bytes:
+    if path.exists():
+        return path.read_bytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = os.urandom(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(secret)
+    return secret
+
+
+def nonce_secret(settings: Settings) -> bytes:
+    value = settings.nonce_secret.strip()
+    if value:
+        try:
+            secret = bytes.fromhex(value)
+        except ValueError:
+            try:
+                secret = base64.b64decode(value, validate=True)
+            except (binascii.Error, ValueError):
+                raise CONFIG_INVALID("BROKER_NONCE_SECRET must be hex or base64") from None
+        if len(secret) < 32:
+            raise CONFIG_INVALID("BROKER_NONCE_SECRET must be at least 32 bytes")
+        return secret
+    if _split(settings.ledger)[0] == "dynamodb" or _split(settings.signer)[0] == "kms":
+        # Several instances must share one MAC key, so a per-instance random key would break nonces.
+        raise CONFIG_INVALID("BROKER_NONCE_SECRET is required when running distributed (kms/dynamodb)")
+    return _secret_file(settings.data_dir / "nonce-secret")
+
+
+def build_keyring(settings: Settings) -> KeyRing:
+    kind = _split(settings.signer)[0]
+    if kind == "local":
+        return local_keyring(settings.data_dir)
+    if kind == "kms":
+        from attestation_broker.aws.factory import signer_from_uri
+
+        return KeyRing(signer_from_uri(settings.signer))
+    raise CONFIG_INVALID(f"unknown signer {settings.signer!r}")
+
+
+def build_ledger(settings: Settings) -> ReplayLedger | None:
+    kind, arg = _split(settings.ledger)
+    if not settings.replay_ledger or kind == "off":
+        return None
+    if kind == "sqlite":
+        return SqliteLedger(Path(arg) if arg else settings.data_dir / "replay-ledger.sqlite3")
+    if kind == "dynamodb":
+        from attestation_broker.aws.factory import ledger_from_uri
+
+        return ledger_from_uri(settings.ledger)
+    raise CONFIG_INVALID(f"unknown ledger {settings.ledger!r}")
+
+
+def build_store(settings: Settings) -> BlobStore | None:
+    kind, arg = _split(settings.cache)
+    if kind == "memory":
+        return None
+    if kind == "local":
+        return DirectoryStore(Path(arg) if arg else settings.data_dir / "collateral")
+    if kind == "s3":
+        from attestation_broker.aws.factory import store_from_uri
+
+        return store_from_uri(settings.cache)
+    raise CONFIG_INVALID(f"unknown cache {settings.cache!r}")
+
+
+def build_sink(settings: Settings) -> Sink:
+    kind, arg = _split(settings.audit)
+    if kind == "stdout":
+        return StdoutSink()
+    if kind == "cloud-logging" and arg:
+        return FallbackSink(CloudLoggingSink(project=arg), StdoutSink())
+    raise CONFIG_INVALID(f"unknown audit sink {settings.audit!r}")
+
+
+def load_policy(settings: Settings) -> Mapping[str, Any]:
+    if not settings.policy_file:
+        return {}
+    try:
+        doc = json.loads(Path(settings.policy_file).read_text())
+    except (OSError, ValueError) as exc:
+        raise CONFIG_INVALID(f"policy file unreadable: {type(exc).__name__}") from None
+    if not isinstance(doc, dict):
+        raise CONFIG_INVALID("policy file must hold a JSON object keyed by evidence kind")
+    return doc
+
+
+def build_broker(
+    settings: Settings,
+    *,
+    registry: Registry | None = None,
+    keyring: KeyRing | None = None,
+    ledger: ReplayLedger | None = None,
+    store: BlobStore | None = None,
+    fetcher: Fetcher | None = None,
+    sink: Sink | None = None,
+    policy: Mapping[str, Any] | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> Broker:
+    """Everything injectable; anything not given is built from ``settings``."""
+    registry = registry if registry is not None else default_registry()
+    policy = policy if policy is not None else load_policy(settings)
+    unknown = set(policy) - set(registry)
+    if unknown:
+        raise CONFIG_INVALID(f"policy names unknown evidence kinds: {', '.join(sorted(unknown))}")
+    nonces = NonceService(
+        nonce_secret(settings),
+        ttl=timedelta(seconds=settings.nonce_ttl_seconds),
+        skew=timedelta(seconds=settings.clock_skew_seconds),
+        ledger=ledger if ledger is not None else build_ledger(settings),
+    )
+    tokens = TokenService(
+        keyring if keyring is not None else build_keyring(settings),
+        issuer=settings.issuer.rstrip("/"),
+        audience=settings.token_audience,
+        ttl=timedelta(seconds=settings.token_ttl_seconds),
+    )
+    if fetcher is None:
+        fetcher = OfflineFetcher() if settings.offline else HttpFetcher()
+    collateral = CollateralCache(
+        fetcher, store if store is not None else build_store(settings), timeout=settings.fetch_timeout_seconds
+    )
+    return Broker(
+        settings=settings,
+        registry=registry,
+        nonces=nonces,
+        tokens=tokens,
+        collateral=collateral,
+        sink=sink if sink is not None else build_sink(settings),
+        policy=policy,
+        clock=clock,
+    )

@@ -1,0 +1,31 @@
+"""``attestation-broker``: serve, verify evidence files offline, verify broker tokens, rotate keys.
+
+Exit codes of ``verify`` and ``token verify``: 0 verified (affirming or warning),
+1 verification or policy failure (or a contraindicated result), 2 unusable input.
+
+Each subcommand lives in its own module with a ``register(subparsers)`` function; :data:`COMMANDS`
+lists them in the order ``--help`` shows them.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from attestation_broker.cli import errors, keys, serve, tokens, verify
+
+COMMANDS = (serve, verify, tokens, keys, errors)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="attestation-broker", description=__doc__.splitlines()[0] if __doc__ else "")
+    sub = top.add_subparsers(dest="command", required=True)
+    for command in COMMANDS:
+        command.register(sub)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    code: int = args.func(args)
+    return code

@@ -1,0 +1,5 @@
+"""``python -m attestation_broker.cli``."""
+
+from attestation_broker.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,30 @@
+"""``attestation-broker keys rotate``: retire the active local signing key and make a new one."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from attestation_broker.cli.common import print_json
+from attestation_broker.config import Settings
+from attestation_broker.token.keys import rotate_local
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    data_dir = Path(args.data_dir) if args.data_dir else settings.data_dir
+    old, new = rotate_local(data_dir, now=datetime.now(UTC), overlap=timedelta(hours=args.overlap_hours))
+    print_json({"retired": old, "active": new, "overlap_hours": args.overlap_hours})
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    keys = sub.add_parser("keys", help="local signing keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    rotate = keys_sub.add_parser(
+        "rotate", help="retire the active key (kept in /jwks for the overlap) and make a new one"
+    )
+    rotate.add_argument("--overlap-hours", type=float, default=24.0)
+    rotate.add_argument("--data-dir")
+    rotate.set_defaults(func=cmd_keys_rotate)

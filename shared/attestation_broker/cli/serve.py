@@ -1,0 +1,41 @@
+"""``attestation-broker serve``: the broker's HTTP API on a local server."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+from attestation_broker.bootstrap import build_broker, utc_now
+from attestation_broker.cli.common import parse_time
+from attestation_broker.config import Settings
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from attestation_broker import logs
+    from attestation_broker.api.routes import Api
+    from attestation_broker.wsgi import serve
+
+    logs.configure()
+    settings = Settings.from_env()
+    if args.data_dir:
+        settings = replace(settings, data_dir=Path(args.data_dir))
+    if settings.issuer == Settings.issuer:
+        settings = replace(settings, issuer=f"http://{args.host}:{args.port}")
+    clock = utc_now
+    if settings.fixed_time:
+        pinned = parse_time(settings.fixed_time)
+        logging.getLogger("attestation_broker").warning("clock pinned to %s (BROKER_FIXED_TIME)", pinned.isoformat())
+        clock = lambda: pinned  # noqa: E731
+    serve(Api(build_broker(settings, clock=clock)), host=args.host, port=args.port, threads=args.threads)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = sub.add_parser("serve", help="run the broker HTTP API locally")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--threads", type=int, default=16)
+    serve.add_argument("--data-dir", help="where the local key, nonce secret, ledger and cache live")
+    serve.set_defaults(func=cmd_serve)

@@ -1,0 +1,118 @@
+"""``azure-token`` policy and appraisal into an AR4SI trustworthiness vector (draft-ietf-rats-ar4si §2.3).
+
+Policy section (all keys optional; unknown keys → POLICY_INVALID)::
+
+    {"id": "...", "allow_debug": false, "require_secure_boot": true, "allow_trusted_launch": false,
+     "launch_measurements": ["<hex>", ...], "compliance_statuses": ["azure-compliant-cvm"]}
+
+| claim             | value |
+|-------------------|-------|
+| instance-identity | trusted when the nonce binding was checked or ``aud`` matched an accepted audience; else WARNING |
+| hardware          | genuine when the compliance status is accepted (or Trusted Launch); else unsupported (warning) |
+| runtime-opaque    | encrypted; debug → contraindicated (visible with ``allow_debug``); Trusted Launch (no TEE) → |
+|                   | contraindicated (visible with ``allow_trusted_launch``) |
+| executables       | approved-boot when the launch measurement is allow-listed, else contraindicated; unrecognized |
+|                   | when the policy has no list |
+| configuration     | approved with secure boot; off → contraindicated (unsafe if not ``require_secure_boot``); |
+|                   | not reported → unsupported (warning) |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from attestation_broker import appraisal as ar4si
+from attestation_broker.errors import POLICY_INVALID
+from attestation_broker.evidence.azure_token.checks import VerifiedMaaToken
+from attestation_broker.evidence.azure_token.claims import COMPLIANT
+from attestation_broker.evidence.jose.policy import get_bool, get_str_list, policy_id, reject_unknown
+
+KIND = "azure-token"
+_KEYS = ("allow_debug", "require_secure_boot", "allow_trusted_launch", "launch_measurements", "compliance_statuses")
+
+
+@dataclass(frozen=True)
+class AzureTokenPolicy:
+    id: str
+    allow_debug: bool = False
+    require_secure_boot: bool = True
+    allow_trusted_launch: bool = False
+    launch_measurements: tuple[str, ...] = ()
+    compliance_statuses: tuple[str, ...] = (COMPLIANT,)
+
+    @classmethod
+    def parse(cls, section: Mapping[str, Any]) -> AzureTokenPolicy:
+        reject_unknown(KIND, section, _KEYS)
+        measurements = get_str_list(KIND, section, "launch_measurements", lower=True)
+        for value in measurements:
+            if any(c not in "0123456789abcdef" for c in value) or len(value) not in (96, 128):
+                raise POLICY_INVALID(f"{KIND} policy launch measurement {value[:40]!r}... is not 48/64 bytes of hex")
+        statuses = get_str_list(KIND, section, "compliance_statuses") if "compliance_statuses" in section else None
+        return cls(
+            id=policy_id(KIND, section),
+            allow_debug=get_bool(KIND, section, "allow_debug", False),
+            require_secure_boot=get_bool(KIND, section, "require_secure_boot", True),
+            allow_trusted_launch=get_bool(KIND, section, "allow_trusted_launch", False),
+            launch_measurements=measurements,
+            compliance_statuses=statuses if statuses is not None else (COMPLIANT,),
+        )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    vector: dict[str, int]
+    findings: tuple[str, ...]
+
+
+def appraise(token: VerifiedMaaToken, claims: Mapping[str, Any], policy: AzureTokenPolicy) -> Verdict:
+    vector: dict[str, int] = {}
+    findings: list[str] = []
+    maa = token.claims
+
+    if token.nonce_checked or token.audience.matched is not None:
+        vector["instance-identity"] = ar4si.IDENTITY_TRUSTED
+    else:
+        vector["instance-identity"] = ar4si.WARNING
+        findings.append("token is bound to neither a broker nonce nor an accepted audience")
+
+    trusted_launch = maa.tee is None
+    if trusted_launch or maa.compliance_status in policy.compliance_statuses:
+        vector["hardware"] = ar4si.HW_GENUINE
+    else:
+        vector["hardware"] = ar4si.HW_UNSUPPORTED
+        findings.append(f"MAA compliance status {str(maa.compliance_status)[:40]} is not accepted by policy")
+
+    if trusted_launch:
+        vector["runtime-opaque"] = (
+            ar4si.RUNTIME_VISIBLE if policy.allow_trusted_launch else ar4si.RUNTIME_CONTRAINDICATED
+        )
+        findings.append("Trusted Launch VM: no confidential-computing isolation (x-ms-isolation-tee absent)")
+    elif claims["dbgstat"] == "enabled":
+        vector["runtime-opaque"] = ar4si.RUNTIME_VISIBLE if policy.allow_debug else ar4si.RUNTIME_CONTRAINDICATED
+        findings.append("the TEE is debuggable")
+    else:
+        vector["runtime-opaque"] = ar4si.RUNTIME_ENCRYPTED
+    if trusted_launch and claims["dbgstat"] == "enabled" and not policy.allow_debug:
+        vector["runtime-opaque"] = ar4si.RUNTIME_CONTRAINDICATED
+        findings.append("OS, boot or hypervisor debugging is enabled")
+
+    measurement = claims.get("measurement")
+    if not policy.launch_measurements:
+        vector["executables"] = ar4si.EXEC_UNRECOGNIZED
+    elif measurement in policy.launch_measurements:
+        vector["executables"] = ar4si.EXEC_APPROVED_BOOT
+    else:
+        vector["executables"] = ar4si.EXEC_CONTRAINDICATED
+        findings.append("launch measurement is not in the policy allow-list")
+
+    if maa.secureboot is True:
+        vector["configuration"] = ar4si.CONFIG_APPROVED
+    elif maa.secureboot is False:
+        vector["configuration"] = ar4si.CONFIG_CONTRAINDICATED if policy.require_secure_boot else ar4si.CONFIG_UNSAFE
+        findings.append("secure boot is off")
+    else:
+        vector["configuration"] = ar4si.CONFIG_UNSUPPORTED
+        findings.append("secure boot state is not reported")
+    return Verdict(vector, tuple(findings))

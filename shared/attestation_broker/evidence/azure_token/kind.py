@@ -1,0 +1,59 @@
+"""The ``azure-token`` Verifier: Microsoft Azure Attestation (MAA) JWTs.
+
+Input: the compact JWS as the evidence bytes (or the envelope field ``token``). See :mod:`.checks` for the
+checks, :mod:`.claims` for normalization and :mod:`.appraise` for the policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+
+from attestation_broker.appraisal import Appraisal
+from attestation_broker.evidence.azure_token.appraise import AzureTokenPolicy, appraise
+from attestation_broker.evidence.azure_token.checks import verify_token
+from attestation_broker.evidence.azure_token.claims import attester_claims, cnf_of
+from attestation_broker.evidence.jose.jws import MAX_TOKEN_BYTES, token_text
+from attestation_broker.evidence.jose.keys import KeySource
+from attestation_broker.verifier import Submission, VerifyContext
+
+
+class AzureTokenVerifier:
+    kind = "azure-token"
+
+    def __init__(
+        self,
+        *,
+        key_url_override: Mapping[str, str] | None = None,
+        refetch_cooldown_seconds: int = 300,
+        key_ttl_seconds: int = 3600,
+        max_token_bytes: int = MAX_TOKEN_BYTES,
+    ) -> None:
+        """``key_url_override`` maps URL prefixes to replacement bases (tests and local replay only)."""
+        self._keys = KeySource(
+            url_override=key_url_override,
+            refetch_cooldown=timedelta(seconds=refetch_cooldown_seconds),
+            ttl=timedelta(seconds=key_ttl_seconds),
+        )
+        self._max_token_bytes = max_token_bytes
+
+    def verify(self, submission: Submission, ctx: VerifyContext) -> Appraisal:
+        policy = AzureTokenPolicy.parse(ctx.policy)
+        token = token_text(submission.evidence, submission.fields, max_bytes=self._max_token_bytes)
+        verified = verify_token(token, submission, ctx, self._keys, max_bytes=self._max_token_bytes)
+        claims = attester_claims(verified.claims)
+        verdict = appraise(verified, claims, policy)
+        return Appraisal(
+            kind=self.kind,
+            trustworthiness_vector=verdict.vector,
+            attester_claims=claims,
+            verifier_claims={
+                "evidence_kind": self.kind,
+                "collateral": [dict(c) for c in verified.collateral],
+                "bindings": {"nonce": "checked" if verified.nonce_checked else "not-requested"},
+                "upstream": dict(verified.upstream),
+            },
+            policy_ids=(policy.id,),
+            cnf=cnf_of(verified.claims),
+            findings=verdict.findings,
+        )

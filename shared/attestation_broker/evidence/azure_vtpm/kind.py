@@ -1,0 +1,32 @@
+"""The ``azure-vtpm`` Verifier: Azure HCL report + TPM quote (+ TD quote / VCEK) → Appraisal.
+
+Evidence and extras are recognized by content (:mod:`.envelope`); the checks are in :mod:`.pipeline`.
+"""
+
+from __future__ import annotations
+
+from attestation_broker.appraisal import Appraisal
+from attestation_broker.verifier import Submission, VerifyContext
+
+from .appraise import appraise, parse_policy
+from .claims import attester_claims, verifier_claims
+from .envelope import assemble
+from .pipeline import verify_evidence
+
+
+class AzureVtpmVerifier:
+    kind = "azure-vtpm"
+
+    def verify(self, submission: Submission, ctx: VerifyContext) -> Appraisal:
+        policy = parse_policy(ctx.policy)
+        evidence = assemble(submission.evidence, submission.extras, submission.fields)
+        verified = verify_evidence(evidence, ctx, submission.binding, policy.tee)
+        vector, findings = appraise(verified, policy)
+        return Appraisal(
+            kind=self.kind,
+            trustworthiness_vector=vector,
+            attester_claims=attester_claims(verified),
+            verifier_claims=verifier_claims(verified),
+            policy_ids=(policy.id, verified.hardware.policy_id),
+            findings=findings,
+        )

@@ -1,0 +1,136 @@
+"""Helpers shared by the hardware-evidence verifiers (snp, tdx, nitro, tpm): one implementation where
+their logic is the same.
+
+* :func:`require_valid_at`: an X.509 validity period (RFC 5280 §4.1.2.5) at a given time, with the
+  allowed clock skew on both ends.
+* :func:`load_der_certificate`: DER X.509 parsing memoized by the exact bytes.
+* :func:`ecdsa_der_signature`: a raw ECDSA ``r ‖ s`` signature (fixed-width big-endian, IEEE P1363 /
+  RFC 9053 §2.1) in the DER form ``cryptography`` verifies.
+* :class:`LruMemo`: a bounded, thread-safe LRU for the results of pure verification functions
+  (signatures, chains, CRLs); failures are never memoized, time-dependent checks stay with the caller.
+* Policy-section parsing: :func:`policy_section` (an object with no unknown keys), :func:`policy_bool`,
+  :func:`require_policy_id`, :func:`content_policy_id` and :func:`policy_hex`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Hashable, Mapping
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any, TypeVar, cast
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from attestation_broker.errors import CERT_EXPIRED, POLICY_INVALID
+
+T = TypeVar("T")
+
+
+# --- certificates -----------------------------------------------------------------------------------
+
+
+def require_valid_at(cert: x509.Certificate, at: datetime, detail: str, *, skew: timedelta = timedelta(0)) -> None:
+    """CERT_EXPIRED (with ``detail``) unless notBefore - skew <= at <= notAfter + skew."""
+    if not cert.not_valid_before_utc - skew <= at <= cert.not_valid_after_utc + skew:
+        raise CERT_EXPIRED(detail)
+
+
+@lru_cache(maxsize=1024)
+def load_der_certificate(der: bytes) -> x509.Certificate:
+    """Parse one DER certificate, once per distinct byte string; raises ValueError when it is not one."""
+    with warnings.catch_warnings():
+        # AMD VCEK/VLEK certificates carry serial number 0, which cryptography warns about.
+        warnings.simplefilter("ignore")
+        return x509.load_der_x509_certificate(der)
+
+
+def ecdsa_der_signature(raw: bytes, coordinate_size: int) -> bytes:
+    """``raw`` is r ‖ s, r in the first ``coordinate_size`` bytes (callers check the total length)."""
+    r = int.from_bytes(raw[:coordinate_size], "big")
+    s = int.from_bytes(raw[coordinate_size:], "big")
+    return encode_dss_signature(r, s)
+
+
+# --- memoization ------------------------------------------------------------------------------------
+
+
+class LruMemo:
+    """A bounded, thread-safe LRU for results of pure functions, keyed by what fully determines them.
+
+    ``hits`` counts answers served from memory, ``misses`` results computed and stored.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._data: OrderedDict[Hashable, object] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: Hashable, compute: Callable[[], T]) -> T:
+        with self._lock:
+            if key in self._data:
+                self._data.move_to_end(key)
+                self.hits += 1
+                return cast(T, self._data[key])
+        value = compute()  # raises on failure; failures are never memoized
+        with self._lock:
+            self.misses += 1
+            self._data[key] = value
+            while len(self._data) > self._size:
+                self._data.popitem(last=False)
+        return value
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+# --- policy sections --------------------------------------------------------------------------------
+
+
+def policy_section(kind: str, section: object, allowed: Collection[str]) -> Mapping[str, Any]:
+    """The policy section as a mapping; POLICY_INVALID if it is not an object or has unknown keys."""
+    if not isinstance(section, Mapping):
+        raise POLICY_INVALID(f"{kind} policy must be an object")
+    unknown = set(section) - set(allowed)
+    if unknown:
+        raise POLICY_INVALID(f"{kind} policy: unknown keys {', '.join(sorted(map(str, unknown)))}")
+    return section
+
+
+def policy_bool(kind: str, section: Mapping[str, Any], key: str, default: bool = False) -> bool:
+    value = section.get(key, default)
+    if not isinstance(value, bool):
+        raise POLICY_INVALID(f"{kind} policy: {key} must be a boolean")
+    return value
+
+
+def require_policy_id(kind: str, value: object) -> str:
+    """An explicit policy id: a non-empty string."""
+    if type(value) is not str or not value:
+        raise POLICY_INVALID(f"{kind} policy: id must be a non-empty string")
+    return value
+
+
+def content_policy_id(prefix: str, section: Mapping[str, Any]) -> str:
+    """An id derived from the section's content (canonical JSON), for sections that name none."""
+    canonical = json.dumps(section, sort_keys=True, separators=(",", ":")).encode()
+    return prefix + hashlib.sha256(canonical).hexdigest()[:16]
+
+
+def policy_hex(kind: str, value: object, sizes: Collection[int], what: str) -> bytes:
+    """The bytes of a hex string whose decoded length is one of ``sizes``; POLICY_INVALID otherwise."""
+    try:
+        raw = bytes.fromhex(value) if type(value) is str else None
+    except ValueError:
+        raw = None
+    if raw is None or len(raw) not in sizes:
+        lengths = "/".join(str(n) for n in sorted(sizes))
+        raise POLICY_INVALID(f"{kind} policy: {what} must be hex of {lengths} bytes")
+    return raw

@@ -1,0 +1,41 @@
+"""The ``gcp-vtpm`` Verifier: go-tpm-tools Attestation (binary or text protobuf) → Appraisal.
+
+Evidence: the ``Attestation`` bytes. Extras (recognized by content): intermediate / AK certificates
+(PEM or DER) for the Google chain, VCEK/ASK certificates and AMD CRLs for an SEV-SNP part.
+"""
+
+from __future__ import annotations
+
+from attestation_broker.appraisal import Appraisal
+from attestation_broker.verifier import Submission, VerifyContext
+
+from .abi import parse_attestation
+from .appraise import appraise, parse_policy
+from .claims import attester_claims, verifier_claims
+from .pipeline import verify_attestation
+
+
+class GcpVtpmVerifier:
+    kind = "gcp-vtpm"
+
+    def verify(self, submission: Submission, ctx: VerifyContext) -> Appraisal:
+        policy = parse_policy(ctx.policy)
+        attestation = parse_attestation(submission.evidence)
+        verified = verify_attestation(
+            attestation,
+            submission.extras,
+            ctx,
+            submission.binding,
+            ignore_pcrs=policy.ignore_pcrs,
+            tee_policy=policy.tee,
+        )
+        vector, findings = appraise(verified, policy)
+        policy_ids = (policy.id,) if verified.tee is None else (policy.id, verified.tee.policy_id)
+        return Appraisal(
+            kind=self.kind,
+            trustworthiness_vector=vector,
+            attester_claims=attester_claims(verified),
+            verifier_claims=verifier_claims(verified),
+            policy_ids=policy_ids,
+            findings=findings,
+        )

@@ -1,0 +1,60 @@
+"""The ``nitro`` Verifier: parse → verify (chain, signature, nonce) → freshness → appraise → normalize.
+
+Evidence is the attestation document as returned by the NSM (``COSE_Sign1`` bytes, tagged or not) or
+its base64 text. The kind takes no envelope fields and no extra files: the only trust anchor is the
+pinned AWS root, so an extra certificate could never be used and is refused rather than ignored.
+Nonce binding: ``nonce`` == SHA-256(broker nonce ‖ user data) (:meth:`ExpectedBinding.nitro_nonce`).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from attestation_broker.appraisal import Appraisal
+from attestation_broker.errors import MALFORMED_EVIDENCE
+from attestation_broker.verifier import Submission, VerifyContext
+
+from .abi import parse_document
+from .appraise import NitroPolicy, appraise
+from .checks import ChainVerifier, check_freshness, verify_document
+from .claims import attester_claims, key_confirmation, verifier_claims
+from .trust import TrustAnchor, aws_nitro_root
+
+
+class NitroVerifier:
+    kind = "nitro"
+
+    def __init__(self, anchor: TrustAnchor | None = None) -> None:
+        # Tests inject a generated anchor; production always uses the pinned AWS root (loaded on first use).
+        self._anchor = anchor
+        self._chains: ChainVerifier | None = None
+
+    @property
+    def chains(self) -> ChainVerifier:
+        if self._chains is None:
+            self._chains = ChainVerifier(self._anchor or aws_nitro_root())
+        return self._chains
+
+    def verify(self, submission: Submission, ctx: VerifyContext) -> Appraisal:
+        if submission.fields:
+            raise MALFORMED_EVIDENCE("nitro evidence takes no envelope fields")
+        if submission.extras:
+            raise MALFORMED_EVIDENCE("nitro evidence takes no extra files")
+        policy = NitroPolicy.parse(ctx.policy)
+        skew = timedelta(seconds=ctx.settings.clock_skew_seconds)
+
+        parsed = parse_document(submission.evidence)
+        verified = verify_document(parsed, self.chains, now=ctx.now, skew=skew, binding=submission.binding)
+        check_freshness(verified.document, now=ctx.now, max_age=policy.max_age, skew=skew)
+
+        verdict = appraise(verified.document, policy)
+        cnf, public_key = key_confirmation(verified.document)
+        return Appraisal(
+            kind=self.kind,
+            trustworthiness_vector=verdict.vector,
+            attester_claims=attester_claims(verified, debug=verdict.debug),
+            verifier_claims=verifier_claims(verified, public_key=public_key),
+            policy_ids=(policy.policy_id,),
+            cnf=cnf,
+            findings=verdict.findings,
+        )

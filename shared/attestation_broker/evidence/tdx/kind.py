@@ -1,0 +1,53 @@
+"""The ``tdx`` Verifier: decode the submission and hand it to :func:`verify_tdx_evidence`.
+
+Evidence: the raw quote bytes (or the quote as hex text, ``0x`` allowed). Envelope field
+``collateral`` (optional): a dcap-qvl ``QuoteCollateralV3`` JSON object to use instead of fetching
+from Intel PCS; it is verified exactly like fetched collateral and recorded with source ``evidence``.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+
+from attestation_broker.appraisal import Appraisal
+from attestation_broker.errors import MALFORMED_EVIDENCE
+from attestation_broker.evidence.tdx import TdxCollateral, verify_tdx_evidence
+from attestation_broker.verifier import Submission, VerifyContext
+
+
+def _quote_bytes(evidence: bytes) -> bytes:
+    text = evidence.strip()
+    if text[:2] in (b"0x", b"0X"):
+        text = text[2:]
+    if text and all(c in b"0123456789abcdefABCDEF" for c in text[:64]) and len(text) % 2 == 0:
+        try:
+            return binascii.unhexlify(text)
+        except binascii.Error:
+            raise MALFORMED_EVIDENCE("TDX quote hex does not decode") from None
+    return evidence
+
+
+class TdxVerifier:
+    kind = "tdx"
+
+    def verify(self, submission: Submission, ctx: VerifyContext) -> Appraisal:
+        override = None
+        if "collateral" in submission.fields:
+            value = submission.fields["collateral"]
+            override = TdxCollateral.from_dcap_qvl_json(json.dumps(value) if isinstance(value, dict) else value)
+        result = verify_tdx_evidence(
+            _quote_bytes(submission.evidence),
+            ctx,
+            expected_report_data=submission.binding.report_data() if submission.binding else None,
+            policy=ctx.policy,
+            collateral_override=override,
+        )
+        return Appraisal(
+            kind=self.kind,
+            trustworthiness_vector=result.trustworthiness_vector,
+            attester_claims=result.attester_claims,
+            verifier_claims=result.verifier_claims,
+            policy_ids=(result.policy_id,),
+            findings=result.findings,
+        )

@@ -1,0 +1,179 @@
+"""The order of the TDX checks: parse → PCK chain → quote/QE signatures → binding → collateral → TCB → policy.
+
+This is the body of :func:`attestation_broker.evidence.tdx.verify_tdx_evidence`; each step lives in its own module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from attestation_broker.binding import require_equal
+from attestation_broker.errors import MALFORMED_EVIDENCE
+from attestation_broker.evidence.tdx import appraise as appraisal
+from attestation_broker.evidence.tdx.abi import parse_quote
+from attestation_broker.evidence.tdx.checks import (
+    check_window,
+    crl_next_update,
+    require_not_revoked,
+    tcb_signer,
+    verify_crl,
+    verify_qe_identity,
+    verify_quote_signatures,
+    verify_tcb_info,
+)
+from attestation_broker.evidence.tdx.claims import attester_claims
+from attestation_broker.evidence.tdx.collateral import (
+    Checks,
+    CollateralRecord,
+    TdxCollateral,
+    collateral_urls,
+    fetch_collateral,
+)
+from attestation_broker.evidence.tdx.errors import TDX_FMSPC_MISMATCH, TDX_TCB_INFO_NOT_TDX
+from attestation_broker.evidence.tdx.pck import PckChain, verify_pck_chain
+from attestation_broker.evidence.tdx.pcs import split_signed
+from attestation_broker.evidence.tdx.result import TdxResult
+from attestation_broker.evidence.tdx.tcb import evaluate_tcb
+from attestation_broker.evidence.tdx.trust import TdxTrust, intel_trust
+from attestation_broker.verifier import VerifyContext
+
+
+def _iso(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _json_next_update(key: str) -> Any:
+    def expires(body: bytes) -> datetime | None:
+        inner = split_signed(body, key).body
+        return datetime.fromisoformat(str(inner["nextUpdate"]).replace("Z", "+00:00"))
+
+    return expires
+
+
+def _checks(trust: TdxTrust, chain: PckChain) -> dict[str, Checks]:
+    """Signature-only validation before anything fetched is cached (time is judged per use)."""
+
+    def tcb(body: bytes) -> None:
+        verify_tcb_info(body, trust.tcb_signing)
+
+    def qe(body: bytes) -> None:
+        verify_qe_identity(body, trust.tcb_signing)
+
+    def pck_crl(body: bytes) -> None:
+        verify_crl(body, chain.intermediate, "PCK CRL")
+
+    def root_crl(body: bytes) -> None:
+        verify_crl(body, trust.root, "root CRL")
+
+    return {
+        "tcb_info": Checks(_json_next_update("tcbInfo"), tcb),
+        "qe_identity": Checks(_json_next_update("enclaveIdentity"), qe),
+        "pck_crl": Checks(crl_next_update, pck_crl),
+        "root_crl": Checks(crl_next_update, root_crl),
+    }
+
+
+def run(
+    raw: bytes,
+    ctx: VerifyContext,
+    *,
+    expected_report_data: bytes | None,
+    policy: Mapping[str, Any],
+    collateral_override: TdxCollateral | None,
+    trust: TdxTrust | None,
+) -> TdxResult:
+    if not isinstance(raw, bytes | bytearray):
+        raise MALFORMED_EVIDENCE("TDX quote must be bytes")
+    parsed_policy = appraisal.parse_policy(policy)  # a bad policy fails before any work
+    now = ctx.now
+    anchors = trust or intel_trust()
+    quote = parse_quote(bytes(raw))
+    chain = verify_pck_chain(quote.pck_chain_pem, anchors, now)
+    verify_quote_signatures(quote, chain)
+    if expected_report_data is not None:
+        require_equal("TDX REPORTDATA", quote.body.report_data, expected_report_data)
+
+    if collateral_override is not None:
+        collateral = collateral_override
+        records = collateral.records or tuple(
+            CollateralRecord(t, None, "evidence") for t in ("tcb_info", "qe_identity", "pck_crl", "root_crl")
+        )
+    else:
+        urls = collateral_urls(
+            ctx.settings.intel_pcs_url,
+            chain.extensions.fmspc,
+            chain.ca,
+            root_crl_url=ctx.settings.intel_root_crl_url,
+        )
+        collateral = fetch_collateral(ctx, urls, _checks(anchors, chain))
+        records = collateral.records
+    stale = {r.type: r.stale for r in records}
+    grace_all = timedelta(seconds=max(0, ctx.settings.collateral_stale_grace_seconds))
+    skew = timedelta(seconds=max(0, ctx.settings.clock_skew_seconds))
+
+    def window(kind: str, what: str, issued: datetime, next_update: datetime) -> None:
+        check_window(what, issued, next_update, now, skew=skew, grace=grace_all if stale.get(kind) else timedelta(0))
+
+    # Root CRL first: it vouches for the PCK CA and the TCB Signing certificate.
+    root_crl = verify_crl(collateral.root_crl, anchors.root, "root CRL")
+    window("root_crl", "root CRL", root_crl.this_update, root_crl.next_update)
+    require_not_revoked(root_crl, chain.intermediate, "PCK CA")
+
+    pck_crl = verify_crl(collateral.pck_crl, chain.intermediate, "PCK CRL")
+    window("pck_crl", "PCK CRL", pck_crl.this_update, pck_crl.next_update)
+    require_not_revoked(pck_crl, chain.leaf, "PCK")
+
+    tcb_signing = tcb_signer(collateral.tcb_info_issuer_chain, anchors, now, root_crl)
+    info = verify_tcb_info(collateral.tcb_info, tcb_signing)
+    if info.id != "TDX" or info.version < 3:
+        raise TDX_TCB_INFO_NOT_TDX(f"TCB info id {info.id!r} version {info.version} for a TDX quote")
+    window("tcb_info", "TCB info", info.issue_date, info.next_update)
+    if info.fmspc != chain.extensions.fmspc or info.pce_id != chain.extensions.pce_id:
+        raise TDX_FMSPC_MISMATCH("TCB info FMSPC/PCE ID differ from the PCK certificate")
+
+    qe_signing = tcb_signer(collateral.qe_identity_issuer_chain, anchors, now, root_crl)
+    identity = verify_qe_identity(collateral.qe_identity, qe_signing)
+    window("qe_identity", "QE identity", identity.issue_date, identity.next_update)
+
+    tcb = evaluate_tcb(info, identity, quote, chain.extensions)
+    any_stale = any(stale.values())
+    verdict = appraisal.appraise(quote, tcb, parsed_policy, now, stale=any_stale)
+
+    dates = {
+        "tcb_info": (info.issue_date, info.next_update),
+        "qe_identity": (identity.issue_date, identity.next_update),
+        "pck_crl": (pck_crl.this_update, pck_crl.next_update),
+        "root_crl": (root_crl.this_update, root_crl.next_update),
+    }
+    verifier_claims: dict[str, Any] = {
+        "evidence_kind": "tdx",
+        "collateral": [
+            {
+                "type": r.type,
+                "url": r.url,
+                "issued": _iso(dates[r.type][0]),
+                "next_update": _iso(dates[r.type][1]),
+                "source": r.source,
+                "stale": r.stale,
+            }
+            for r in records
+        ],
+        "bindings": {"nonce": "checked" if expected_report_data is not None else "not-requested"},
+        "stale": any_stale,
+        "signing_key": "pck",
+        "pck_ca": chain.ca,
+        "tcb_evaluation_data_number": info.eval_number,
+    }
+    if verdict.findings:
+        verifier_claims["findings"] = list(verdict.findings)
+    return TdxResult(
+        quote=quote,
+        tcb=tcb,
+        trustworthiness_vector=verdict.vector,
+        attester_claims=attester_claims(quote, tcb),
+        verifier_claims=verifier_claims,
+        policy_id=parsed_policy.id,
+        findings=verdict.findings,
+    )

@@ -1,0 +1,47 @@
+"""Replay ledgers for single-use nonces (DESIGN.md §3 "Freshness").
+
+``consume`` atomically records a nonce identifier until it expires; a second ``consume`` of the same
+identifier raises NONCE_REPLAYED. Backends: SQLite locally (this module) and DynamoDB on AWS
+(conditional put with a TTL attribute, ``attestation_broker.aws.ledger``). A backend failure is LEDGER_UNAVAILABLE
+(503), never a pass.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from attestation_broker.errors import LEDGER_UNAVAILABLE, NONCE_REPLAYED
+
+
+class ReplayLedger(Protocol):
+    def consume(self, nonce_id: str, *, expires_at: datetime, now: datetime) -> None: ...
+
+
+class SqliteLedger:
+    def __init__(self, path: Path | str) -> None:
+        if isinstance(path, Path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        with self._lock:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS used_nonces (id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL)"
+            )
+
+    def consume(self, nonce_id: str, *, expires_at: datetime, now: datetime) -> None:
+        try:
+            with self._lock:
+                self._conn.execute("DELETE FROM used_nonces WHERE expires_at < ?", (int(now.timestamp()),))
+                cursor = self._conn.execute(
+                    "INSERT OR IGNORE INTO used_nonces (id, expires_at) VALUES (?, ?)",
+                    (nonce_id, int(expires_at.timestamp())),
+                )
+        except sqlite3.Error as exc:
+            raise LEDGER_UNAVAILABLE(f"replay ledger error: {type(exc).__name__}") from None
+        if cursor.rowcount != 1:
+            raise NONCE_REPLAYED()

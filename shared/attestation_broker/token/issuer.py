@@ -1,0 +1,143 @@
+"""Broker tokens: EAR-shaped JWTs (draft-ietf-rats-ear-04 §3, underscore claim names; DESIGN.md §4).
+
+:class:`TokenService` turns an :class:`~attestation_broker.appraisal.Appraisal` into signed claims and verifies broker
+tokens against the published key ring. Signing goes through a :class:`~attestation_broker.token.signers.Signer`
+(local key or KMS) so the private key never needs to be in this process.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import jwt
+
+from attestation_broker.appraisal import Appraisal
+from attestation_broker.errors import TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MALFORMED
+from attestation_broker.token.keys import KeyRing
+from attestation_broker.token.signers import b64url
+
+EAR_PROFILE = "tag:github.com,2023:veraison/ear"
+VERIFIER_ID = {"developer": "attestation-broker", "build": "0.1.0"}
+MAX_TOKEN_BYTES = 64 * 1024
+
+
+def subject_of(appraisal: Appraisal, evidence_sha256: str) -> str:
+    """A stable subject: the platform instance when known, else the measurement, else the evidence digest."""
+    claims = appraisal.attester_claims
+    instance = claims.get("instance") or {}
+    for key in ("id", "vm_id"):
+        if isinstance(instance, Mapping) and instance.get(key):
+            return f"{appraisal.kind}:{claims.get('platform', 'unknown')}:{instance[key]}"
+    if claims.get("measurement"):
+        return f"{appraisal.kind}:measurement:{claims['measurement']}"
+    return f"{appraisal.kind}:evidence:{evidence_sha256}"
+
+
+class TokenService:
+    def __init__(self, keyring: KeyRing, *, issuer: str, audience: str, ttl: timedelta) -> None:
+        self.keyring = keyring
+        self.issuer = issuer
+        self.audience = audience
+        self.ttl = ttl
+
+    def claims_for(
+        self,
+        appraisal: Appraisal,
+        *,
+        evidence_sha256: str,
+        now: datetime,
+        nonce: bytes | None,
+    ) -> dict[str, Any]:
+        status = appraisal.status.value
+        verifier_claims = {
+            **appraisal.verifier_claims,
+            "evidence_kind": appraisal.kind,
+            "evidence_sha256": evidence_sha256,
+        }
+        verifier_claims.setdefault("bindings", {"nonce": "not-requested"})
+        if appraisal.findings:
+            verifier_claims["findings"] = list(appraisal.findings)
+        iat = int(now.timestamp())
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": subject_of(appraisal, evidence_sha256),
+            "aud": self.audience,
+            "iat": iat,
+            "nbf": iat,
+            "exp": iat + int(self.ttl.total_seconds()),
+            "jti": uuid.uuid4().hex,
+            "eat_profile": EAR_PROFILE,
+            "ear_status": status,
+            "ear_verifier_id": dict(VERIFIER_ID),
+            "submods": {
+                appraisal.kind: {
+                    "ear_status": status,
+                    "ear_trustworthiness_vector": dict(appraisal.trustworthiness_vector),
+                    "ear_appraisal_policy_ids": list(appraisal.policy_ids),
+                    "ear_attester_claims": dict(appraisal.attester_claims),
+                    "ear_verifier_claims": verifier_claims,
+                }
+            },
+        }
+        if nonce is not None:
+            claims["eat_nonce"] = nonce.hex()
+        if appraisal.cnf:
+            claims["cnf"] = dict(appraisal.cnf)
+        return claims
+
+    def sign(self, claims: Mapping[str, Any]) -> str:
+        signer = self.keyring.active
+        header = {"alg": signer.algorithm, "kid": signer.key_id, "typ": "JWT"}
+        signing_input = (
+            b64url(json.dumps(header, separators=(",", ":")).encode())
+            + "."
+            + b64url(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
+        )
+        signature = signer.sign(signing_input.encode())
+        return signing_input + "." + b64url(signature)
+
+    def verify(self, token: str, *, now: datetime, audience: str | None = None) -> dict[str, Any]:
+        """Verify a broker token against the published keys; raise TOKEN_* codes."""
+        if len(token) > MAX_TOKEN_BYTES:
+            raise TOKEN_MALFORMED("token too large")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise TOKEN_MALFORMED("not a compact JWS") from None
+        if header.get("alg") != "ES256":
+            raise TOKEN_INVALID("unexpected algorithm")
+        jwk = next((k for k in self.keyring.published(now) if k["kid"] == header.get("kid")), None)
+        if jwk is None:
+            raise TOKEN_INVALID("unknown key id")
+        key = jwt.PyJWK(jwk).key
+        try:
+            # PyJWT would read the wall clock; exp/nbf are checked below against the injected ``now``.
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key=key,
+                algorithms=["ES256"],
+                audience=audience or self.audience,
+                issuer=self.issuer,
+                options={
+                    "require": ["exp", "iat", "nbf", "iss", "aud", "jti"],
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                },
+            )
+        except jwt.InvalidAudienceError:
+            raise TOKEN_INVALID("audience mismatch") from None
+        except jwt.InvalidIssuerError:
+            raise TOKEN_INVALID("issuer mismatch") from None
+        except jwt.PyJWTError as exc:
+            raise TOKEN_INVALID(type(exc).__name__) from None
+        ts = int(now.timestamp())
+        if ts >= int(claims["exp"]):
+            raise TOKEN_EXPIRED()
+        if ts < int(claims["nbf"]):
+            raise TOKEN_INVALID("token not yet valid")
+        return claims
