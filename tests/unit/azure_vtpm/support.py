@@ -5,13 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from attestation_broker.config import Settings
-from attestation_broker.trust.cache import CollateralCache
-from attestation_broker.trust.fetch import HttpFetcher, OfflineFetcher
 from attestation_broker.verifier import VerifyContext
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from tests.support.context import replay_context
 from tests.support.replay import ReplayServer
 from tests.support.vectors import vector
 
@@ -68,14 +66,7 @@ def serve_kds(replay: ReplayServer) -> None:
 
 def replay_ctx(replay: ReplayServer, now: datetime, policy: dict[str, Any] | None = None) -> VerifyContext:
     serve_kds(replay)
-    cache = CollateralCache(HttpFetcher(), timeout=2.0)
-    return VerifyContext(now=now, collateral=cache, settings=Settings(amd_kds_url=replay.base_url), policy=policy or {})
-
-
-def offline_ctx(now: datetime, policy: dict[str, Any] | None = None) -> VerifyContext:
-    return VerifyContext(
-        now=now, collateral=CollateralCache(OfflineFetcher()), settings=Settings(offline=True), policy=policy or {}
-    )
+    return replay_context(replay.base_url, now, policy)
 
 
 def flip(data: bytes, offset: int, mask: int = 0x01) -> bytes:

@@ -18,8 +18,10 @@ from attestation_broker.evidence.azure_vtpm.pipeline import _compare_td_quote, c
 from attestation_broker.evidence.tdx import parse_quote
 from attestation_broker.verifier import Submission
 
+from tests.support.context import offline_context
+from tests.support.errors import raised_code
 from tests.support.replay import ReplayServer
-from tests.unit.azure_vtpm.support import NOW_MILAN, SNP_CASES, az, flip, offline_ctx, replay_ctx
+from tests.unit.azure_vtpm.support import NOW_MILAN, SNP_CASES, az, flip, replay_ctx
 
 HCL_FACTS = {
     # file: (header version, tee, report_size, vmUniqueId)
@@ -30,10 +32,6 @@ HCL_FACTS = {
     "az-tdx-hcl-report-D270E56B.bin": (2, "tdx", 2438, "D270E56B-F668-4990-A5BC-9B624576841D"),
 }
 EXTRA_DATA = {"genoa-390CBCF5": None}  # 48-byte binary nonce; the others quote ASCII "challenge"
-
-
-def code(exc: pytest.ExceptionInfo[BrokerError]) -> str:
-    return exc.value.code.name
 
 
 def run(replay: ReplayServer, name: str, *, binding: ExpectedBinding | None = None, policy: dict | None = None):  # type: ignore[no-untyped-def, type-arg]
@@ -96,11 +94,11 @@ def test_runtime_byte_flip_breaks_binding(replay: ReplayServer) -> None:
     mutated = flip(data, offset, 0x20)
     with pytest.raises(BrokerError) as exc:
         check_runtime_binding(parse_hcl_report(mutated))
-    assert code(exc) == "AZURE_VTPM_RUNTIME_BINDING_MISMATCH"
+    assert raised_code(exc) == "AZURE_VTPM_RUNTIME_BINDING_MISMATCH"
     extras = (az("az-snp-quote-911B0EF8.bincode"), az("az-snp-vcek-chain-911B0EF8.pem"))
     with pytest.raises(BrokerError) as exc:
         AzureVtpmVerifier().verify(Submission(mutated, extras), replay_ctx(replay, NOW_MILAN))
-    assert code(exc) in ("AZURE_VTPM_RUNTIME_BINDING_MISMATCH", "AZURE_VTPM_RUNTIME_MALFORMED")
+    assert raised_code(exc) in ("AZURE_VTPM_RUNTIME_BINDING_MISMATCH", "AZURE_VTPM_RUNTIME_MALFORMED")
 
 
 @pytest.mark.parametrize(
@@ -112,7 +110,7 @@ def test_snp_report_tamper_fails_signature(replay: ReplayServer, offset: int, wh
     extras = (az("az-snp-quote-911B0EF8.bincode"), az("az-snp-vcek-chain-911B0EF8.pem"))
     with pytest.raises(BrokerError) as exc:
         AzureVtpmVerifier().verify(Submission(data, extras), replay_ctx(replay, NOW_MILAN))
-    assert code(exc).startswith("SNP_"), what
+    assert raised_code(exc).startswith("SNP_"), what
     assert exc.value.status == 403
 
 
@@ -126,15 +124,15 @@ def test_quote_tamper_and_wrong_ak(replay: ReplayServer) -> None:
     ctx = replay_ctx(replay, NOW_MILAN)
     with pytest.raises(BrokerError) as exc:
         AzureVtpmVerifier().verify(Submission(hcl, (flip(msg, len(msg) - 1), sig, vcek)), ctx)
-    assert code(exc) == "TPM_SIGNATURE_INVALID"
+    assert raised_code(exc) == "TPM_SIGNATURE_INVALID"
     with pytest.raises(BrokerError) as exc:
         AzureVtpmVerifier().verify(Submission(hcl, (msg, flip(sig, 100), vcek)), ctx)
-    assert code(exc) == "TPM_SIGNATURE_INVALID"
+    assert raised_code(exc) == "TPM_SIGNATURE_INVALID"
     # The 911B0EF8 quote is signed by another VM's HCLAkPub.
     other = az("az-snp-quote-911B0EF8.bincode")
     with pytest.raises(BrokerError) as exc:
         AzureVtpmVerifier().verify(Submission(hcl, (other, vcek)), ctx)
-    assert code(exc) == "TPM_SIGNATURE_INVALID"
+    assert raised_code(exc) == "TPM_SIGNATURE_INVALID"
 
 
 def test_pcr_value_tamper(replay: ReplayServer) -> None:
@@ -142,17 +140,17 @@ def test_pcr_value_tamper(replay: ReplayServer) -> None:
     doc["tpm_quote"]["pcrs"][4] = "00" * 32
     with pytest.raises(BrokerError) as exc:
         AzureVtpmVerifier().verify(Submission(json.dumps(doc).encode()), replay_ctx(replay, NOW_MILAN))
-    assert code(exc) == "TPM_PCR_DIGEST_MISMATCH"
+    assert raised_code(exc) == "TPM_PCR_DIGEST_MISMATCH"
 
 
 def test_requested_nonce_is_not_in_the_recorded_vectors(replay: ReplayServer) -> None:
     # The recorded HCLs carry user-data of zeros (or none): a broker nonce can never match them.
     with pytest.raises(BrokerError) as exc:
         run(replay, "v1-26F8BC30", binding=ExpectedBinding(b"challenge"))
-    assert code(exc) == "NONCE_BINDING_MISMATCH"
+    assert raised_code(exc) == "NONCE_BINDING_MISMATCH"
     with pytest.raises(BrokerError) as exc:
         run(replay, "D3A9B6BE-msg-sig", binding=ExpectedBinding(b"challenge"))
-    assert code(exc) == "NONCE_BINDING_MISMATCH"
+    assert raised_code(exc) == "NONCE_BINDING_MISMATCH"
 
 
 def _with_user_data(data: bytes, value: str) -> bytes:
@@ -176,10 +174,10 @@ def test_user_data_binding_rule(upper: bool) -> None:
     check_user_data(hcl, binding)  # raises on mismatch
     with pytest.raises(BrokerError) as exc:
         check_user_data(hcl, ExpectedBinding(b"other-nonce", b"user"))
-    assert code(exc) == "NONCE_BINDING_MISMATCH"
+    assert raised_code(exc) == "NONCE_BINDING_MISMATCH"
     with pytest.raises(BrokerError) as exc:
         check_runtime_binding(hcl)  # the edit is visible to the hardware binding
-    assert code(exc) == "AZURE_VTPM_RUNTIME_BINDING_MISMATCH"
+    assert raised_code(exc) == "AZURE_VTPM_RUNTIME_BINDING_MISMATCH"
 
 
 @pytest.mark.parametrize(
@@ -197,11 +195,11 @@ def test_td_quote_matches_tdreport(hcl_name: str, quote_name: str) -> None:
     # RTMR2 of the quote changed (offset 48 + 472 - 48... = quote RTMR2 at 472): mismatch.
     with pytest.raises(BrokerError) as exc:
         _compare_td_quote(parse_quote(flip(az(quote_name), 472)).body, hcl)
-    assert code(exc) == "AZURE_VTPM_TD_QUOTE_MISMATCH"
+    assert raised_code(exc) == "AZURE_VTPM_TD_QUOTE_MISMATCH"
     other = parse_hcl_report(az("az-tdx-hcl-report-D270E56B.bin"))
     with pytest.raises(BrokerError) as exc:
         _compare_td_quote(quote.body, other)
-    assert code(exc) == "AZURE_VTPM_TD_QUOTE_MISMATCH"
+    assert raised_code(exc) == "AZURE_VTPM_TD_QUOTE_MISMATCH"
 
 
 def test_tdx_evidence_reaches_intel_collateral() -> None:
@@ -210,8 +208,8 @@ def test_tdx_evidence_reaches_intel_collateral() -> None:
     ev = assemble(az("az-tdx-vtpm-evidence-v1-6332533D.json"), (), {})
     assert ev.td_quote is not None and ev.quote is not None and ev.container == "trustee-v1"
     with pytest.raises(BrokerError) as exc:
-        verify_evidence(ev, offline_ctx(NOW_MILAN), None, {})
-    assert code(exc) == "COLLATERAL_UNAVAILABLE"
+        verify_evidence(ev, offline_context(NOW_MILAN), None, {})
+    assert raised_code(exc) == "COLLATERAL_UNAVAILABLE"
     ev = assemble(
         az("az-tdx-hcl-report-2E7D4867.bin"),
         (az("az-tdx-td-quote-2E7D4867.bin"), az("az-tdx-tpm-quote-2E7D4867.msg"), az("az-tdx-tpm-quote-2E7D4867.sig")),
@@ -219,8 +217,8 @@ def test_tdx_evidence_reaches_intel_collateral() -> None:
     )
     assert ev.quote is not None and ev.quote.message.startswith(b"\xffTCG")
     with pytest.raises(BrokerError) as exc:
-        verify_evidence(ev, offline_ctx(NOW_MILAN), None, {})
-    assert code(exc) == "COLLATERAL_UNAVAILABLE"
+        verify_evidence(ev, offline_context(NOW_MILAN), None, {})
+    assert raised_code(exc) == "COLLATERAL_UNAVAILABLE"
 
 
 def test_tdx_without_td_quote() -> None:
@@ -230,8 +228,8 @@ def test_tdx_without_td_quote() -> None:
         {},
     )
     with pytest.raises(BrokerError) as exc:
-        verify_evidence(ev, offline_ctx(NOW_MILAN), None, {})
-    assert code(exc) == "AZURE_VTPM_TD_QUOTE_MISSING"
+        verify_evidence(ev, offline_context(NOW_MILAN), None, {})
+    assert raised_code(exc) == "AZURE_VTPM_TD_QUOTE_MISSING"
 
 
 def test_bincode_variants_and_json_quote_agree() -> None:
@@ -246,7 +244,7 @@ def test_bincode_variants_and_json_quote_agree() -> None:
     assert len(long) == 1362 and parse_bincode_quote(bytes(long)) == fixed
     with pytest.raises(BrokerError) as exc:
         parse_bincode_quote(bytes(long[:-1]))
-    assert code(exc) == "AZURE_VTPM_EVIDENCE_MALFORMED"
+    assert raised_code(exc) == "AZURE_VTPM_EVIDENCE_MALFORMED"
 
 
 def _hcl_mutations() -> Iterator[tuple[str, bytes, str]]:
@@ -270,20 +268,20 @@ def _hcl_mutations() -> Iterator[tuple[str, bytes, str]]:
 def test_hcl_structure_mutations(what: str, data: bytes, expected: str) -> None:
     with pytest.raises(BrokerError) as exc:
         parse_hcl_report(data)
-    assert code(exc) == expected, what
+    assert raised_code(exc) == expected, what
 
 
 def test_unrecognized_extra_and_missing_parts() -> None:
     with pytest.raises(BrokerError) as exc:
         assemble(az("az-snp-hcl-report-911B0EF8.bin"), (b"hello",), {})
-    assert code(exc) == "AZURE_VTPM_EVIDENCE_MALFORMED"
+    assert raised_code(exc) == "AZURE_VTPM_EVIDENCE_MALFORMED"
     with pytest.raises(BrokerError) as exc:
         assemble(az("az-snp-tpm-quote-D3A9B6BE.msg"), (), {})
-    assert code(exc) == "AZURE_VTPM_EVIDENCE_MALFORMED"
+    assert raised_code(exc) == "AZURE_VTPM_EVIDENCE_MALFORMED"
     ev = assemble(az("az-snp-hcl-report-911B0EF8.bin"), (), {})
     with pytest.raises(BrokerError) as exc:
-        verify_evidence(ev, offline_ctx(NOW_MILAN), None, {})
-    assert code(exc) == "AZURE_VTPM_EVIDENCE_MALFORMED"
+        verify_evidence(ev, offline_context(NOW_MILAN), None, {})
+    assert raised_code(exc) == "AZURE_VTPM_EVIDENCE_MALFORMED"
 
 
 def test_envelope_fields(replay: ReplayServer) -> None:
@@ -297,13 +295,13 @@ def test_envelope_fields(replay: ReplayServer) -> None:
 def test_policy(replay: ReplayServer) -> None:
     with pytest.raises(BrokerError) as exc:
         run(replay, "v1-26F8BC30", policy={"bogus": 1})
-    assert code(exc) == "POLICY_INVALID"
+    assert raised_code(exc) == "POLICY_INVALID"
     with pytest.raises(BrokerError) as exc:
         run(replay, "v1-26F8BC30", policy={"vm_ids": ["00000000-0000-0000-0000-000000000000"]})
-    assert code(exc) == "POLICY_REJECTED"
+    assert raised_code(exc) == "POLICY_REJECTED"
     with pytest.raises(BrokerError) as exc:
         run(replay, "v1-26F8BC30", policy={"allow_console": False})
-    assert code(exc) == "POLICY_REJECTED"
+    assert raised_code(exc) == "POLICY_REJECTED"
     pcr7 = run(replay, "v1-26F8BC30").attester_claims["tpm"]["pcrs"]["sha256"]["7"]
     ok = run(
         replay,
@@ -318,4 +316,4 @@ def test_policy(replay: ReplayServer) -> None:
     assert ok.policy_ids[0] == "azure-prod"
     with pytest.raises(BrokerError) as exc:
         run(replay, "v1-26F8BC30", policy={"pcrs": {"sha256": {"7": ["00" * 32]}}})
-    assert code(exc) == "POLICY_REJECTED"
+    assert raised_code(exc) == "POLICY_REJECTED"

@@ -22,7 +22,9 @@ from attestation_broker.evidence.azure_vtpm.hcl import RUNTIME_OFFSET, parse_hcl
 from attestation_broker.evidence.azure_vtpm.pipeline import verify_evidence
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.unit.azure_vtpm.support import flip, offline_ctx
+from tests.support.context import offline_context
+from tests.support.errors import code_of
+from tests.unit.azure_vtpm.support import flip
 from tests.unit.azure_vtpm.synthetic_tdx import BODY_MRTD, BODY_RTMR0, NOW, VM_ID, AzureTdxSet, build
 
 BINDING = ExpectedBinding(b"broker-nonce-0123456789abcdef", b"user-data")
@@ -33,7 +35,7 @@ def verify(s: AzureTdxSet, binding: ExpectedBinding | None = None, policy: dict[
     pol = parse_policy(policy or {})
     ev = assemble(s.trustee_v1(), (), {})
     v = verify_evidence(
-        ev, offline_ctx(NOW), binding, pol.tee, tdx_trust=s.pki.trust, tdx_collateral_override=s.collateral
+        ev, offline_context(NOW), binding, pol.tee, tdx_trust=s.pki.trust, tdx_collateral_override=s.collateral
     )
     vector, findings = appraise(v, pol)
     return Appraisal(
@@ -44,12 +46,6 @@ def verify(s: AzureTdxSet, binding: ExpectedBinding | None = None, policy: dict[
         policy_ids=(pol.id, v.hardware.policy_id),
         findings=findings,
     )
-
-
-def code_of(s: AzureTdxSet, binding: ExpectedBinding | None = None) -> str:
-    with pytest.raises(BrokerError) as exc:
-        verify(s, binding)
-    return exc.value.code.name
 
 
 @pytest.fixture(scope="module")
@@ -82,16 +78,16 @@ def test_synthetic_tdx_set_verifies_end_to_end(bound: AzureTdxSet) -> None:
 def test_nonce_binding_passes_when_both_halves_carry_it(bound: AzureTdxSet) -> None:
     appraisal = verify(bound, BINDING)
     assert appraisal.verifier_claims["bindings"] == {"nonce": "checked", "runtime_data": "checked"}
-    assert code_of(bound, ExpectedBinding(b"another-nonce", b"user-data")) == "NONCE_BINDING_MISMATCH"
+    assert code_of(verify, bound, ExpectedBinding(b"another-nonce", b"user-data")) == "NONCE_BINDING_MISMATCH"
 
 
 def test_nonce_binding_needs_the_quote_extra_data() -> None:
     # user-data carries the nonce but the TPM quote is stale (old extraData): the quote half fails.
     stale = build(user_data=BINDING.azure_user_data().hex(), extra_data=b"tdx challenge")
     assert verify(stale).attester_claims["tee"] == "tdx"  # fine while no nonce is requested
-    assert code_of(stale, BINDING) == "NONCE_BINDING_MISMATCH"
+    assert code_of(verify, stale, BINDING) == "NONCE_BINDING_MISMATCH"
     # extraData carries it but the HCL user-data does not: the HCL half fails.
-    assert code_of(build(extra_data=BINDING.tpm_extra_data()), BINDING) == "NONCE_BINDING_MISMATCH"
+    assert code_of(verify, build(extra_data=BINDING.tpm_extra_data()), BINDING) == "NONCE_BINDING_MISMATCH"
 
 
 @pytest.mark.parametrize("with_collateral", [True, False])
@@ -100,7 +96,7 @@ def test_test_root_is_not_trusted_by_default(bound: AzureTdxSet, with_collateral
     ev = assemble(bound.trustee_v1(), (), {})
     override = bound.collateral if with_collateral else None
     with pytest.raises(BrokerError) as exc:
-        verify_evidence(ev, offline_ctx(NOW), None, {}, tdx_collateral_override=override)
+        verify_evidence(ev, offline_context(NOW), None, {}, tdx_collateral_override=override)
     assert exc.value.code.name == "CERT_CHAIN_INVALID"
 
 
@@ -108,7 +104,7 @@ def test_runtime_json_byte_flip_breaks_runtime_binding(bound: AzureTdxSet) -> No
     # Flip the case of one letter of the vmUniqueId: still valid JSON, different SHA-256.
     offset = RUNTIME_OFFSET + bound.runtime.index(VM_ID.encode()) + 1
     tampered = replace(bound, hcl=flip(bound.hcl, offset, 0x20))
-    assert code_of(tampered) == "AZURE_VTPM_RUNTIME_BINDING_MISMATCH"
+    assert code_of(verify, tampered) == "AZURE_VTPM_RUNTIME_BINDING_MISMATCH"
 
 
 @pytest.mark.parametrize(
@@ -125,17 +121,17 @@ def test_td_quote_body_differs_from_hcl(field: str, offset: int) -> None:
 
 def test_td_quote_body_tamper_breaks_its_signature(bound: AzureTdxSet) -> None:
     tampered = replace(bound, td_quote=flip(bound.td_quote, 48 + BODY_RTMR0 + 2 * 48))
-    assert code_of(tampered) == "TDX_QUOTE_SIGNATURE_INVALID"
+    assert code_of(verify, tampered) == "TDX_QUOTE_SIGNATURE_INVALID"
 
 
 def test_tpm_quote_by_another_key() -> None:
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     s = build(user_data=BINDING.azure_user_data().hex(), extra_data=BINDING.tpm_extra_data(), quote_key=other)
-    assert code_of(s, BINDING) == "TPM_SIGNATURE_INVALID"
+    assert code_of(verify, s, BINDING) == "TPM_SIGNATURE_INVALID"
 
 
 def test_tpm_quote_message_tamper(bound: AzureTdxSet) -> None:
     tampered = replace(bound, message=flip(bound.message, len(bound.message) - 1))
-    assert code_of(tampered) == "TPM_SIGNATURE_INVALID"
+    assert code_of(verify, tampered) == "TPM_SIGNATURE_INVALID"
     pcrs = (bytes(32), *bound.pcrs[1:])
-    assert code_of(replace(bound, pcrs=pcrs)) == "TPM_PCR_DIGEST_MISMATCH"
+    assert code_of(verify, replace(bound, pcrs=pcrs)) == "TPM_PCR_DIGEST_MISMATCH"

@@ -9,13 +9,11 @@ from typing import Any
 import pytest
 from attestation_broker.appraisal import EarStatus
 from attestation_broker.binding import ExpectedBinding
-from attestation_broker.config import Settings
 from attestation_broker.errors import COLLATERAL_UNAVAILABLE, BrokerError
 from attestation_broker.evidence.gcp_vtpm import GcpVtpmVerifier, proto
 from attestation_broker.evidence.gcp_vtpm.abi import parse_attestation, snp_report_bytes, tdx_quote_bytes
 from attestation_broker.evidence.gcp_vtpm.akcert import decode_identity, load_cert, verify_ak_cert
-from attestation_broker.trust.cache import CollateralCache
-from attestation_broker.trust.fetch import FetchResponse, HttpFetcher, OfflineFetcher
+from attestation_broker.trust.fetch import FetchResponse
 from attestation_broker.verifier import Submission, VerifyContext
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -23,6 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
+from tests.support.context import http_context, offline_context, replay_context
+from tests.support.errors import raised_code
 from tests.support.replay import ReplayServer
 from tests.support.vectors import vector
 from tests.unit.gcp_vtpm.tee_proto import snp_attestation_message, snp_report_message, tdx_quote_message
@@ -47,23 +47,10 @@ class DictFetcher:
         return FetchResponse(url, self.routes[url])
 
 
-def ctx(now: datetime = NOW, policy: dict[str, Any] | None = None, fetcher: Any = None) -> VerifyContext:
-    return VerifyContext(
-        now=now,
-        collateral=CollateralCache(fetcher or OfflineFetcher()),
-        settings=Settings(offline=fetcher is None),
-        policy=policy or {},
-    )
-
-
 def verify(
     evidence: bytes, *extras: bytes, context: VerifyContext | None = None, binding: ExpectedBinding | None = None
 ):  # type: ignore[no-untyped-def]
-    return GcpVtpmVerifier().verify(Submission(evidence, extras, binding=binding), context or ctx())
-
-
-def code(exc: pytest.ExceptionInfo[BrokerError]) -> str:
-    return exc.value.code.name
+    return GcpVtpmVerifier().verify(Submission(evidence, extras, binding=binding), context or offline_context(NOW))
 
 
 def message() -> Any:
@@ -113,7 +100,7 @@ def test_intermediate_from_attestation_field() -> None:
 
 def test_intermediate_fetched_from_aia_through_the_cache() -> None:
     fetcher = DictFetcher({AIA_2: vector(INTERMEDIATE_2)})
-    context = ctx(fetcher=fetcher)
+    context = http_context(NOW, fetcher=fetcher)
     appraisal = verify(vector(PB), context=context)
     assert fetcher.requests == [AIA_2]
     assert appraisal.verifier_claims["collateral"] == [
@@ -126,7 +113,7 @@ def test_intermediate_fetched_from_aia_through_the_cache() -> None:
 def test_missing_intermediate_offline_is_unavailable() -> None:
     with pytest.raises(BrokerError) as exc:
         verify(vector(PB))
-    assert code(exc) == "COLLATERAL_UNAVAILABLE" and exc.value.status == 503
+    assert raised_code(exc) == "COLLATERAL_UNAVAILABLE" and exc.value.status == 503
 
 
 def test_policy_allow_lists() -> None:
@@ -140,7 +127,7 @@ def test_policy_allow_lists() -> None:
         "require_secure_boot": True,
         "pcrs": {"sha256": {"0": [pcrs["0"]], "7": [pcrs["7"]]}},
     }
-    appraisal = verify(vector(PB), vector(INTERMEDIATE_2), context=ctx(policy=policy))
+    appraisal = verify(vector(PB), vector(INTERMEDIATE_2), context=offline_context(NOW, policy))
     assert appraisal.status is EarStatus.AFFIRMING and appraisal.policy_ids == ("gce-prod",)
     assert appraisal.trustworthiness_vector["executables"] == 3
     for bad in (
@@ -151,19 +138,19 @@ def test_policy_allow_lists() -> None:
         {"pcrs": {"sha256": {"7": ["00" * 32]}}},
     ):
         with pytest.raises(BrokerError) as exc:
-            verify(vector(PB), vector(INTERMEDIATE_2), context=ctx(policy=bad))
-        assert code(exc) == "POLICY_REJECTED", bad
+            verify(vector(PB), vector(INTERMEDIATE_2), context=offline_context(NOW, bad))
+        assert raised_code(exc) == "POLICY_REJECTED", bad
     for invalid in ({"bogus": True}, {"projects": []}, {"pcrs": {"sha256": {"7": ["zz"]}}}, {"ignore_pcrs": "10"}):
         with pytest.raises(BrokerError) as exc:
-            verify(vector(PB), vector(INTERMEDIATE_2), context=ctx(policy=invalid))
-        assert code(exc) == "POLICY_INVALID", invalid
+            verify(vector(PB), vector(INTERMEDIATE_2), context=offline_context(NOW, invalid))
+        assert raised_code(exc) == "POLICY_INVALID", invalid
 
 
 def test_ignore_pcrs_policy_controls_replay() -> None:
     # PCR10 (IMA) is not in the firmware log: without the default exemption the replay must fail.
     with pytest.raises(BrokerError) as exc:
-        verify(vector(PB), vector(INTERMEDIATE_2), context=ctx(policy={"ignore_pcrs": []}))
-    assert code(exc) == "TPM_EVENTLOG_UNLOGGED_PCR"
+        verify(vector(PB), vector(INTERMEDIATE_2), context=offline_context(NOW, {"ignore_pcrs": []}))
+    assert raised_code(exc) == "TPM_EVENTLOG_UNLOGGED_PCR"
 
 
 # ------------------------------------------------------------------------------------------ bindings
@@ -173,7 +160,7 @@ def test_requested_nonce_must_be_in_extra_data() -> None:
     # The recorded quote carries extraData 0x9009 (gotpm --nonce), not SHA-256(nonce ‖ user data).
     with pytest.raises(BrokerError) as exc:
         verify(vector(PB), vector(INTERMEDIATE_2), binding=ExpectedBinding(b"\x90\x09"))
-    assert code(exc) == "NONCE_BINDING_MISMATCH"
+    assert raised_code(exc) == "NONCE_BINDING_MISMATCH"
 
 
 # ---------------------------------------------------------------------------------------- mutations
@@ -220,7 +207,7 @@ def test_mutations(what: str, mutation: Any, expected: str | None) -> None:
     if expected is None:  # a flipped certificate byte: unparsable, bad signature or key mismatch
         assert exc.value.status in (400, 403), what
     else:
-        assert code(exc).startswith(expected), what
+        assert raised_code(exc).startswith(expected), what
 
 
 def test_matching_instance_info_is_accepted() -> None:
@@ -269,13 +256,13 @@ def test_ak_cert_from_wrong_root() -> None:
     evidence = _mutate(lambda m: setattr(m, "ak_cert", leaf))
     with pytest.raises(BrokerError) as exc:
         verify(evidence, ca, vector(INTERMEDIATE_2))
-    assert code(exc) == "CERT_CHAIN_INVALID"
+    assert raised_code(exc) == "CERT_CHAIN_INVALID"
 
 
 def test_ak_cert_expired() -> None:
     with pytest.raises(BrokerError) as exc:
-        verify(vector(PB), vector(INTERMEDIATE_2), context=ctx(now=datetime(2051, 9, 1, tzinfo=UTC)))
-    assert code(exc) == "CERT_EXPIRED"
+        verify(vector(PB), vector(INTERMEDIATE_2), context=offline_context(datetime(2051, 9, 1, tzinfo=UTC)))
+    assert raised_code(exc) == "CERT_EXPIRED"
 
 
 # ----------------------------------------------------------------------------- Google AK certificates
@@ -303,14 +290,14 @@ def test_google_ak_certificates_chain_and_identity(name: str) -> None:
     assert verified.identity.project_id == "google.com:wuale-gcp-testing" and verified.identity.zone == "us-central1-a"
     with pytest.raises(BrokerError) as exc:
         verify_ak_cert(load_cert(vector(name)), [], now=NOW)
-    assert code(exc) == "CERT_CHAIN_INVALID"
+    assert raised_code(exc) == "CERT_CHAIN_INVALID"
 
 
 @pytest.mark.parametrize("name", ["gcp/gce-ekak-pca_tpm_ecc_enc_cert.pem", "gcp/gce-ekak-uca_tpm_ecc_enc_cert.pem"])
 def test_ek_certificates_are_not_signing_keys(name: str) -> None:
     with pytest.raises(BrokerError) as exc:
         verify_ak_cert(load_cert(vector(name)), [load_cert(vector(i)) for i in INTERMEDIATES], now=NOW)
-    assert code(exc) == "GCP_VTPM_AK_CERT_USAGE"
+    assert raised_code(exc) == "GCP_VTPM_AK_CERT_USAGE"
 
 
 def test_identity_extension_strictness() -> None:
@@ -368,19 +355,8 @@ def _with_snp(report: str, *, keep_log: bool) -> bytes:
     return _mutate(attach)
 
 
-def snp_ctx(replay: ReplayServer, policy: dict[str, Any] | None = None) -> VerifyContext:
-    crl = x509.load_pem_x509_crl(vector("roots/amd/amd_milan_vcek_crl.pem")).public_bytes(Encoding.DER)
-    replay.add("/vcek/v1/Milan/crl", crl)
-    return VerifyContext(
-        now=NOW_SNP,
-        collateral=CollateralCache(HttpFetcher(), timeout=2.0),
-        settings=Settings(amd_kds_url=replay.base_url),
-        policy=policy or {},
-    )
-
-
 def test_snp_part_is_verified_by_the_snp_verifier(replay: ReplayServer) -> None:
-    appraisal = verify(_with_snp("sev-gcp.bin", keep_log=False), context=snp_ctx(replay))
+    appraisal = verify(_with_snp("sev-gcp.bin", keep_log=False), context=snp_context(replay))
     claims = appraisal.attester_claims
     assert claims["tee"] == "sev-snp" and claims["platform"] == "gcp"
     assert claims["snp"]["vmpl"] == 0 and claims["snp"]["version"] == 5
@@ -400,15 +376,15 @@ def test_snp_signature_tamper(replay: ReplayServer) -> None:
     evidence = proto.decode_attestation(_with_snp("sev-gcp.bin", keep_log=False))
     tamper(evidence)
     with pytest.raises(BrokerError) as exc:
-        verify(evidence.SerializeToString(), context=snp_ctx(replay))
-    assert code(exc).startswith("SNP_")
+        verify(evidence.SerializeToString(), context=snp_context(replay))
+    assert raised_code(exc).startswith("SNP_")
 
 
 def test_shielded_vm_log_contradicts_snp_report(replay: ReplayServer) -> None:
     # The cos-85 log's GCE NonHostInfo says "not confidential": a SEV-SNP report cannot belong to it.
     with pytest.raises(BrokerError) as exc:
-        verify(_with_snp("sev-gcp.bin", keep_log=True), context=snp_ctx(replay))
-    assert code(exc) == "GCP_VTPM_TEE_INCONSISTENT"
+        verify(_with_snp("sev-gcp.bin", keep_log=True), context=snp_context(replay))
+    assert raised_code(exc) == "GCP_VTPM_TEE_INCONSISTENT"
 
 
 def test_snp_field_of_wrong_size() -> None:
@@ -418,7 +394,7 @@ def test_snp_field_of_wrong_size() -> None:
 
     with pytest.raises(BrokerError) as exc:
         parse_attestation(_mutate(bad))
-    assert code(exc) == "GCP_VTPM_TEE_MALFORMED"
+    assert raised_code(exc) == "GCP_VTPM_TEE_MALFORMED"
 
 
 def test_tdx_part_reaches_the_tdx_verifier() -> None:
@@ -434,7 +410,7 @@ def test_tdx_part_reaches_the_tdx_verifier() -> None:
     # No Intel TCB collateral for this FMSPC is recorded: offline the TDX verifier asks PCS (503).
     with pytest.raises(BrokerError) as exc:
         verify(_mutate(attach))
-    assert code(exc) == "COLLATERAL_UNAVAILABLE"
+    assert raised_code(exc) == "COLLATERAL_UNAVAILABLE"
 
 
 def test_pinned_google_roots_are_the_published_ones() -> None:
@@ -442,3 +418,10 @@ def test_pinned_google_roots_are_the_published_ones() -> None:
 
     assert root_bytes("google", "tpm_ek_root_1.cer") == vector("gcp/gce-ca-tpm_ek_root_1.cer")
     assert root_bytes("google", "gcp_ek_ak_ca_root.crt") == vector("gcp/gce-ca-gcp_ek_ak_ca_root.crt")
+
+
+def snp_context(replay: ReplayServer) -> VerifyContext:
+    """The SNP part fetches its VCEK and CRL from the loopback KDS replay."""
+    crl = x509.load_pem_x509_crl(vector("roots/amd/amd_milan_vcek_crl.pem")).public_bytes(Encoding.DER)
+    replay.add("/vcek/v1/Milan/crl", crl)
+    return replay_context(replay.base_url, NOW_SNP)

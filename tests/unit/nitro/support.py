@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import cbor2
-import pytest
 from attestation_broker.appraisal import Appraisal
 from attestation_broker.binding import ExpectedBinding
-from attestation_broker.config import Settings
-from attestation_broker.errors import BrokerError
 from attestation_broker.evidence.nitro.kind import NitroVerifier
-from attestation_broker.trust.cache import CollateralCache
-from attestation_broker.trust.fetch import OfflineFetcher
-from attestation_broker.verifier import Submission, VerifyContext
+from attestation_broker.verifier import Submission
 
+from tests.support.context import offline_context
 from tests.support.vectors import vector
 
 
@@ -128,12 +124,6 @@ SAN_2023_PCRS = {
 }
 
 
-def context(now: datetime, policy: Mapping[str, Any] | None = None, **settings: Any) -> VerifyContext:
-    return VerifyContext(
-        now=now, collateral=CollateralCache(OfflineFetcher()), settings=Settings(**settings), policy=policy or {}
-    )
-
-
 def run(
     evidence: bytes,
     now: datetime,
@@ -144,21 +134,8 @@ def run(
     **settings: Any,
 ) -> Appraisal:
     return (verifier or NitroVerifier()).verify(
-        Submission(evidence=evidence, binding=binding), context(now, policy, **settings)
+        Submission(evidence=evidence, binding=binding), offline_context(now, policy, **settings)
     )
-
-
-def error_code(fn: Callable[[], object]) -> str:
-    with pytest.raises(BrokerError) as info:
-        fn()
-    return info.value.code.name
-
-
-def expect(fn: Callable[[], object], code: str, detail: str) -> None:
-    """Assert the error code and that the (client-visible) detail names the failed check."""
-    with pytest.raises(BrokerError) as info:
-        fn()
-    assert (info.value.code.name, detail in info.value.detail) == (code, True), info.value.detail
 
 
 def split(raw: bytes) -> tuple[bytes, dict[Any, Any], bytes, bytes]:

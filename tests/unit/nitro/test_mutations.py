@@ -12,6 +12,9 @@ from attestation_broker.evidence.nitro.abi import MAX_DOCUMENT_BYTES
 from attestation_broker.evidence.nitro.kind import NitroVerifier
 from attestation_broker.verifier import Submission
 
+from tests.support.context import offline_context
+from tests.support.errors import code_of, expect
+
 from .fakes import der, fake_pki
 from .support import (
     DEBUG,
@@ -19,9 +22,6 @@ from .support import (
     SAN_2023,
     VECTORS,
     NitroVector,
-    context,
-    error_code,
-    expect,
     flip,
     payload_of,
     rebuild,
@@ -55,7 +55,7 @@ def test_payload_byte_flip_breaks_signature(vec: NitroVector, field: str) -> Non
     }[field]
     offset = raw.index(target) + len(target) // 2
     # Flip a low bit: text stays ASCII, lengths unchanged, so only the signature can notice.
-    assert error_code(lambda: run(flip(raw, offset), vec.now)) == "NITRO_SIGNATURE_INVALID"
+    assert code_of(lambda: run(flip(raw, offset), vec.now)) == "NITRO_SIGNATURE_INVALID"
 
 
 @pytest.mark.parametrize("vec", VECTORS, ids=lambda v: v.name)
@@ -63,19 +63,19 @@ def test_payload_byte_flip_breaks_signature(vec: NitroVector, field: str) -> Non
 def test_signature_flip(vec: NitroVector, where: int) -> None:
     raw = vec.raw()
     offset = len(raw) - 96 + where  # the signature is the last member
-    assert error_code(lambda: run(flip(raw, offset), vec.now)) == "NITRO_SIGNATURE_INVALID"
+    assert code_of(lambda: run(flip(raw, offset), vec.now)) == "NITRO_SIGNATURE_INVALID"
 
 
 def test_zero_signature() -> None:
     raw = NONDEBUG.raw()
-    assert error_code(lambda: run(rebuild(raw, signature=bytes(96)), NONDEBUG.now)) == "NITRO_SIGNATURE_INVALID"
+    assert code_of(lambda: run(rebuild(raw, signature=bytes(96)), NONDEBUG.now)) == "NITRO_SIGNATURE_INVALID"
 
 
 def test_signature_wrong_length() -> None:
     raw = NONDEBUG.raw()
     signature = split(raw)[3]
-    assert error_code(lambda: run(rebuild(raw, signature=signature + b"\x00"), NONDEBUG.now)) == "NITRO_COSE_MALFORMED"
-    assert error_code(lambda: run(rebuild(raw, signature=signature[:64]), NONDEBUG.now)) == "NITRO_COSE_MALFORMED"
+    assert code_of(lambda: run(rebuild(raw, signature=signature + b"\x00"), NONDEBUG.now)) == "NITRO_COSE_MALFORMED"
+    assert code_of(lambda: run(rebuild(raw, signature=signature[:64]), NONDEBUG.now)) == "NITRO_COSE_MALFORMED"
 
 
 def test_unmodified_rebuild_still_verifies() -> None:
@@ -106,19 +106,19 @@ def test_unmodified_rebuild_still_verifies() -> None:
 )
 def test_protected_header_must_be_exactly_es384(protected: bytes) -> None:
     raw = NONDEBUG.raw()
-    assert error_code(lambda: run(rebuild(raw, protected=protected), NONDEBUG.now)) == "NITRO_ALG_UNSUPPORTED"
+    assert code_of(lambda: run(rebuild(raw, protected=protected), NONDEBUG.now)) == "NITRO_ALG_UNSUPPORTED"
 
 
 def test_protected_header_byte_flip() -> None:
     raw = NONDEBUG.raw()
     assert raw[1:6] == b"\x44\xa1\x01\x38\x22"
-    assert error_code(lambda: run(flip(raw, 5), NONDEBUG.now)) == "NITRO_ALG_UNSUPPORTED"  # -35 → -36
+    assert code_of(lambda: run(flip(raw, 5), NONDEBUG.now)) == "NITRO_ALG_UNSUPPORTED"  # -35 → -36
 
 
 def test_unprotected_header_must_be_empty() -> None:
     raw = NONDEBUG.raw()
-    assert error_code(lambda: run(rebuild(raw, unprotected={4: b"k"}), NONDEBUG.now)) == "NITRO_COSE_MALFORMED"
-    assert error_code(lambda: run(rebuild(raw, unprotected=[]), NONDEBUG.now)) == "NITRO_COSE_MALFORMED"
+    assert code_of(lambda: run(rebuild(raw, unprotected={4: b"k"}), NONDEBUG.now)) == "NITRO_COSE_MALFORMED"
+    assert code_of(lambda: run(rebuild(raw, unprotected=[]), NONDEBUG.now)) == "NITRO_COSE_MALFORMED"
 
 
 # --- certificate chain -----------------------------------------------------------------------------
@@ -135,7 +135,7 @@ def test_root_swapped_for_test_only_root(vec: NitroVector) -> None:
 def test_root_missing_from_bundle() -> None:
     raw = NONDEBUG.raw()
     bundle = payload_of(raw)["cabundle"]
-    assert error_code(lambda: run(with_payload(raw, cabundle=bundle[1:]), NONDEBUG.now)) == "CERT_CHAIN_INVALID"
+    assert code_of(lambda: run(with_payload(raw, cabundle=bundle[1:]), NONDEBUG.now)) == "CERT_CHAIN_INVALID"
 
 
 @pytest.mark.parametrize("change", ["reorder", "drop-middle", "duplicate", "flip-intermediate-sig", "other-leaf"])
@@ -154,7 +154,7 @@ def test_chain_tampering(change: str) -> None:
         fields["cabundle"] = [bundle[0], bundle[1], flip(bundle[2], len(bundle[2]) - 2), bundle[3]]
     else:
         fields["certificate"] = payload_of(SAN_2023.raw())["certificate"]
-    assert error_code(lambda: run(with_payload(raw, **fields), NONDEBUG.now)) == "CERT_CHAIN_INVALID"
+    assert code_of(lambda: run(with_payload(raw, **fields), NONDEBUG.now)) == "CERT_CHAIN_INVALID"
 
 
 @pytest.mark.parametrize("vec", VECTORS, ids=lambda v: v.name)
@@ -171,7 +171,7 @@ def test_expired_leaf_at_now(vec: NitroVector) -> None:
 def test_now_before_leaf_validity() -> None:
     raw = DEBUG.raw()
     earlier = DEBUG.now - timedelta(hours=1)
-    assert error_code(lambda: run(raw, earlier)) == "CERT_EXPIRED"
+    assert code_of(lambda: run(raw, earlier)) == "CERT_EXPIRED"
 
 
 def test_document_timestamp_outside_leaf_window() -> None:
@@ -190,11 +190,11 @@ def test_chain_cache_rechecks_validity_every_time() -> None:
     run(raw, NONDEBUG.now, verifier=verifier)
     assert verifier.chains.misses == misses and verifier.chains.hits >= 4
     later = NONDEBUG.now + timedelta(hours=4)
-    assert error_code(lambda: run(raw, later, verifier=verifier, policy={"max_age_seconds": 86400})) == "CERT_EXPIRED"
+    assert code_of(lambda: run(raw, later, verifier=verifier, policy={"max_age_seconds": 86400})) == "CERT_EXPIRED"
     # A cached edge is keyed by exact bytes: a flipped intermediate is re-verified, not served from cache.
     bundle = payload_of(raw)["cabundle"]
     tampered = with_payload(raw, cabundle=[bundle[0], bundle[1], flip(bundle[2], len(bundle[2]) - 2), bundle[3]])
-    assert error_code(lambda: run(tampered, NONDEBUG.now, verifier=verifier)) == "CERT_CHAIN_INVALID"
+    assert code_of(lambda: run(tampered, NONDEBUG.now, verifier=verifier)) == "CERT_CHAIN_INVALID"
 
 
 # --- freshness -------------------------------------------------------------------------------------
@@ -202,7 +202,7 @@ def test_chain_cache_rechecks_validity_every_time() -> None:
 
 def test_stale_document() -> None:
     raw = NONDEBUG.raw()
-    assert error_code(lambda: run(raw, NONDEBUG.now + timedelta(seconds=301))) == "NITRO_DOCUMENT_STALE"
+    assert code_of(lambda: run(raw, NONDEBUG.now + timedelta(seconds=301))) == "NITRO_DOCUMENT_STALE"
     run(raw, NONDEBUG.now + timedelta(seconds=299))
     run(raw, NONDEBUG.now + timedelta(seconds=3000), policy={"max_age_seconds": 3600})
 
@@ -210,7 +210,7 @@ def test_stale_document() -> None:
 def test_document_from_future() -> None:
     raw = DEBUG.raw()  # leaf valid from 15 s before the timestamp
     earlier = DEBUG.now - timedelta(seconds=5)
-    assert error_code(lambda: run(raw, earlier, clock_skew_seconds=0)) == "NITRO_DOCUMENT_FROM_FUTURE"
+    assert code_of(lambda: run(raw, earlier, clock_skew_seconds=0)) == "NITRO_DOCUMENT_FROM_FUTURE"
     run(raw, earlier, clock_skew_seconds=10)
 
 
@@ -220,7 +220,7 @@ def test_document_from_future() -> None:
 @pytest.mark.parametrize("vec", VECTORS, ids=lambda v: v.name)
 def test_binding_mismatch_on_real_vectors(vec: NitroVector) -> None:
     binding = ExpectedBinding(nonce=bytes(range(32)))
-    assert error_code(lambda: run(vec.raw(), vec.now, binding=binding)) == "NONCE_BINDING_MISMATCH"
+    assert code_of(lambda: run(vec.raw(), vec.now, binding=binding)) == "NONCE_BINDING_MISMATCH"
 
 
 # --- CBOR and field rules --------------------------------------------------------------------------
@@ -229,29 +229,29 @@ def test_binding_mismatch_on_real_vectors(vec: NitroVector) -> None:
 @pytest.mark.parametrize("cut", [1, 2, 10, 100, 1000, 4000, -97, -1])
 def test_truncated(cut: int) -> None:
     raw = NONDEBUG.raw()
-    assert error_code(lambda: run(raw[:cut], NONDEBUG.now)) == "NITRO_COSE_MALFORMED"
+    assert code_of(lambda: run(raw[:cut], NONDEBUG.now)) == "NITRO_COSE_MALFORMED"
 
 
 def test_trailing_bytes() -> None:
     raw = NONDEBUG.raw()
-    assert error_code(lambda: run(raw + b"\x00", NONDEBUG.now)) == "NITRO_COSE_MALFORMED"
+    assert code_of(lambda: run(raw + b"\x00", NONDEBUG.now)) == "NITRO_COSE_MALFORMED"
     padded_payload = split(raw)[2] + b"\xf6"  # null after the payload map, inside the signed bstr
-    assert error_code(lambda: run(rebuild(raw, payload=padded_payload), NONDEBUG.now)) == "NITRO_COSE_MALFORMED"
+    assert code_of(lambda: run(rebuild(raw, payload=padded_payload), NONDEBUG.now)) == "NITRO_COSE_MALFORMED"
 
 
 def test_oversized() -> None:
     raw = NONDEBUG.raw()
     big = with_payload(raw, user_data=None, cabundle=payload_of(raw)["cabundle"] * 7)
     assert len(big) > MAX_DOCUMENT_BYTES
-    assert error_code(lambda: run(big, NONDEBUG.now)) == "NITRO_DOCUMENT_TOO_LARGE"
-    assert error_code(lambda: run(base64.b64encode(big), NONDEBUG.now)) == "NITRO_DOCUMENT_TOO_LARGE"
-    assert error_code(lambda: run(raw + bytes(40000), NONDEBUG.now)) == "NITRO_DOCUMENT_TOO_LARGE"
+    assert code_of(lambda: run(big, NONDEBUG.now)) == "NITRO_DOCUMENT_TOO_LARGE"
+    assert code_of(lambda: run(base64.b64encode(big), NONDEBUG.now)) == "NITRO_DOCUMENT_TOO_LARGE"
+    assert code_of(lambda: run(raw + bytes(40000), NONDEBUG.now)) == "NITRO_DOCUMENT_TOO_LARGE"
 
 
 def test_length_field_claims_more_than_present() -> None:
     # array(4), bstr with an 8-byte length of 2^40: must fail on the length, not allocate it.
     data = b"\x84\x5b" + (1 << 40).to_bytes(8, "big") + b"\x00" * 16
-    assert error_code(lambda: run(data, NONDEBUG.now)) == "NITRO_COSE_MALFORMED"
+    assert code_of(lambda: run(data, NONDEBUG.now)) == "NITRO_COSE_MALFORMED"
 
 
 @pytest.mark.parametrize(
@@ -266,12 +266,12 @@ def test_length_field_claims_more_than_present() -> None:
     ],
 )
 def test_not_a_cose_sign1(data: bytes) -> None:
-    assert error_code(lambda: run(data, NONDEBUG.now)) in {"NITRO_COSE_MALFORMED", "MALFORMED_EVIDENCE"}
+    assert code_of(lambda: run(data, NONDEBUG.now)) in {"NITRO_COSE_MALFORMED", "MALFORMED_EVIDENCE"}
 
 
 def test_garbage_base64() -> None:
-    assert error_code(lambda: run(b"not base64 at all!", NONDEBUG.now)) == "MALFORMED_EVIDENCE"
-    assert error_code(lambda: run(b"", NONDEBUG.now)) == "NITRO_COSE_MALFORMED"
+    assert code_of(lambda: run(b"not base64 at all!", NONDEBUG.now)) == "MALFORMED_EVIDENCE"
+    assert code_of(lambda: run(b"", NONDEBUG.now)) == "NITRO_COSE_MALFORMED"
 
 
 @pytest.mark.parametrize(
@@ -301,7 +301,7 @@ def test_garbage_base64() -> None:
 )
 def test_field_rules(field: str, value: object) -> None:
     raw = with_payload(NONDEBUG.raw(), **{field: value})
-    assert error_code(lambda: run(raw, NONDEBUG.now)) == "NITRO_PAYLOAD_INVALID"
+    assert code_of(lambda: run(raw, NONDEBUG.now)) == "NITRO_PAYLOAD_INVALID"
 
 
 @pytest.mark.parametrize("length", [0, 20, 47, 49, 96])
@@ -309,7 +309,7 @@ def test_pcr_of_invalid_length(length: int) -> None:
     raw = NONDEBUG.raw()
     pcrs = dict(payload_of(raw)["pcrs"])
     pcrs[5] = b"\x00" * length
-    assert error_code(lambda: run(with_payload(raw, pcrs=pcrs), NONDEBUG.now)) == "NITRO_PAYLOAD_INVALID"
+    assert code_of(lambda: run(with_payload(raw, pcrs=pcrs), NONDEBUG.now)) == "NITRO_PAYLOAD_INVALID"
 
 
 @pytest.mark.parametrize("index", [-1, 32, "0", b"\x00"])
@@ -317,7 +317,7 @@ def test_pcr_index_rules(index: object) -> None:
     raw = NONDEBUG.raw()
     pcrs = dict(payload_of(raw)["pcrs"])
     pcrs[index] = pcrs.pop(5)
-    assert error_code(lambda: run(with_payload(raw, pcrs=pcrs), NONDEBUG.now)) == "NITRO_PAYLOAD_INVALID"
+    assert code_of(lambda: run(with_payload(raw, pcrs=pcrs), NONDEBUG.now)) == "NITRO_PAYLOAD_INVALID"
 
 
 def test_pcr_index_true_is_not_one() -> None:
@@ -328,7 +328,7 @@ def test_pcr_index_true_is_not_one() -> None:
     assert payload.count(key5) == 1
     patched = payload.replace(key5, b"\xf5\x58\x30")
     # true == 1 as a map key, so strict decoding already refuses it as a duplicate of PCR1.
-    assert error_code(lambda: run(rebuild(raw, payload=patched), NONDEBUG.now)) == "NITRO_COSE_MALFORMED"
+    assert code_of(lambda: run(rebuild(raw, payload=patched), NONDEBUG.now)) == "NITRO_COSE_MALFORMED"
 
 
 @pytest.mark.parametrize("missing_pcr", [0, 1, 2])
@@ -336,24 +336,24 @@ def test_pcr0_to_2_required(missing_pcr: int) -> None:
     raw = NONDEBUG.raw()
     pcrs = dict(payload_of(raw)["pcrs"])
     del pcrs[missing_pcr]
-    assert error_code(lambda: run(with_payload(raw, pcrs=pcrs), NONDEBUG.now)) == "NITRO_PAYLOAD_INVALID"
+    assert code_of(lambda: run(with_payload(raw, pcrs=pcrs), NONDEBUG.now)) == "NITRO_PAYLOAD_INVALID"
 
 
 @pytest.mark.parametrize("field", ["module_id", "digest", "timestamp", "pcrs", "certificate", "cabundle"])
 def test_missing_required_field(field: str) -> None:
     raw = with_payload(NONDEBUG.raw(), **{field: ...})
-    assert error_code(lambda: run(raw, NONDEBUG.now)) == "NITRO_PAYLOAD_INVALID"
+    assert code_of(lambda: run(raw, NONDEBUG.now)) == "NITRO_PAYLOAD_INVALID"
 
 
 def test_unknown_payload_key() -> None:
     raw = with_payload(NONDEBUG.raw(), extra=b"x")
-    assert error_code(lambda: run(raw, NONDEBUG.now)) == "NITRO_PAYLOAD_INVALID"
+    assert code_of(lambda: run(raw, NONDEBUG.now)) == "NITRO_PAYLOAD_INVALID"
 
 
 def test_optional_fields_may_be_absent_rather_than_null() -> None:
     # Absent optional keys parse (the signature then fails because the bytes changed): field rules accept it.
     raw = with_payload(NONDEBUG.raw(), public_key=..., user_data=...)
-    assert error_code(lambda: run(raw, NONDEBUG.now)) == "NITRO_SIGNATURE_INVALID"
+    assert code_of(lambda: run(raw, NONDEBUG.now)) == "NITRO_SIGNATURE_INVALID"
 
 
 def test_duplicate_payload_key() -> None:
@@ -362,7 +362,7 @@ def test_duplicate_payload_key() -> None:
     # Map header a9 (9 entries) → aa (10) and append a second "digest": "SHA384".
     assert payload[0] == 0xA9
     duplicated = b"\xaa" + payload[1:] + cbor2.dumps("digest") + cbor2.dumps("SHA384")
-    assert error_code(lambda: run(rebuild(raw, payload=duplicated), NONDEBUG.now)) == "NITRO_COSE_MALFORMED"
+    assert code_of(lambda: run(rebuild(raw, payload=duplicated), NONDEBUG.now)) == "NITRO_COSE_MALFORMED"
 
 
 @pytest.mark.parametrize(
@@ -376,7 +376,7 @@ def test_duplicate_payload_key() -> None:
 )
 def test_tags_inside_payload_are_refused(timestamp: object) -> None:
     raw = with_payload(NONDEBUG.raw(), timestamp=timestamp)
-    assert error_code(lambda: run(raw, NONDEBUG.now)) == "NITRO_COSE_MALFORMED"
+    assert code_of(lambda: run(raw, NONDEBUG.now)) == "NITRO_COSE_MALFORMED"
 
 
 def test_indefinite_length_payload_item() -> None:
@@ -387,7 +387,7 @@ def test_indefinite_length_payload_item() -> None:
     indefinite = cbor2.dumps("module_id") + b"\x7f" + cbor2.dumps(module_id.decode()) + b"\xff"
     assert needle in payload and len(module_id) < 256
     changed = payload.replace(needle, indefinite)
-    assert error_code(lambda: run(rebuild(raw, payload=changed), NONDEBUG.now)) == "NITRO_COSE_MALFORMED"
+    assert code_of(lambda: run(rebuild(raw, payload=changed), NONDEBUG.now)) == "NITRO_COSE_MALFORMED"
 
 
 # --- envelope --------------------------------------------------------------------------------------
@@ -395,9 +395,9 @@ def test_indefinite_length_payload_item() -> None:
 
 def test_fields_and_extras_are_refused() -> None:
     verifier = NitroVerifier()
-    ctx = context(NONDEBUG.now)
+    ctx = offline_context(NONDEBUG.now)
     raw = NONDEBUG.raw()
-    code = error_code(lambda: verifier.verify(Submission(evidence=raw, fields={"x": 1}), ctx))
+    code = code_of(lambda: verifier.verify(Submission(evidence=raw, fields={"x": 1}), ctx))
     assert code == "MALFORMED_EVIDENCE"
-    code = error_code(lambda: verifier.verify(Submission(evidence=raw, extras=(der(fake_pki().root),)), ctx))
+    code = code_of(lambda: verifier.verify(Submission(evidence=raw, extras=(der(fake_pki().root),)), ctx))
     assert code == "MALFORMED_EVIDENCE"

@@ -9,7 +9,9 @@ from attestation_broker import appraisal as ar4si
 from attestation_broker.appraisal import EarStatus
 from attestation_broker.evidence.nitro.appraise import NitroPolicy
 
-from .support import DEBUG, NONDEBUG, SAN_2023, SAN_2023_PCRS, error_code, payload_of, run
+from tests.support.errors import code_of
+
+from .support import DEBUG, NONDEBUG, SAN_2023, SAN_2023_PCRS, payload_of, run
 
 ZERO = "00" * 48
 
@@ -112,5 +114,5 @@ def test_policy_id_is_stable_and_content_derived() -> None:
     ],
 )
 def test_invalid_policy(section: dict[str, Any]) -> None:
-    assert error_code(lambda: NitroPolicy.parse(section)) == "POLICY_INVALID"
-    assert error_code(lambda: run(NONDEBUG.raw(), NONDEBUG.now, policy=section)) == "POLICY_INVALID"
+    assert code_of(lambda: NitroPolicy.parse(section)) == "POLICY_INVALID"
+    assert code_of(lambda: run(NONDEBUG.raw(), NONDEBUG.now, policy=section)) == "POLICY_INVALID"

@@ -18,6 +18,8 @@ from attestation_broker.evidence.nitro.kind import NitroVerifier
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
 
+from tests.support.errors import code_of, expect
+
 from .fakes import (
     DROP,
     T0,
@@ -30,7 +32,7 @@ from .fakes import (
     sign_document,
     with_leaf,
 )
-from .support import error_code, expect, run
+from .support import run
 
 BINDING = ExpectedBinding(nonce=bytes.fromhex("a1" * 32), user_data=b"client key hash")
 
@@ -50,7 +52,7 @@ def test_synthetic_document_verifies_with_its_own_anchor_only() -> None:
     assert appraisal.attester_claims["dbgstat"] == "disabled"
     assert appraisal.attester_claims["instance"]["region"] == "eu-west-1"
     assert appraisal.verifier_claims["root"]["sha256"] == fake_pki().anchor.fingerprint
-    assert error_code(lambda: run(document, T0)) == "CERT_CHAIN_INVALID"  # the pinned AWS root
+    assert code_of(lambda: run(document, T0)) == "CERT_CHAIN_INVALID"  # the pinned AWS root
 
 
 def test_nonce_binding_checked() -> None:
@@ -74,7 +76,7 @@ def test_nonce_binding_checked() -> None:
 )
 def test_nonce_binding_mismatch(nonce: bytes | None) -> None:
     document = build_document(nonce=nonce)
-    code = error_code(lambda: run(document, T0, binding=BINDING, verifier=fake_verifier()))
+    code = code_of(lambda: run(document, T0, binding=BINDING, verifier=fake_verifier()))
     assert code == "NONCE_BINDING_MISMATCH"
 
 
@@ -147,7 +149,7 @@ def test_field_rules_on_correctly_signed_documents(override: dict[str, Any], cod
     if code is None:
         run(document, T0, verifier=fake_verifier())
     else:
-        assert error_code(lambda: run(document, T0, verifier=fake_verifier())) == code
+        assert code_of(lambda: run(document, T0, verifier=fake_verifier())) == code
 
 
 def test_debug_detection_any_of_pcr0_to_2_zero() -> None:
@@ -164,7 +166,7 @@ def test_debug_detection_any_of_pcr0_to_2_zero() -> None:
 def test_tagged_and_untagged_both_verify() -> None:
     document = build_document()
     run(b"\xd2" + document, T0, verifier=fake_verifier())
-    assert error_code(lambda: run(b"\xd2\xd2" + document, T0, verifier=fake_verifier())) == "NITRO_COSE_MALFORMED"
+    assert code_of(lambda: run(b"\xd2\xd2" + document, T0, verifier=fake_verifier())) == "NITRO_COSE_MALFORMED"
 
 
 # --- chain rules -----------------------------------------------------------------------------------
@@ -288,7 +290,7 @@ def test_path_length_constraint() -> None:
 def test_document_signed_by_other_key_than_certificate() -> None:
     pki = fake_pki()
     document = sign_document(p384(), cbor2.dumps(payload(pki)))
-    assert error_code(lambda: run(document, T0, verifier=fake_verifier())) == "NITRO_SIGNATURE_INVALID"
+    assert code_of(lambda: run(document, T0, verifier=fake_verifier())) == "NITRO_SIGNATURE_INVALID"
 
 
 def test_expired_intermediate_at_now() -> None:

@@ -15,11 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 
-from attestation_broker.config import Settings
 from attestation_broker.evidence.snp.checks import AmdTrust
-from attestation_broker.trust.cache import CollateralCache
-from attestation_broker.trust.fetch import HttpFetcher, OfflineFetcher
-from attestation_broker.verifier import VerifyContext
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
@@ -152,24 +148,6 @@ CASES = (
 )
 CASE_BY_NAME = {c.name: c for c in CASES}
 V4_REPORT = "snp/openpcc-gce-milan-v4/snp-report.derived.bin"
-
-
-def offline_ctx(now: datetime, policy: dict[str, object] | None = None, **settings: object) -> VerifyContext:
-    return VerifyContext(
-        now=now,
-        collateral=CollateralCache(OfflineFetcher()),
-        settings=Settings(offline=True, **settings),  # type: ignore[arg-type]
-        policy=policy or {},
-    )
-
-
-def replay_ctx(base_url: str, now: datetime, policy: dict[str, object] | None = None) -> VerifyContext:
-    return VerifyContext(
-        now=now,
-        collateral=CollateralCache(HttpFetcher(), timeout=5.0),
-        settings=Settings(amd_kds_url=base_url),
-        policy=policy or {},
-    )
 
 
 def pem_to_der_crl(pem: bytes) -> bytes:
@@ -397,4 +375,4 @@ def sha512(data: bytes) -> bytes:
     return hashlib.sha512(data).digest()
 
 
-__all__ = ["CASES", "at", "build_report", "fake_amd", "offline_ctx", "replay_ctx", "timedelta"]
+__all__ = ["CASES", "at", "build_report", "fake_amd", "timedelta"]

@@ -10,6 +10,7 @@ from attestation_broker.errors import BrokerError
 from attestation_broker.evidence.snp import parse_report
 from attestation_broker.evidence.snp.abi import TcbVersion, parse_cert_table, product_from_cpuid, split_evidence
 
+from tests.support.errors import code_of
 from tests.support.vectors import vector
 from tests.unit.snp.support import CASES, V4_REPORT, azure_cases
 
@@ -82,37 +83,31 @@ def test_product_from_cpuid(fam, model, product) -> None:
     assert product_from_cpuid(fam, model) == product
 
 
-def _code(data: bytes) -> str:
-    with pytest.raises(BrokerError) as exc:
-        split_evidence(data)
-    return exc.value.code.name
-
-
 def test_truncated() -> None:
     data = vector("snp/trustee-milan-v2/test-report.bin")
     for size in (0, 4, 0x2A0, 0x49F):
-        assert _code(data[:size]) == "SNP_REPORT_TRUNCATED"
+        assert code_of(split_evidence, data[:size]) == "SNP_REPORT_TRUNCATED"
 
 
 def test_padding_accepted_and_garbage_rejected() -> None:
     data = vector("snp/trustee-milan-v2/test-report.bin")
     report, table = split_evidence(data + bytes(4000))
     assert report.raw == data and table == ()
-    assert _code(data + b"\x01") == "SNP_REPORT_TRAILING_DATA"
-    assert _code(data + bytes(200_000)) == "SNP_REPORT_TOO_LARGE"
+    assert code_of(split_evidence, data + b"\x01") == "SNP_REPORT_TRAILING_DATA"
+    assert code_of(split_evidence, data + bytes(200_000)) == "SNP_REPORT_TOO_LARGE"
 
 
 def test_unknown_versions() -> None:
     data = bytearray(vector("snp/trustee-milan-v2/test-report.bin"))
     for version in (0, 1, 6, 0xFFFFFFFF):
         struct.pack_into("<I", data, 0, version)
-        assert _code(bytes(data)) == "SNP_REPORT_VERSION_UNSUPPORTED"
+        assert code_of(split_evidence, bytes(data)) == "SNP_REPORT_VERSION_UNSUPPORTED"
 
 
 def test_signature_algorithm() -> None:
     data = bytearray(vector("snp/trustee-milan-v2/test-report.bin"))
     struct.pack_into("<I", data, 0x34, 2)
-    assert _code(bytes(data)) == "SNP_SIGNATURE_ALGORITHM_UNSUPPORTED"
+    assert code_of(split_evidence, bytes(data)) == "SNP_SIGNATURE_ALGORITHM_UNSUPPORTED"
 
 
 RESERVED = {
@@ -144,7 +139,7 @@ def test_reserved_fields(version, offset) -> None:
     data = bytearray(vector(BY_VERSION[version]))
     data[offset] ^= 0x40
     if version in RESERVED[offset]:
-        assert _code(bytes(data)) == "SNP_REPORT_RESERVED_NONZERO"
+        assert code_of(split_evidence, bytes(data)) == "SNP_REPORT_RESERVED_NONZERO"
     else:
         split_evidence(bytes(data))  # a defined field in this version: parses
 
@@ -152,7 +147,7 @@ def test_reserved_fields(version, offset) -> None:
 def test_key_info_reserved_bits() -> None:
     data = bytearray(vector("snp/trustee-milan-v2/test-report.bin"))
     data[0x48] |= 0x20
-    assert _code(bytes(data)) == "SNP_REPORT_RESERVED_NONZERO"
+    assert code_of(split_evidence, bytes(data)) == "SNP_REPORT_RESERVED_NONZERO"
 
 
 VCEK_GUID = uuid.UUID("63da758d-e664-4564-adc5-f4b93be8accd")

@@ -6,7 +6,8 @@ import pytest
 from attestation_broker.errors import BrokerError
 from attestation_broker.evidence.snp.appraise import parse_policy
 
-from tests.unit.snp.test_verify import code_of, inputs, run
+from tests.support.errors import code_of
+from tests.unit.snp.test_verify import inputs, run
 
 
 def grade(name: str, policy: dict[str, object]):

@@ -11,8 +11,9 @@ from attestation_broker.evidence.snp.kind import SnpVerifier
 from attestation_broker.registry import default_registry
 from attestation_broker.verifier import Submission
 
+from tests.support.context import offline_context
 from tests.support.vectors import vector
-from tests.unit.snp.support import MILAN_CRL, at, offline_ctx
+from tests.unit.snp.support import MILAN_CRL, at
 
 
 def test_registered() -> None:
@@ -24,7 +25,7 @@ def test_extras_by_content() -> None:
         evidence=vector("snp/trustee-azure-milan-hcl/snp-report.derived.bin"),
         extras=(b'{"unrelated": "json"}', vector("snp/trustee-azure-milan-hcl/vcek.pem"), vector(MILAN_CRL)),
     )
-    appraisal = SnpVerifier().verify(sub, offline_ctx(at("2025-06-01")))
+    appraisal = SnpVerifier().verify(sub, offline_context(at("2025-06-01")))
     assert appraisal.kind == "snp"
     assert appraisal.verifier_claims["signing_key"] == "vcek"
     assert appraisal.status.value == "warning"
@@ -39,13 +40,13 @@ def test_envelope_fields() -> None:
         "product": "Milan",
     }
     sub = Submission(evidence=vector("snp/trustee-milan-v2/test-report.bin"), fields=fields)
-    appraisal = SnpVerifier().verify(sub, offline_ctx(at("2025-06-01"), {"id": "x", "max_vmpl": 0}))
+    appraisal = SnpVerifier().verify(sub, offline_context(at("2025-06-01"), {"id": "x", "max_vmpl": 0}))
     assert appraisal.attester_claims["snp"]["guest_svn"] == 4
     assert appraisal.policy_ids == ("x",)
     sub = Submission(
         evidence=sub.evidence, fields={"certificates": [base64.urlsafe_b64encode(der).decode()], "crl": fields["crl"]}
     )
-    assert SnpVerifier().verify(sub, offline_ctx(at("2025-06-01"))).kind == "snp"
+    assert SnpVerifier().verify(sub, offline_context(at("2025-06-01"))).kind == "snp"
 
 
 @pytest.mark.parametrize(
@@ -61,7 +62,7 @@ def test_envelope_fields() -> None:
 def test_bad_fields(fields, code) -> None:
     sub = Submission(evidence=vector("snp/trustee-milan-v2/test-report.bin"), fields=fields)
     with pytest.raises(BrokerError) as exc:
-        SnpVerifier().verify(sub, offline_ctx(at("2025-06-01")))
+        SnpVerifier().verify(sub, offline_context(at("2025-06-01")))
     assert exc.value.code.name == code
 
 
@@ -72,10 +73,10 @@ def test_binding() -> None:
         nonce=bytes.fromhex("df82306ff38a9da023854af947d02a878cfab1b40a793823ff41dc51213b96aa"),
         user_data=bytes.fromhex("03a8107030fabeac06b0df4ef865763918b5e2a9fa030e20025a4315dab4b2a6"),
     )
-    ok = SnpVerifier().verify(Submission(report, extras, binding=binding), offline_ctx(at("2026-01-01")))
+    ok = SnpVerifier().verify(Submission(report, extras, binding=binding), offline_context(at("2026-01-01")))
     assert ok.verifier_claims["bindings"] == {"nonce": "checked"}
     with pytest.raises(BrokerError) as exc:
         SnpVerifier().verify(
-            Submission(report, extras, binding=ExpectedBinding(nonce=b"x")), offline_ctx(at("2026-01-01"))
+            Submission(report, extras, binding=ExpectedBinding(nonce=b"x")), offline_context(at("2026-01-01"))
         )
     assert exc.value.code.name == "NONCE_BINDING_MISMATCH"

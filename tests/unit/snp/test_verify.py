@@ -14,6 +14,8 @@ from attestation_broker.evidence.snp.checks import pinned_trust
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from tests.support.context import offline_context, replay_context
+from tests.support.errors import code_of
 from tests.support.vectors import vector
 from tests.unit.snp.support import (
     CASE_BY_NAME,
@@ -25,23 +27,15 @@ from tests.unit.snp.support import (
     azure_cases,
     build_report,
     fake_amd,
-    offline_ctx,
     pem_to_der_crl,
-    replay_ctx,
 )
 
 
 def run(report: bytes, certs: list[bytes], now: datetime, **kw):
-    ctx = kw.pop("ctx", None) or offline_ctx(now, kw.pop("policy", None))
+    ctx = kw.pop("ctx", None) or offline_context(now, kw.pop("policy", None))
     kw.setdefault("expected_report_data", None)
     kw.setdefault("policy", ctx.policy)
     return verify_snp_evidence(report, certs, ctx, **kw)
-
-
-def code_of(fn, *args, **kw) -> str:
-    with pytest.raises(BrokerError) as exc:
-        fn(*args, **kw)
-    return exc.value.code.name
 
 
 def inputs(name: str) -> tuple[bytes, list[bytes], datetime]:
@@ -127,7 +121,7 @@ def test_kds_vcek_and_crl_fetched(replay) -> None:
     )
     replay.add(vcek_path, vector("snp/trustee-milan-v2/test-vcek.der"))
     replay.add("/vcek/v1/Milan/crl", pem_to_der_crl(vector(MILAN_CRL)))
-    ctx = replay_ctx(replay.base_url, now)
+    ctx = replay_context(replay.base_url, now)
     result = run(report, [], now, ctx=ctx, product="Milan")
     assert replay.requests == [vcek_path, "/vcek/v1/Milan/crl"]
     vcek, crl = result.verifier_claims["collateral"]
@@ -142,7 +136,7 @@ def test_kds_vcek_and_crl_fetched(replay) -> None:
 def test_kds_vlek_crl_path(replay) -> None:
     report, certs, now = inputs("SNP-D3")
     replay.add("/vlek/v1/Milan/crl", pem_to_der_crl(vector(MILAN_CRL)))
-    run(report, certs[:1], now, ctx=replay_ctx(replay.base_url, now))
+    run(report, certs[:1], now, ctx=replay_context(replay.base_url, now))
     assert replay.requests == ["/vlek/v1/Milan/crl"]
 
 
@@ -152,7 +146,7 @@ def test_v4_without_certificate_offline() -> None:
 
 def test_v4_without_certificate_kds_404(replay) -> None:
     now = at("2026-01-01")
-    code = code_of(run, vector(V4_REPORT), [], now, ctx=replay_ctx(replay.base_url, now))
+    code = code_of(run, vector(V4_REPORT), [], now, ctx=replay_context(replay.base_url, now))
     assert code == "COLLATERAL_NOT_FOUND"
     assert replay.requests == [
         "/vcek/v1/Milan/12d937a2e0fa646929a42b83afe5b478d3987735e384a015707ec06898e17c0997bb872e0bbb72cfd71c50ca1560"
@@ -164,19 +158,19 @@ def test_kds_outage_is_503(replay) -> None:
     report, certs, now = inputs("SNP-D2")
     replay.add("/vcek/v1/Milan/crl", b"busy", status=503)
     with pytest.raises(BrokerError) as exc:
-        run(report, certs[:1], now, ctx=replay_ctx(replay.base_url, now))
+        run(report, certs[:1], now, ctx=replay_context(replay.base_url, now))
     assert exc.value.code.name == "COLLATERAL_UNAVAILABLE" and exc.value.status == 503
 
 
 def test_kds_garbage_crl_rejected(replay) -> None:
     report, certs, now = inputs("SNP-D2")
     replay.add("/vcek/v1/Milan/crl", pem_to_der_crl(vector(GENOA_CRL)))  # signed by the wrong ARK
-    assert code_of(run, report, certs[:1], now, ctx=replay_ctx(replay.base_url, now)) == "COLLATERAL_INVALID"
+    assert code_of(run, report, certs[:1], now, ctx=replay_context(replay.base_url, now)) == "COLLATERAL_INVALID"
 
 
 def test_v2_without_cert_needs_product(replay) -> None:
     report, _certs, now = inputs("SNP-D2")
-    assert code_of(run, report, [], now, ctx=replay_ctx(replay.base_url, now)) == "SNP_PRODUCT_UNKNOWN"
+    assert code_of(run, report, [], now, ctx=replay_context(replay.base_url, now)) == "SNP_PRODUCT_UNKNOWN"
     assert replay.requests == []
 
 
@@ -291,14 +285,14 @@ def test_crl_expired_from_kds(replay) -> None:
     report, certs, _now = inputs("SNP-D2")
     now = at("2026-06-01")  # after nextUpdate 2026-05-12
     replay.add("/vcek/v1/Milan/crl", pem_to_der_crl(vector(MILAN_CRL)))
-    assert code_of(run, report, certs[:1], now, ctx=replay_ctx(replay.base_url, now)) == "COLLATERAL_EXPIRED"
+    assert code_of(run, report, certs[:1], now, ctx=replay_context(replay.base_url, now)) == "COLLATERAL_EXPIRED"
 
 
 def test_crl_not_yet_valid(replay) -> None:
     report, certs, _now = inputs("SNP-D2")
     now = at("2025-05-01")  # before thisUpdate 2025-05-06
     replay.add("/vcek/v1/Milan/crl", pem_to_der_crl(vector(MILAN_CRL)))
-    assert code_of(run, report, certs[:1], now, ctx=replay_ctx(replay.base_url, now)) == "COLLATERAL_INVALID"
+    assert code_of(run, report, certs[:1], now, ctx=replay_context(replay.base_url, now)) == "COLLATERAL_INVALID"
 
 
 def test_genoa_crl_revokes_old_ask_serial() -> None:
@@ -343,7 +337,7 @@ def test_fake_turin_kds_url(replay) -> None:
     path = "/vcek/v1/Turin/1e550a8ee5cf9f4d?fmcSPL=01&blSPL=02&teeSPL=03&snpSPL=04&ucodeSPL=05"
     replay.add(path, vcek)
     replay.add("/vcek/v1/Turin/crl", amd.crl())
-    fake_run(build_report(key, chip_id=CHIP, tcb=TURIN_TCB), [], ctx=replay_ctx(replay.base_url, NOW))
+    fake_run(build_report(key, chip_id=CHIP, tcb=TURIN_TCB), [], ctx=replay_context(replay.base_url, NOW))
     assert replay.requests == [path, "/vcek/v1/Turin/crl"]
 
 

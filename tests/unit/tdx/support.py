@@ -14,12 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from attestation_broker.config import Settings
 from attestation_broker.evidence.tdx import TdxCollateral, TdxTrust
 from attestation_broker.evidence.tdx.abi import parse_quote
-from attestation_broker.trust.cache import CollateralCache
-from attestation_broker.trust.fetch import Fetcher, HttpFetcher, OfflineFetcher
-from attestation_broker.verifier import VerifyContext
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -64,17 +60,6 @@ def dcap_json(name: str) -> str:
 
 def dcap_collateral(name: str) -> TdxCollateral:
     return TdxCollateral.from_dcap_qvl_json(dcap_json(name))
-
-
-def make_ctx(now: datetime, *, fetcher: Fetcher | None = None, settings: Settings | None = None) -> VerifyContext:
-    settings = settings or Settings()
-    cache = CollateralCache(fetcher or OfflineFetcher(), timeout=2.0)
-    return VerifyContext(now=now, collateral=cache, settings=settings)
-
-
-def replay_ctx(replay: ReplayServer, now: datetime, **settings: Any) -> VerifyContext:
-    settings.setdefault("intel_root_crl_url", f"{replay.base_url}/sgx/certification/v4/rootcacrl")
-    return make_ctx(now, fetcher=HttpFetcher(), settings=Settings(intel_pcs_url=replay.base_url, **settings))
 
 
 def c1_bodies(fmspc: str = "90c06f000000") -> dict[str, bytes]:

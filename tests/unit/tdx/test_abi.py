@@ -5,9 +5,9 @@ from __future__ import annotations
 import struct
 
 import pytest
-from attestation_broker.errors import BrokerError
 from attestation_broker.evidence.tdx import parse_quote
 
+from tests.support.errors import code_of
 from tests.unit.tdx.support import QUOTES, quote_bytes
 
 # name: (version, body type, trailing bytes, TEE_TCB_SVN, MRTD prefix)
@@ -49,15 +49,9 @@ def test_trailing_bytes_do_not_change_the_parse() -> None:
     assert parse_quote(data + b"garbage" * 10) == parse_quote(data)
 
 
-def _code(data: bytes) -> str:
-    with pytest.raises(BrokerError) as exc:
-        parse_quote(data)
-    return exc.value.code.name
-
-
 @pytest.mark.parametrize("cut", [10, 47, 100, 631, 635, 700, 1000, 4000])
 def test_truncated(cut: int) -> None:
-    assert _code(quote_bytes("D4")[:cut]) == "TDX_QUOTE_TRUNCATED"
+    assert code_of(parse_quote, quote_bytes("D4")[:cut]) == "TDX_QUOTE_TRUNCATED"
 
 
 @pytest.mark.parametrize(
@@ -74,18 +68,18 @@ def test_truncated(cut: int) -> None:
 def test_header_and_length_fields(offset: int, value: bytes, code: str) -> None:
     data = bytearray(quote_bytes("D4"))
     data[offset : offset + len(value)] = value
-    assert _code(bytes(data)) == code
+    assert code_of(parse_quote, bytes(data)) == code
 
 
 def test_inconsistent_cert_data_length() -> None:
     data = bytearray(quote_bytes("D4"))
     (size,) = struct.unpack_from("<I", data, 636 + 130)
     struct.pack_into("<I", data, 636 + 130, size - 10)  # certification data shorter than its content
-    assert _code(bytes(data)) in ("TDX_QUOTE_TRUNCATED", "TDX_CERT_DATA_INVALID")
+    assert code_of(parse_quote, bytes(data)) in ("TDX_QUOTE_TRUNCATED", "TDX_CERT_DATA_INVALID")
 
 
 @pytest.mark.parametrize(("body_type", "size"), [(1, 384), (3, 584), (4, 648)])
 def test_v5_body_descriptor(body_type: int, size: int) -> None:
     data = bytearray(quote_bytes("D2"))
     struct.pack_into("<HI", data, 48, body_type, size)
-    assert _code(bytes(data)) == "TDX_QUOTE_UNSUPPORTED"
+    assert code_of(parse_quote, bytes(data)) == "TDX_QUOTE_UNSUPPORTED"

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from attestation_broker import appraisal as ar4si
 from attestation_broker.config import Settings
-from attestation_broker.errors import BrokerError
 from attestation_broker.evidence.tdx import TdxResult, verify_tdx_evidence
 from attestation_broker.evidence.tdx.collateral import collateral_urls
 from attestation_broker.trust.cache import CachedObject, CollateralCache, DirectoryStore
@@ -17,18 +16,14 @@ from attestation_broker.trust.fetch import HttpFetcher
 from attestation_broker.trust.refresh import COLLATERAL_TYPES
 from attestation_broker.verifier import VerifyContext
 
+from tests.support.context import offline_context, replay_context
+from tests.support.errors import code_of
 from tests.support.replay import ReplayServer
-from tests.unit.tdx.support import NOW_C1, c1_bodies, dcap_json, flip, quote_bytes, replay_ctx, serve
+from tests.unit.tdx.support import NOW_C1, c1_bodies, dcap_json, flip, quote_bytes, serve
 
 
 def verify(name: str, ctx: VerifyContext) -> TdxResult:
     return verify_tdx_evidence(quote_bytes(name), ctx, expected_report_data=None, policy={})
-
-
-def code_of(name: str, ctx: VerifyContext) -> str:
-    with pytest.raises(BrokerError) as exc:
-        verify(name, ctx)
-    return exc.value.code.name
 
 
 EXPECTED_TARGETS = [
@@ -42,7 +37,7 @@ EXPECTED_TARGETS = [
 @pytest.mark.parametrize("name", ["D2", "D8"])
 def test_fetch_from_replayed_pcs(replay: ReplayServer, name: str) -> None:
     serve(replay, "90c06f000000", c1_bodies())
-    ctx = replay_ctx(replay, NOW_C1)
+    ctx = replay_context(replay.base_url, NOW_C1)
     result = verify(name, ctx)
     assert result.tcb.status == "UpToDate"
     assert replay.requests == EXPECTED_TARGETS
@@ -64,7 +59,7 @@ def test_fetch_from_replayed_pcs(replay: ReplayServer, name: str) -> None:
 
 def test_two_fmspcs_share_identity_and_crls(replay: ReplayServer) -> None:
     serve(replay, "90c06f000000", c1_bodies())
-    ctx = replay_ctx(replay, NOW_C1)
+    ctx = replay_context(replay.base_url, NOW_C1)
     verify("D8", ctx)
     verify("D2", ctx)  # same FMSPC: everything cached
     assert len(replay.requests) == 4
@@ -86,13 +81,13 @@ def test_dcap_collateral_through_pcs(replay: ReplayServer) -> None:
             "root_crl": doc["root_ca_crl"].encode(),  # hex, as a PCCS serves it
         },
     )
-    result = verify("D6", replay_ctx(replay, datetime(2025, 7, 1, tzinfo=UTC)))
+    result = verify("D6", replay_context(replay.base_url, datetime(2025, 7, 1, tzinfo=UTC)))
     assert result.tcb.status == "UpToDate"
 
 
 def test_stale_if_error_within_grace(replay: ReplayServer) -> None:
     serve(replay, "90c06f000000", c1_bodies())
-    ctx = replay_ctx(replay, NOW_C1, collateral_stale_grace_seconds=3 * 86400)
+    ctx = replay_context(replay.base_url, NOW_C1, collateral_stale_grace_seconds=3 * 86400)
     verify("D8", ctx)
     for target in EXPECTED_TARGETS:
         replay.add(target, b"busy", 503)
@@ -114,38 +109,38 @@ def test_stale_if_error_within_grace(replay: ReplayServer) -> None:
     too_late = VerifyContext(
         now=datetime(2026, 2, 15, tzinfo=UTC), collateral=ctx.collateral, settings=ctx.settings, policy={}
     )
-    assert code_of("D8", too_late) == "COLLATERAL_UNAVAILABLE"
+    assert code_of(verify, "D8", too_late) == "COLLATERAL_UNAVAILABLE"
 
 
 def test_no_stale_without_grace(replay: ReplayServer) -> None:
     serve(replay, "90c06f000000", c1_bodies())
-    ctx = replay_ctx(replay, NOW_C1)
+    ctx = replay_context(replay.base_url, NOW_C1)
     verify("D8", ctx)
     for target in EXPECTED_TARGETS:
         replay.add(target, b"busy", 503)
     later = VerifyContext(now=NOW_C1 + timedelta(days=11), collateral=ctx.collateral, settings=ctx.settings)
-    assert code_of("D8", later) == "COLLATERAL_UNAVAILABLE"
+    assert code_of(verify, "D8", later) == "COLLATERAL_UNAVAILABLE"
 
 
 def test_outage_and_not_found(replay: ReplayServer) -> None:
     bodies = c1_bodies()
     serve(replay, "90c06f000000", bodies)
     replay.add("/tdx/certification/v4/qe/identity", b"down", 503)
-    assert code_of("D8", replay_ctx(replay, NOW_C1)) == "COLLATERAL_UNAVAILABLE"
+    assert code_of(verify, "D8", replay_context(replay.base_url, NOW_C1)) == "COLLATERAL_UNAVAILABLE"
     replay.routes.pop("/tdx/certification/v4/qe/identity")
-    assert code_of("D8", replay_ctx(replay, NOW_C1)) == "COLLATERAL_NOT_FOUND"
+    assert code_of(verify, "D8", replay_context(replay.base_url, NOW_C1)) == "COLLATERAL_NOT_FOUND"
 
 
 def test_unknown_fmspc_is_not_found(replay: ReplayServer) -> None:
     serve(replay, "00a06d080000", c1_bodies("00a06d080000"))  # wrong FMSPC served under its own URL only
-    assert code_of("D8", replay_ctx(replay, NOW_C1)) == "COLLATERAL_NOT_FOUND"
+    assert code_of(verify, "D8", replay_context(replay.base_url, NOW_C1)) == "COLLATERAL_NOT_FOUND"
 
 
 def test_wrong_fmspc_body_from_origin(replay: ReplayServer) -> None:
     bodies = c1_bodies()
     bodies["tcb_info"] = c1_bodies("00a06d080000")["tcb_info"]
     serve(replay, "90c06f000000", bodies)
-    assert code_of("D8", replay_ctx(replay, NOW_C1)) == "TDX_FMSPC_MISMATCH"
+    assert code_of(verify, "D8", replay_context(replay.base_url, NOW_C1)) == "TDX_FMSPC_MISMATCH"
 
 
 def test_tampered_origin_body_is_not_cached(replay: ReplayServer) -> None:
@@ -153,8 +148,8 @@ def test_tampered_origin_body_is_not_cached(replay: ReplayServer) -> None:
     good = bodies["tcb_info"]
     bodies["tcb_info"] = good.replace(b'"UpToDate"', b'"OutOfDate"', 1)
     serve(replay, "90c06f000000", bodies)
-    ctx = replay_ctx(replay, NOW_C1)
-    assert code_of("D8", ctx) == "COLLATERAL_INVALID"
+    ctx = replay_context(replay.base_url, NOW_C1)
+    assert code_of(verify, "D8", ctx) == "COLLATERAL_INVALID"
     replay.add("/tdx/certification/v4/tcb?fmspc=90C06F000000", good)
     assert verify("D8", ctx).tcb.status == "UpToDate"
     tcb_fetches = [r for r in replay.requests if r.startswith("/tdx/certification/v4/tcb")]
@@ -165,13 +160,12 @@ def test_tampered_crl_from_origin(replay: ReplayServer) -> None:
     bodies = c1_bodies()
     bodies["pck_crl"] = flip(bodies["pck_crl"], len(bodies["pck_crl"]) - 10)
     serve(replay, "90c06f000000", bodies)
-    assert code_of("D8", replay_ctx(replay, NOW_C1)) == "COLLATERAL_INVALID"
+    assert code_of(verify, "D8", replay_context(replay.base_url, NOW_C1)) == "COLLATERAL_INVALID"
 
 
 def test_offline_mode() -> None:
-    from tests.unit.tdx.support import make_ctx
 
-    assert code_of("D8", make_ctx(NOW_C1)) == "COLLATERAL_UNAVAILABLE"
+    assert code_of(verify, "D8", offline_context(NOW_C1)) == "COLLATERAL_UNAVAILABLE"
 
 
 def test_url_building() -> None:
@@ -191,7 +185,7 @@ def test_url_building() -> None:
 
 def test_stored_collateral_is_tagged_for_the_refresher(replay: ReplayServer, tmp_path: Path) -> None:
     serve(replay, "90c06f000000", c1_bodies())
-    base = replay_ctx(replay, NOW_C1)
+    base = replay_context(replay.base_url, NOW_C1)
     store = DirectoryStore(tmp_path)
     ctx = VerifyContext(now=NOW_C1, collateral=CollateralCache(HttpFetcher(), store=store), settings=base.settings)
     records = verify("D8", ctx).verifier_claims["collateral"]

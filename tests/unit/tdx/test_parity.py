@@ -21,8 +21,9 @@ from attestation_broker.errors import BrokerError
 from attestation_broker.evidence.tdx import TdxCollateral, verify_tdx_evidence
 from attestation_broker.evidence.tdx.pcs import split_signed
 
+from tests.support.context import offline_context
 from tests.support.vectors import vector
-from tests.unit.tdx.support import C1, NOW_C1, NOW_D6, NOW_D7, c1_bodies, dcap_json, make_ctx, quote_bytes
+from tests.unit.tdx.support import C1, NOW_C1, NOW_D6, NOW_D7, c1_bodies, dcap_json, quote_bytes
 
 dcap_qvl = pytest.importorskip("dcap_qvl")
 
@@ -74,7 +75,7 @@ def broker(quote: bytes, collateral_json: str, now: datetime) -> str:
     try:
         result = verify_tdx_evidence(
             quote,
-            make_ctx(now),
+            offline_context(now),
             expected_report_data=None,
             policy={},
             collateral_override=TdxCollateral.from_dcap_qvl_json(collateral_json),

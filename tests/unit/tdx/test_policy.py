@@ -18,6 +18,7 @@ from attestation_broker.evidence.tdx.kind import TdxVerifier
 from attestation_broker.registry import default_registry
 from attestation_broker.verifier import Submission, VerifyContext
 
+from tests.support.context import offline_context
 from tests.unit.tdx.support import (
     NOW_C1,
     NOW_D6,
@@ -25,7 +26,6 @@ from tests.unit.tdx.support import (
     c1_json,
     dcap_collateral,
     dcap_json,
-    make_ctx,
     quote_bytes,
     shifted,
 )
@@ -36,7 +36,7 @@ D6 = parse_quote(quote_bytes("D6"))
 def appraise_d6(policy: dict[str, Any]) -> TdxResult:
     return verify_tdx_evidence(
         quote_bytes("D6"),
-        make_ctx(NOW_D6),
+        offline_context(NOW_D6),
         expected_report_data=None,
         policy=policy,
         collateral_override=dcap_collateral("D6"),
@@ -125,7 +125,7 @@ def test_out_of_date_grace_period(grace: int | None, hardware: int) -> None:
     quote = pki.forge(quote_bytes("D8"))
     policy: dict[str, Any] = {} if grace is None else {"out_of_date_grace_days": grace}
     result = verify_tdx_evidence(
-        quote, make_ctx(NOW_C1), expected_report_data=None, policy=policy,
+        quote, offline_context(NOW_C1), expected_report_data=None, policy=policy,
         collateral_override=_outdated_collateral(pki), trust=pki.trust,
     )  # fmt: skip
     assert result.tcb.status == "OutOfDate"
@@ -141,7 +141,7 @@ def test_debug_td_and_binding_through_the_verifier() -> None:
     collateral = pki.collateral(info, shifted(c1_json("qe_identity.json"), NOW_C1))
     for policy, runtime in (({}, ar4si.RUNTIME_CONTRAINDICATED), ({"allow_debug": True}, ar4si.RUNTIME_VISIBLE)):
         result = verify_tdx_evidence(
-            quote, make_ctx(NOW_C1), expected_report_data=binding.report_data(), policy=policy,
+            quote, offline_context(NOW_C1), expected_report_data=binding.report_data(), policy=policy,
             collateral_override=collateral, trust=pki.trust,
         )  # fmt: skip
         assert result.attester_claims["dbgstat"] == "enabled"
@@ -150,7 +150,7 @@ def test_debug_td_and_binding_through_the_verifier() -> None:
         assert result.verifier_claims["bindings"] == {"nonce": "checked"}
     with pytest.raises(BrokerError) as exc:
         verify_tdx_evidence(
-            quote, make_ctx(NOW_C1), expected_report_data=ExpectedBinding(b"\x02" * 32).report_data(), policy={},
+            quote, offline_context(NOW_C1), expected_report_data=ExpectedBinding(b"\x02" * 32).report_data(), policy={},
             collateral_override=collateral, trust=pki.trust,
         )  # fmt: skip
     assert exc.value.code.name == "NONCE_BINDING_MISMATCH"
@@ -159,7 +159,7 @@ def test_debug_td_and_binding_through_the_verifier() -> None:
 def test_verifier_class_and_registry() -> None:
     verifier = default_registry().require("tdx")
     assert isinstance(verifier, TdxVerifier) and verifier.kind == "tdx"
-    ctx = make_ctx(NOW_D6)
+    ctx = offline_context(NOW_D6)
     submission = Submission(evidence=quote_bytes("D6"), fields={"collateral": json.loads(dcap_json("D6"))})
     appraisal = verifier.verify(submission, ctx)
     # No measurement allow-list: executables EXEC_UNRECOGNIZED, a warning.

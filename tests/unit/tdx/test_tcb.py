@@ -20,8 +20,10 @@ from attestation_broker.evidence.tdx.pcs import parse_qe_identity, parse_tcb_inf
 from attestation_broker.evidence.tdx.tcb import evaluate_tcb
 from cryptography import x509
 
+from tests.support.context import offline_context
+from tests.support.errors import code_of
 from tests.support.vectors import vector
-from tests.unit.tdx.support import NOW_C1, FakeIntelPki, c1_json, make_ctx, quote_bytes, shifted
+from tests.unit.tdx.support import NOW_C1, FakeIntelPki, c1_json, quote_bytes, shifted
 
 
 @pytest.fixture(scope="module")
@@ -51,18 +53,12 @@ def verify(
 ) -> TdxResult:
     return verify_tdx_evidence(
         quote,
-        make_ctx(now),
+        offline_context(now),
         expected_report_data=None,
         policy=policy or {},
         collateral_override=collateral,
         trust=pki.trust,
     )
-
-
-def code_of(fn: Any, *args: Any, **kwargs: Any) -> str:
-    with pytest.raises(BrokerError) as exc:
-        fn(*args, **kwargs)
-    return str(exc.value.code.name)
 
 
 def test_forged_quote_verifies_only_under_the_test_root(pki: FakeIntelPki) -> None:
@@ -73,7 +69,7 @@ def test_forged_quote_verifies_only_under_the_test_root(pki: FakeIntelPki) -> No
     with pytest.raises(BrokerError) as exc:
         verify_tdx_evidence(
             quote,
-            make_ctx(NOW_C1),
+            offline_context(NOW_C1),
             expected_report_data=None,
             policy={},
             collateral_override=pki.collateral(tcb_info(), qe_identity()),

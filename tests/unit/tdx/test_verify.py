@@ -7,12 +7,13 @@ from datetime import UTC, datetime
 
 import pytest
 from attestation_broker import appraisal as ar4si
-from attestation_broker.errors import BrokerError
 from attestation_broker.evidence.tdx import TdxCollateral, TdxResult, parse_quote, verify_tdx_evidence
 from attestation_broker.evidence.tdx.checks import verify_quote_signatures
 from attestation_broker.evidence.tdx.pck import verify_pck_chain
 from attestation_broker.evidence.tdx.trust import intel_trust
 
+from tests.support.context import offline_context
+from tests.support.errors import code_of
 from tests.unit.tdx.support import (
     NOW_C1,
     NOW_D6,
@@ -20,7 +21,6 @@ from tests.unit.tdx.support import (
     c1_bodies,
     dcap_collateral,
     flip,
-    make_ctx,
     quote_bytes,
 )
 
@@ -40,14 +40,12 @@ def run(
 ) -> TdxResult:
     data = quote_bytes(name) if isinstance(name, str) else name
     return verify_tdx_evidence(
-        data, make_ctx(now), expected_report_data=report_data, policy=policy or {}, collateral_override=collateral
+        data,
+        offline_context(now),
+        expected_report_data=report_data,
+        policy=policy or {},
+        collateral_override=collateral,
     )
-
-
-def code_of(fn: object, *args: object, **kwargs: object) -> str:
-    with pytest.raises(BrokerError) as exc:
-        fn(*args, **kwargs)  # type: ignore[operator]
-    return exc.value.code.name
 
 
 # --- positives -----------------------------------------------------------------------------------

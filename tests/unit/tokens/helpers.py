@@ -14,10 +14,6 @@ from functools import cache
 from typing import Any
 
 import jwt
-from attestation_broker.config import Settings
-from attestation_broker.trust.cache import CollateralCache
-from attestation_broker.trust.fetch import HttpFetcher
-from attestation_broker.verifier import VerifyContext
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -53,20 +49,6 @@ MAA_KEYS = "azure/maa-signing-keys-by-jku.json"
 
 def at(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=UTC)
-
-
-def make_ctx(
-    now: datetime,
-    settings: Settings | None = None,
-    policy: dict[str, Any] | None = None,
-    cache: CollateralCache | None = None,
-) -> VerifyContext:
-    return VerifyContext(
-        now=now,
-        collateral=cache if cache is not None else CollateralCache(HttpFetcher(), timeout=2.0),
-        settings=settings or Settings(),
-        policy=policy or {},
-    )
 
 
 def token_of(name: str) -> str:

@@ -22,6 +22,8 @@ from attestation_broker.evidence.azure_token.claims import attester_claims
 from attestation_broker.evidence.azure_token.kind import AzureTokenVerifier
 from attestation_broker.verifier import Submission
 
+from tests.support.context import http_context
+from tests.support.errors import raised_code
 from tests.support.replay import ReplayServer
 from tests.support.vectors import vector
 from tests.unit.tokens.helpers import (
@@ -39,7 +41,6 @@ from tests.unit.tokens.helpers import (
     jwk_of,
     jwks_of,
     maa_keys,
-    make_ctx,
     resign,
     self_signed,
     serve_maa,
@@ -51,15 +52,11 @@ WEU_MEASUREMENT = "8962535933f5c4b429ec41d6550c187c163aa76f3be1f8d750a272a9d8995
 EUS2_MEASUREMENT = "036fc22b517981a791f7f8b89d634a00e964f6b0dfabc568090eb4393d6026f96aa6b7cca2759f29e521469f1189c00c"
 
 
-def _code(exc: pytest.ExceptionInfo[BrokerError]) -> str:
-    return exc.value.code.name
-
-
 def _verify(
     verifier: AzureTokenVerifier, token: str | bytes, now: float, *, binding: ExpectedBinding | None = None, **kw: Any
 ) -> Any:
     data = token.encode() if isinstance(token, str) else token
-    return verifier.verify(Submission(data, binding=binding), make_ctx(at(now), **kw))
+    return verifier.verify(Submission(data, binding=binding), http_context(at(now), **kw))
 
 
 def test_weu_snp_cvm_vector(replay: ReplayServer) -> None:
@@ -132,7 +129,7 @@ def test_tvm_vector_kid_not_published_is_key_unknown(replay: ReplayServer) -> No
     verifier = AzureTokenVerifier(key_url_override=serve_maa(replay, EUS2))
     with pytest.raises(BrokerError) as exc:
         _verify(verifier, vector(MAA_TVM), MAA_TVM_IAT + 5)
-    assert _code(exc) == "UPSTREAM_TOKEN_KEY_UNKNOWN"
+    assert raised_code(exc) == "UPSTREAM_TOKEN_KEY_UNKNOWN"
     assert replay.requests == ["/eus2/certs", "/eus2/certs"]  # cached fetch + one forced refetch
 
 
@@ -173,7 +170,7 @@ def test_maa_certs_with_x5c_keys(replay: ReplayServer) -> None:
     late = resign(token_of(MAA_EUS2), key, header={"kid": "x5c-kid"}, iat=1748736000, nbf=1748736000, exp=1748764800)
     with pytest.raises(BrokerError) as exc:
         _verify(verifier, late, 1748736005)  # 2025-06-01: token fresh, signing certificate expired
-    assert _code(exc) == "CERT_EXPIRED"
+    assert raised_code(exc) == "CERT_EXPIRED"
 
 
 def test_nonce_binding_via_client_payload(replay: ReplayServer) -> None:
@@ -189,14 +186,14 @@ def test_nonce_binding_via_client_payload(replay: ReplayServer) -> None:
     for bad in (ExpectedBinding(nonce[::-1]), ExpectedBinding(nonce, b"ud")):
         with pytest.raises(BrokerError) as exc:
             _verify(verifier, token, MAA_EUS2_IAT + 5, binding=bad)
-        assert _code(exc) == "NONCE_BINDING_MISMATCH"
+        assert raised_code(exc) == "NONCE_BINDING_MISMATCH"
 
 
 def test_real_vector_with_requested_binding_is_mismatch(replay: ReplayServer) -> None:
     verifier = AzureTokenVerifier(key_url_override=serve_maa(replay, WEU))
     with pytest.raises(BrokerError) as exc:
         _verify(verifier, vector(MAA_WEU), MAA_WEU_IAT + 5, binding=ExpectedBinding(b"ADE0101"))
-    assert _code(exc) == "NONCE_BINDING_MISMATCH"
+    assert raised_code(exc) == "NONCE_BINDING_MISMATCH"
 
 
 def test_tdx_claim_set_with_test_key(replay: ReplayServer) -> None:
@@ -240,7 +237,7 @@ def test_isolation_type_and_compliance(
     if code is not None:
         with pytest.raises(BrokerError) as exc:
             _verify(verifier, token, MAA_EUS2_IAT + 5)
-        assert _code(exc) == code
+        assert raised_code(exc) == code
         return
     appraisal = _verify(verifier, token, MAA_EUS2_IAT + 5)
     assert appraisal.trustworthiness_vector["hardware"] == hardware

@@ -23,6 +23,8 @@ from attestation_broker.trust.cache import CollateralCache
 from attestation_broker.trust.fetch import HttpFetcher
 from attestation_broker.verifier import Submission
 
+from tests.support.context import http_context
+from tests.support.errors import raised_code
 from tests.support.replay import ReplayServer
 from tests.support.vectors import vector
 from tests.unit.tokens.helpers import (
@@ -41,7 +43,6 @@ from tests.unit.tokens.helpers import (
     issue,
     jwk_of,
     jwks_of,
-    make_ctx,
     mint,
     pem_text,
     resign,
@@ -55,15 +56,11 @@ FLARE_DIGEST = "af738fddd31ebe48ed4d8ec936f242127850d6b01aa68a1fc9bdeb9c063feb7c
 OAK_DIGEST = "313b8a83d3c8bfc9abcffee4f538424473e2705383a7e46f16d159faf0e5ef34"
 
 
-def _code(exc: pytest.ExceptionInfo[BrokerError]) -> str:
-    return exc.value.code.name
-
-
 def _verify(
     verifier: GcpTokenVerifier, token: str | bytes, now: float, *, binding: ExpectedBinding | None = None, **kw: Any
 ) -> Any:
     data = token.encode() if isinstance(token, str) else token
-    return verifier.verify(Submission(data, binding=binding), make_ctx(at(now), **kw))
+    return verifier.verify(Submission(data, binding=binding), http_context(at(now), **kw))
 
 
 # --- real vectors ---------------------------------------------------------------------------------------
@@ -145,14 +142,14 @@ def test_pki_invalid_signature_vector_fails_with_signature_code(replay: ReplaySe
     verifier = GcpTokenVerifier(key_url_override=serve_google(replay))
     with pytest.raises(BrokerError) as exc:
         _verify(verifier, vector(PKI_BAD_SIG), PKI_IAT + 5)
-    assert _code(exc) == "UPSTREAM_TOKEN_SIGNATURE_INVALID"
+    assert raised_code(exc) == "UPSTREAM_TOKEN_SIGNATURE_INVALID"
     assert exc.value.status == 403
 
 
 def test_pki_leaf_expired_is_cert_expired() -> None:
     with pytest.raises(BrokerError) as exc:
         _verify(GcpTokenVerifier(), vector(PKI_TOKEN), 1755600000)  # 2025-08-19, after the leaf's notAfter
-    assert _code(exc) == "CERT_EXPIRED"
+    assert raised_code(exc) == "CERT_EXPIRED"
 
 
 @pytest.mark.parametrize("as_pem", [False, True], ids=["base64-der", "pem-text"])
@@ -187,7 +184,7 @@ def test_x5c_chain_shapes(select: Any, code: str | None) -> None:
         return
     with pytest.raises(BrokerError) as exc:
         verify_x5c(select(header["x5c"]), at(PKI_IAT), 60)
-    assert _code(exc) == code
+    assert raised_code(exc) == code
 
 
 def test_pinned_root_is_the_real_confidential_space_root() -> None:
@@ -211,7 +208,7 @@ def test_pki_token_with_test_chain_both_encodings(as_pem: bool) -> None:
     assert key.public_numbers() == leaf_key.public_key().public_numbers()
     with pytest.raises(BrokerError) as exc:  # the same chain is refused against the pinned Google root
         verify_x5c([encode(leaf), encode(inter), encode(root)], at(PKI_IAT), 60)
-    assert _code(exc) == "CERT_CHAIN_INVALID"
+    assert raised_code(exc) == "CERT_CHAIN_INVALID"
 
 
 # --- issuer, key discovery, refetch ----------------------------------------------------------------------
@@ -221,7 +218,7 @@ def test_unpinned_issuer_is_rejected_before_any_fetch(replay: ReplayServer) -> N
     verifier = GcpTokenVerifier(key_url_override=serve_google(replay))
     with pytest.raises(BrokerError) as exc:
         _verify(verifier, vector(OIDC_TOKEN), OIDC_IAT + 5, settings=Settings(gcp_token_issuers=("https://other",)))
-    assert _code(exc) == "UPSTREAM_TOKEN_ISSUER_UNTRUSTED"
+    assert raised_code(exc) == "UPSTREAM_TOKEN_ISSUER_UNTRUSTED"
     assert replay.requests == []
 
 
@@ -229,7 +226,7 @@ def test_discovery_naming_another_issuer_is_refused(replay: ReplayServer) -> Non
     verifier = GcpTokenVerifier(key_url_override=serve_google(replay, issuer="https://evil.example"))
     with pytest.raises(BrokerError) as exc:
         _verify(verifier, vector(OIDC_TOKEN), OIDC_IAT + 5)
-    assert _code(exc) == "GCP_TOKEN_DISCOVERY_INVALID"
+    assert raised_code(exc) == "GCP_TOKEN_DISCOVERY_INVALID"
 
 
 @pytest.mark.parametrize(("status", "code"), [(404, "COLLATERAL_NOT_FOUND"), (503, "COLLATERAL_UNAVAILABLE")])
@@ -238,7 +235,7 @@ def test_key_endpoint_failures(replay: ReplayServer, status: int, code: str) -> 
     replay.add(GOOGLE_JWKS_PATH, b"down", status)
     with pytest.raises(BrokerError) as exc:
         _verify(GcpTokenVerifier(key_url_override=override), vector(OIDC_TOKEN), OIDC_IAT + 5)
-    assert _code(exc) == code
+    assert raised_code(exc) == code
 
 
 def test_unknown_kid_refetches_once_then_cools_down(replay: ReplayServer) -> None:
@@ -247,7 +244,7 @@ def test_unknown_kid_refetches_once_then_cools_down(replay: ReplayServer) -> Non
     cache = CollateralCache(HttpFetcher())
     with pytest.raises(BrokerError) as exc:
         _verify(verifier, vector(OIDC_TOKEN), OIDC_IAT + 5, cache=cache)
-    assert _code(exc) == "UPSTREAM_TOKEN_KEY_UNKNOWN"
+    assert raised_code(exc) == "UPSTREAM_TOKEN_KEY_UNKNOWN"
     assert replay.requests.count(GOOGLE_JWKS_PATH) == 2  # cached fetch + one forced refetch
     for _ in range(5):  # a storm of unknown kids inside the cooldown fetches nothing more
         with pytest.raises(BrokerError):
@@ -277,7 +274,7 @@ def test_wrong_audience(replay: ReplayServer, token: str) -> None:
     now = OIDC_IAT if token == OIDC_TOKEN else PKI_IAT
     with pytest.raises(BrokerError) as exc:
         _verify(verifier, vector(token), now + 5, settings=Settings(upstream_audiences=("attestation-broker",)))
-    assert _code(exc) == "UPSTREAM_TOKEN_AUDIENCE_MISMATCH"
+    assert raised_code(exc) == "UPSTREAM_TOKEN_AUDIENCE_MISMATCH"
 
 
 @pytest.mark.parametrize(
@@ -296,14 +293,14 @@ def test_validity_window_with_skew(replay: ReplayServer, offset: int, code: str 
         return
     with pytest.raises(BrokerError) as exc:
         _verify(verifier, vector(OIDC_TOKEN), OIDC_IAT + offset)
-    assert _code(exc) == code
+    assert raised_code(exc) == code
 
 
 def test_real_token_does_not_bind_a_broker_nonce(replay: ReplayServer) -> None:
     verifier = GcpTokenVerifier(key_url_override=serve_google(replay))
     with pytest.raises(BrokerError) as exc:
         _verify(verifier, vector(OIDC_TOKEN), OIDC_IAT + 5, binding=ExpectedBinding(bytes.fromhex("dead")))
-    assert _code(exc) == "NONCE_BINDING_MISMATCH"
+    assert raised_code(exc) == "NONCE_BINDING_MISMATCH"
 
 
 def _test_signed(replay: ReplayServer, **claims: Any) -> tuple[GcpTokenVerifier, str]:
@@ -323,7 +320,7 @@ def test_nonce_binding_checked(replay: ReplayServer, form: str) -> None:
     for bad in (ExpectedBinding(b"\x01" * 16), ExpectedBinding(nonce, b"user-data")):
         with pytest.raises(BrokerError) as exc:
             _verify(verifier, token, OIDC_IAT + 5, binding=bad)
-        assert _code(exc) == "NONCE_BINDING_MISMATCH"
+        assert raised_code(exc) == "NONCE_BINDING_MISMATCH"
 
 
 def test_tdx_hwmodel_and_unknown_hwmodel(replay: ReplayServer) -> None:
@@ -334,7 +331,7 @@ def test_tdx_hwmodel_and_unknown_hwmodel(replay: ReplayServer) -> None:
     verifier, token = _test_signed(replay, hwmodel="GCP_QUANTUM")
     with pytest.raises(BrokerError) as exc:
         _verify(verifier, token, OIDC_IAT + 5)
-    assert _code(exc) == "GCP_TOKEN_HWMODEL_UNKNOWN"
+    assert raised_code(exc) == "GCP_TOKEN_HWMODEL_UNKNOWN"
 
 
 @pytest.mark.parametrize(
@@ -362,7 +359,7 @@ def test_signed_but_invalid_claims(replay: ReplayServer, claims: dict[str, Any],
     token = mint(payload, fresh_key("google-test-signer"), {"kid": "test-kid"})
     with pytest.raises(BrokerError) as exc:
         _verify(verifier, token, OIDC_IAT + 5)
-    assert _code(exc) == code
+    assert raised_code(exc) == code
 
 
 # --- policy ---------------------------------------------------------------------------------------------------
@@ -400,11 +397,11 @@ def test_invalid_policy(replay: ReplayServer, policy: dict[str, Any]) -> None:
     verifier = GcpTokenVerifier(key_url_override=serve_google(replay))
     with pytest.raises(BrokerError) as exc:
         _verify(verifier, vector(OIDC_TOKEN), OIDC_IAT + 5, policy=policy)
-    assert _code(exc) == "POLICY_INVALID"
+    assert raised_code(exc) == "POLICY_INVALID"
 
 
 def test_token_in_envelope_field(replay: ReplayServer) -> None:
     verifier = GcpTokenVerifier(key_url_override=serve_google(replay))
-    appraisal = verifier.verify(Submission(b"", fields={"token": token_of(OIDC_TOKEN)}), make_ctx(at(OIDC_IAT + 5)))
+    appraisal = verifier.verify(Submission(b"", fields={"token": token_of(OIDC_TOKEN)}), http_context(at(OIDC_IAT + 5)))
     assert appraisal.attester_claims["measurement"] == FLARE_DIGEST
     assert json.dumps(appraisal.attester_claims)  # JSON-serializable

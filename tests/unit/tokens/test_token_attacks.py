@@ -25,6 +25,8 @@ from attestation_broker.evidence.jose.jws import MAX_TOKEN_BYTES
 from attestation_broker.evidence.jose.keys import parse_jwks
 from attestation_broker.verifier import Submission
 
+from tests.support.context import http_context
+from tests.support.errors import raised_code
 from tests.support.replay import ReplayServer
 from tests.support.vectors import vector
 from tests.unit.tokens.helpers import (
@@ -49,7 +51,6 @@ from tests.unit.tokens.helpers import (
     jwk_of,
     jwks_of,
     maa_keys,
-    make_ctx,
     mint,
     public_pem,
     resign,
@@ -102,17 +103,13 @@ CASES = [GCP, AZURE]
 IDS = [c.name for c in CASES]
 
 
-def _code(exc: pytest.ExceptionInfo[BrokerError]) -> str:
-    return exc.value.code.name
-
-
 def _fails(case: Case, replay: ReplayServer, token: str | bytes, now: float | None = None, **kw: Any) -> str:
     verifier = case.verifier(replay)
     data = token.encode() if isinstance(token, str) else token
     binding = kw.pop("binding", None)
     with pytest.raises(BrokerError) as exc:
-        verifier.verify(Submission(data, binding=binding), make_ctx(at(case.now if now is None else now), **kw))
-    return _code(exc)
+        verifier.verify(Submission(data, binding=binding), http_context(at(case.now if now is None else now), **kw))
+    return raised_code(exc)
 
 
 def _real_key_pem(case: Case) -> bytes:
@@ -172,10 +169,8 @@ def test_jku_and_x5u_to_attacker_host_are_never_fetched(replay: ReplayServer, ca
     kid = "attacker-kid" if kid_choice == "attacker-kid" else case.kid
     header = {"kid": kid, "jku": ATTACKER + "/jwks.json", "x5u": ATTACKER + "/cert.pem"}
     token = resign(token_of(case.token), fresh_key("attacker"), header=header)
-    code = _fails(case, replay, token)
-    assert code == (
-        "UPSTREAM_TOKEN_KEY_UNKNOWN" if kid_choice == "attacker-kid" else "UPSTREAM_TOKEN_SIGNATURE_INVALID"
-    )
+    got = _fails(case, replay, token)
+    assert got == ("UPSTREAM_TOKEN_KEY_UNKNOWN" if kid_choice == "attacker-kid" else "UPSTREAM_TOKEN_SIGNATURE_INVALID")
     assert set(replay.requests) == set(case.key_paths)  # only the pinned issuer's endpoints
 
 
@@ -185,10 +180,8 @@ def test_self_vouching_jwk_header(replay: ReplayServer, case: Case, kid_choice: 
     attacker = fresh_key("attacker")
     kid = "attacker-kid" if kid_choice == "attacker-kid" else case.kid
     token = resign(token_of(case.token), attacker, header={"kid": kid, "jwk": jwk_of(attacker, kid)})
-    code = _fails(case, replay, token)
-    assert code == (
-        "UPSTREAM_TOKEN_KEY_UNKNOWN" if kid_choice == "attacker-kid" else "UPSTREAM_TOKEN_SIGNATURE_INVALID"
-    )
+    got = _fails(case, replay, token)
+    assert got == ("UPSTREAM_TOKEN_KEY_UNKNOWN" if kid_choice == "attacker-kid" else "UPSTREAM_TOKEN_SIGNATURE_INVALID")
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
@@ -216,9 +209,9 @@ def test_self_vouching_x5c_header(replay: ReplayServer, case: Case) -> None:
     leaf_of_fake = self_signed(attacker, "attacker leaf")
     for chain in ([der_b64(cert)], [der_b64(leaf_of_fake), der_b64(cert)]):
         token = resign(token_of(case.token), attacker, header={"kid": case.kid, "x5c": chain})
-        code = _fails(case, replay, token)
+        got = _fails(case, replay, token)
         # GCP: x5c selects the PKI path and must chain to the pinned root; Azure ignores x5c headers.
-        assert code == ("CERT_CHAIN_INVALID" if case is GCP else "UPSTREAM_TOKEN_SIGNATURE_INVALID")
+        assert got == ("CERT_CHAIN_INVALID" if case is GCP else "UPSTREAM_TOKEN_SIGNATURE_INVALID")
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
@@ -243,11 +236,11 @@ def test_azure_wrong_issuer_sharing_the_pinned_issuers_key(replay: ReplayServer)
     evil = "https://evilcustom.eus2.attest.azure.net"
     token = resign(token_of(MAA_EUS2), key, header={"kid": "shared-kid", "jku": EUS2 + "/certs"}, iss=evil)
     with pytest.raises(BrokerError) as exc:
-        verifier.verify(Submission(token.encode()), make_ctx(at(MAA_EUS2_IAT + 5)))
-    assert _code(exc) == "UPSTREAM_TOKEN_ISSUER_UNTRUSTED"
+        verifier.verify(Submission(token.encode()), http_context(at(MAA_EUS2_IAT + 5)))
+    assert raised_code(exc) == "UPSTREAM_TOKEN_ISSUER_UNTRUSTED"
     assert replay.requests == []
     good = resign(token_of(MAA_EUS2), key, header={"kid": "shared-kid"})  # same key, pinned iss: accepted
-    assert verifier.verify(Submission(good.encode()), make_ctx(at(MAA_EUS2_IAT + 5))).attester_claims
+    assert verifier.verify(Submission(good.encode()), http_context(at(MAA_EUS2_IAT + 5))).attester_claims
 
 
 def test_azure_kid_of_another_issuer_is_not_borrowed(replay: ReplayServer) -> None:
@@ -255,16 +248,18 @@ def test_azure_kid_of_another_issuer_is_not_borrowed(replay: ReplayServer) -> No
     serve_maa(replay, WEU, maa_keys(EUS2))
     verifier = AzureTokenVerifier(key_url_override=serve_maa(replay, EUS2))
     with pytest.raises(BrokerError) as exc:
-        verifier.verify(Submission(vector(MAA_WEU)), make_ctx(at(MAA_WEU_IAT + 5)))
-    assert _code(exc) == "UPSTREAM_TOKEN_KEY_UNKNOWN"
+        verifier.verify(Submission(vector(MAA_WEU)), http_context(at(MAA_WEU_IAT + 5)))
+    assert raised_code(exc) == "UPSTREAM_TOKEN_KEY_UNKNOWN"
     assert set(replay.requests) == {"/weu/certs"}
 
 
 def test_azure_real_token_from_unpinned_instance(replay: ReplayServer) -> None:
     verifier = AzureTokenVerifier(key_url_override=serve_maa(replay, WEU))
     with pytest.raises(BrokerError) as exc:
-        verifier.verify(Submission(vector(MAA_WEU)), make_ctx(at(MAA_WEU_IAT + 5), Settings(maa_issuers=(EUS2,))))
-    assert _code(exc) == "UPSTREAM_TOKEN_ISSUER_UNTRUSTED"
+        verifier.verify(
+            Submission(vector(MAA_WEU)), http_context(at(MAA_WEU_IAT + 5), settings=Settings(maa_issuers=(EUS2,)))
+        )
+    assert raised_code(exc) == "UPSTREAM_TOKEN_ISSUER_UNTRUSTED"
     assert replay.requests == []
 
 
@@ -296,8 +291,8 @@ def test_nbf_in_future_of_signed_token(replay: ReplayServer, case: Case) -> None
     _, payload = unverified(token_of(case.token))
     token = resign(token_of(case.token), key, header={"kid": "k1"}, nbf=payload["iat"] + 600)
     with pytest.raises(BrokerError) as exc:
-        verifier.verify(Submission(token.encode()), make_ctx(at(payload["iat"] + 5)))
-    assert _code(exc) == "UPSTREAM_TOKEN_NOT_YET_VALID"
+        verifier.verify(Submission(token.encode()), http_context(at(payload["iat"] + 5)))
+    assert raised_code(exc) == "UPSTREAM_TOKEN_NOT_YET_VALID"
 
 
 def _signed_verifier(case: Case, replay: ReplayServer) -> tuple[Any, Any]:
@@ -314,12 +309,12 @@ def test_wrong_audience(replay: ReplayServer, case: Case) -> None:
     token = resign(token_of(case.token), key, header={"kid": "k1"}, aud=["https://someone-else.example"])
     settings = Settings(upstream_audiences=("attestation-broker",))
     with pytest.raises(BrokerError) as exc:
-        verifier.verify(Submission(token.encode()), make_ctx(at(case.now), settings))
-    assert _code(exc) == "UPSTREAM_TOKEN_AUDIENCE_MISMATCH"
+        verifier.verify(Submission(token.encode()), http_context(at(case.now), settings=settings))
+    assert raised_code(exc) == "UPSTREAM_TOKEN_AUDIENCE_MISMATCH"
     ok = resign(token_of(case.token), key, header={"kid": "k1"}, aud="attestation-broker")
-    assert verifier.verify(Submission(ok.encode()), make_ctx(at(case.now), settings)).verifier_claims["upstream"][
-        "audience_checked"
-    ]
+    assert verifier.verify(Submission(ok.encode()), http_context(at(case.now), settings=settings)).verifier_claims[
+        "upstream"
+    ]["audience_checked"]
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
@@ -333,11 +328,11 @@ def test_nonce_replay_is_binding_mismatch(replay: ReplayServer, case: Case) -> N
         _, payload = unverified(token_of(case.token))
         runtime = dict(payload["x-ms-runtime"], **{"client-payload": {"nonce": old.hex()}})
         token = resign(token_of(case.token), key, header={"kid": "k1"}, **{"x-ms-runtime": runtime})
-    ctx = make_ctx(at(case.now))
+    ctx = http_context(at(case.now))
     assert verifier.verify(Submission(token.encode(), binding=ExpectedBinding(old)), ctx).verifier_claims["bindings"]
     with pytest.raises(BrokerError) as exc:
         verifier.verify(Submission(token.encode(), binding=ExpectedBinding(new)), ctx)
-    assert _code(exc) == "NONCE_BINDING_MISMATCH"
+    assert raised_code(exc) == "NONCE_BINDING_MISMATCH"
 
 
 # --- tampering, size, malformed input ------------------------------------------------------------------------------
@@ -370,11 +365,11 @@ def test_oversized_token(replay: ReplayServer, case: Case) -> None:
     big = resign(token_of(case.token), fresh_key("attacker"), header={"kid": case.kid}, pad="x" * MAX_TOKEN_BYTES)
     verifier = case.verifier(replay)
     with pytest.raises(BrokerError) as exc:
-        verifier.verify(Submission(big.encode()), make_ctx(at(case.now)))
-    assert _code(exc) == "UPSTREAM_TOKEN_TOO_LARGE" and exc.value.status == 413
+        verifier.verify(Submission(big.encode()), http_context(at(case.now)))
+    assert raised_code(exc) == "UPSTREAM_TOKEN_TOO_LARGE" and exc.value.status == 413
     with pytest.raises(BrokerError) as exc:
-        verifier.verify(Submission(b"", fields={"token": big}), make_ctx(at(case.now)))
-    assert _code(exc) == "UPSTREAM_TOKEN_TOO_LARGE"
+        verifier.verify(Submission(b"", fields={"token": big}), http_context(at(case.now)))
+    assert raised_code(exc) == "UPSTREAM_TOKEN_TOO_LARGE"
     assert replay.requests == []
 
 
@@ -420,8 +415,8 @@ def test_empty_and_non_ascii(replay: ReplayServer, case: Case, data: bytes, code
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_wrong_field_type(replay: ReplayServer, case: Case) -> None:
     with pytest.raises(BrokerError) as exc:
-        case.verifier(replay).verify(Submission(b"", fields={"token": 5}), make_ctx(at(case.now)))
-    assert _code(exc) == "TOKEN_MALFORMED"
+        case.verifier(replay).verify(Submission(b"", fields={"token": 5}), http_context(at(case.now)))
+    assert raised_code(exc) == "TOKEN_MALFORMED"
 
 
 def test_error_details_never_echo_token_bytes(replay: ReplayServer) -> None:
@@ -429,7 +424,7 @@ def test_error_details_never_echo_token_bytes(replay: ReplayServer) -> None:
     token = resign(token_of(OIDC_TOKEN), fresh_key("attacker"), header={"kid": OIDC_KID}, iss=secretish)
     verifier = GCP.verifier(replay)
     with pytest.raises(BrokerError) as exc:
-        verifier.verify(Submission(token.encode()), make_ctx(at(GCP.now)))
+        verifier.verify(Submission(token.encode()), http_context(at(GCP.now)))
     assert exc.value.code.name == "UPSTREAM_TOKEN_ISSUER_UNTRUSTED"
     assert token.split(".")[2][:16] not in exc.value.detail
     assert base64.b64encode(public_pem(fresh_key("attacker")))[:16].decode() not in exc.value.detail
@@ -442,7 +437,7 @@ def test_mint_helper_produces_verifiable_tokens(replay: ReplayServer) -> None:
     verifier, key = _signed_verifier(GCP, replay)
     _, payload = unverified(token_of(OIDC_TOKEN))
     token = mint(payload, key, {"kid": "k1"})
-    assert verifier.verify(Submission(token.encode()), make_ctx(at(GCP.now))).attester_claims["tee"] == "sev-snp"
+    assert verifier.verify(Submission(token.encode()), http_context(at(GCP.now))).attester_claims["tee"] == "sev-snp"
 
 
 def test_refetch_cooldown_is_per_issuer(replay: ReplayServer) -> None:
@@ -452,8 +447,8 @@ def test_refetch_cooldown_is_per_issuer(replay: ReplayServer) -> None:
         token = resign(token_of(MAA_EUS2), fresh_key("attacker"), header={"kid": "nope"}, iss=issuer)
         for _ in range(3):
             with pytest.raises(BrokerError) as exc:
-                verifier.verify(Submission(token.encode()), make_ctx(at(MAA_EUS2_IAT + 5)))
-            assert _code(exc) == "UPSTREAM_TOKEN_KEY_UNKNOWN"
+                verifier.verify(Submission(token.encode()), http_context(at(MAA_EUS2_IAT + 5)))
+            assert raised_code(exc) == "UPSTREAM_TOKEN_KEY_UNKNOWN"
     # Each issuer: one cached fetch (per request's fresh cache) + ONE forced refetch in total.
     assert replay.requests.count("/eus2/certs") == 3 + 1
     assert replay.requests.count("/weu/certs") == 3 + 1

@@ -14,21 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from attestation_broker.config import Settings
-from attestation_broker.trust.cache import CollateralCache
-from attestation_broker.trust.fetch import OfflineFetcher
-from attestation_broker.verifier import VerifyContext
-
 from tests.support.vectors import vector
 
 # Quotes have no wall-clock time (TPM clock only); any fixed instant works. Pinned for determinism.
 NOW = datetime(2024, 2, 1, tzinfo=UTC)
-
-
-def ctx(policy: dict[str, Any] | None = None) -> VerifyContext:
-    return VerifyContext(
-        now=NOW, collateral=CollateralCache(OfflineFetcher()), settings=Settings(offline=True), policy=policy or {}
-    )
 
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:

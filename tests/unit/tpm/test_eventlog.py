@@ -19,15 +19,12 @@ from attestation_broker.evidence.tpm import (
 from attestation_broker.evidence.tpm.abi import ALG_SHA1, ALG_SHA256
 from attestation_broker.evidence.tpm.eventlog import EV_EFI_VARIABLE_DRIVER_CONFIG, EV_SEPARATOR, EventLog
 
+from tests.support.errors import raised_code
 from tests.support.vectors import vector
 from tests.unit.tpm.helpers import gce_attestation
 
 UBUNTU = "tpm/gce-eventlog-ubuntu-2404-amd-sevsnp.bin"
 GKE = "tpm/gce-eventlog-confidential-gke-debug-251000.bin"
-
-
-def _code(exc: pytest.ExceptionInfo[BrokerError]) -> str:
-    return exc.value.code.name
 
 
 @pytest.mark.parametrize(
@@ -86,7 +83,7 @@ def test_gce_attestation_quotes_match_log_in_all_banks() -> None:
         # PCR10 (IMA) is not in the firmware log: the caller must ignore it; PCR17–22 are at reset (all ones).
         with pytest.raises(BrokerError) as exc:
             verify_event_log(g.event_log, quote.pcrs, quote.bank)
-        assert _code(exc) == "TPM_EVENTLOG_UNLOGGED_PCR"
+        assert raised_code(exc) == "TPM_EVENTLOG_UNLOGGED_PCR"
         verified = verify_event_log(g.event_log, quote.pcrs, quote.bank, ignore_pcrs=[10])
         assert verified.checked_pcrs == tuple(i for i in range(24) if i != 10)
         claims = event_log_claims(verified)
@@ -103,7 +100,7 @@ def test_gce_attestation_quotes_match_log_in_all_banks() -> None:
             with pytest.raises(BrokerError) as exc:
                 verify_event_log(g.event_log, bad, quote.bank, ignore_pcrs=[10])
             expected = "TPM_EVENTLOG_REPLAY_MISMATCH" if index in logged else "TPM_EVENTLOG_UNLOGGED_PCR"
-            assert _code(exc) == expected, index
+            assert raised_code(exc) == expected, index
 
 
 def _rebuild(log: EventLog, raw: bytes) -> list[tuple[int, int]]:
@@ -145,7 +142,7 @@ def test_tampered_digest_is_a_replay_mismatch() -> None:
     tampered[at] ^= 1
     with pytest.raises(BrokerError) as exc:
         verify_event_log(bytes(tampered), quoted, "sha256")
-    assert _code(exc) == "TPM_EVENTLOG_REPLAY_MISMATCH"
+    assert raised_code(exc) == "TPM_EVENTLOG_REPLAY_MISMATCH"
 
 
 def test_tampered_secure_boot_content_is_caught() -> None:
@@ -160,7 +157,7 @@ def test_tampered_secure_boot_content_is_caught() -> None:
     tampered[offsets[idx][0] + len(ev.data) - 1] = 1
     with pytest.raises(BrokerError) as exc:
         verify_event_log(bytes(tampered), quoted, "sha256")
-    assert _code(exc) == "TPM_EVENTLOG_EVENT_DIGEST_MISMATCH"
+    assert raised_code(exc) == "TPM_EVENTLOG_EVENT_DIGEST_MISMATCH"
 
 
 def test_error_separator_fails() -> None:
@@ -179,7 +176,7 @@ def test_error_separator_fails() -> None:
     bad_log = parse_event_log(bytes(tampered))
     with pytest.raises(BrokerError) as exc:
         verify_event_log(bad_log, replay(bad_log, "sha256"), "sha256")
-    assert _code(exc) == "TPM_EVENTLOG_SEPARATOR_ERROR"
+    assert raised_code(exc) == "TPM_EVENTLOG_SEPARATOR_ERROR"
 
 
 def test_unlogged_pcr_must_be_at_reset() -> None:
@@ -192,7 +189,7 @@ def test_unlogged_pcr_must_be_at_reset() -> None:
     quoted[11] = b"\x01" * 32
     with pytest.raises(BrokerError) as exc:
         verify_event_log(log, quoted, "sha256")
-    assert _code(exc) == "TPM_EVENTLOG_UNLOGGED_PCR"
+    assert raised_code(exc) == "TPM_EVENTLOG_UNLOGGED_PCR"
 
 
 def test_unchecked_pcr7_reports_no_secure_boot() -> None:
@@ -221,12 +218,12 @@ def test_legacy_sha1_log() -> None:
     assert event_log_claims(verified)["event_log_format"] == "sha1-legacy"
     with pytest.raises(BrokerError) as exc:
         replay(legacy, "sha256")
-    assert _code(exc) == "TPM_EVENTLOG_BANK_MISSING"
+    assert raised_code(exc) == "TPM_EVENTLOG_BANK_MISSING"
     # trailing zero padding (ACPI log areas) is tolerated, trailing garbage is not
     assert len(parse_event_log(legacy_raw + b"\x00" * 64).events) == len(legacy.events)
     with pytest.raises(BrokerError) as exc:
         parse_event_log(legacy_raw + b"\x01\x02\x03")
-    assert _code(exc) == "TPM_EVENTLOG_MALFORMED"
+    assert raised_code(exc) == "TPM_EVENTLOG_MALFORMED"
 
 
 def test_startup_locality_seeds_pcr0() -> None:
@@ -252,7 +249,7 @@ def test_truncated_logs_are_malformed() -> None:
     for cut in (10, 40, 100, len(raw) - 1):
         with pytest.raises(BrokerError) as exc:
             parse_event_log(raw[:cut])
-        assert _code(exc) == "TPM_EVENTLOG_MALFORMED"
+        assert raised_code(exc) == "TPM_EVENTLOG_MALFORMED"
     with pytest.raises(BrokerError) as exc:
         parse_event_log(b"")
-    assert _code(exc) == "TPM_EVENTLOG_MALFORMED"
+    assert raised_code(exc) == "TPM_EVENTLOG_MALFORMED"

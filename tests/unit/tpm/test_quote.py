@@ -13,12 +13,9 @@ from attestation_broker.evidence.tpm import load_ak_public, parse_attest, parse_
 from attestation_broker.evidence.tpm.abi import ALG_RSASSA, ALG_SHA256
 from cryptography.hazmat.primitives import serialization
 
+from tests.support.errors import raised_code
 from tests.support.vectors import vector
 from tests.unit.tpm.helpers import azure_bincode, flip, gce_attestation, hcl_ak_jwk
-
-
-def _code(exc: pytest.ExceptionInfo[BrokerError]) -> str:
-    return exc.value.code.name
 
 
 # (name, message, signature, ak, extraData, selected PCRs, pcr values or None)
@@ -178,16 +175,16 @@ def test_mutating_signed_regions_breaks_signature(case: tuple) -> None:  # type:
     for region, offset in _regions(msg):
         with pytest.raises(BrokerError) as exc:
             verify_quote(flip(msg, offset), sig, ak, expected_extra_data=None)
-        assert _code(exc) == "TPM_SIGNATURE_INVALID", region
+        assert raised_code(exc) == "TPM_SIGNATURE_INVALID", region
     # magic / type: not a quote at all
     for offset in (0, 5):
         with pytest.raises(BrokerError) as exc:
             verify_quote(flip(msg, offset), sig, ak, expected_extra_data=None)
-        assert _code(exc) == "TPM_ATTEST_NOT_QUOTE"
+        assert raised_code(exc) == "TPM_ATTEST_NOT_QUOTE"
     # the signature itself (last byte: inside the RSA value for both wrappers)
     with pytest.raises(BrokerError) as exc:
         verify_quote(msg, flip(sig, len(sig) - 1), ak, expected_extra_data=None)
-    assert _code(exc) == "TPM_SIGNATURE_INVALID"
+    assert raised_code(exc) == "TPM_SIGNATURE_INVALID"
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
@@ -195,27 +192,27 @@ def test_wrong_nonce_pcrs_and_key(case: tuple) -> None:  # type: ignore[type-arg
     _, msg, sig, ak, extra, selected, pcrs = case
     with pytest.raises(BrokerError) as exc:
         verify_quote(msg, sig, ak, expected_extra_data=extra + b"x")
-    assert _code(exc) == "NONCE_BINDING_MISMATCH"
+    assert raised_code(exc) == "NONCE_BINDING_MISMATCH"
     with pytest.raises(BrokerError) as exc:
         verify_quote(msg, sig, ak, expected_extra_data=hashlib.sha256(extra).digest())
-    assert _code(exc) == "NONCE_BINDING_MISMATCH"
+    assert raised_code(exc) == "NONCE_BINDING_MISMATCH"
     if pcrs is not None:
         for index in (selected[0], selected[-1]):
             bad = dict(pcrs)
             bad[index] = flip(bad[index], 0)
             with pytest.raises(BrokerError) as exc:
                 verify_quote(msg, sig, ak, expected_extra_data=extra, pcrs=bad)
-            assert _code(exc) == "TPM_PCR_DIGEST_MISMATCH"
+            assert raised_code(exc) == "TPM_PCR_DIGEST_MISMATCH"
         missing = {i: v for i, v in pcrs.items() if i != selected[-1]}
         with pytest.raises(BrokerError) as exc:
             verify_quote(msg, sig, ak, expected_extra_data=extra, pcrs=missing)
-        assert _code(exc) == "TPM_PCR_VALUES_MISSING"
+        assert raised_code(exc) == "TPM_PCR_VALUES_MISSING"
     other = vector("tpm/azure-vtpm-quote-2024-02.akpub.pem")
     if load_ak_public(other).spki_sha256 == load_ak_public(ak).spki_sha256:  # type: ignore[arg-type]
         other = vector("tpm/azure-vtpm-quote-nonce010203.akpub.pem")
     with pytest.raises(BrokerError) as exc:
         verify_quote(msg, sig, other, expected_extra_data=extra)
-    assert _code(exc) in ("TPM_SIGNATURE_INVALID", "TPM_SIGNATURE_SCHEME_MISMATCH")
+    assert raised_code(exc) in ("TPM_SIGNATURE_INVALID", "TPM_SIGNATURE_SCHEME_MISMATCH")
 
 
 def test_gce_bank_selection_and_pcr_sizes() -> None:
@@ -223,15 +220,15 @@ def test_gce_bank_selection_and_pcr_sizes() -> None:
     q1 = g.quotes[0]
     with pytest.raises(BrokerError) as exc:
         verify_quote(q1.quote, q1.raw_sig, g.ak_pub, expected_extra_data=None, pcr_bank="sha256")
-    assert _code(exc) == "TPM_PCR_BANK_NOT_QUOTED"
+    assert raised_code(exc) == "TPM_PCR_BANK_NOT_QUOTED"
     wrong_size = {i: v + b"\x00" for i, v in q1.pcrs.items()}
     with pytest.raises(BrokerError) as exc:
         verify_quote(q1.quote, q1.raw_sig, g.ak_pub, expected_extra_data=None, pcrs=wrong_size)
-    assert _code(exc) == "TPM_PCRS_MALFORMED"
+    assert raised_code(exc) == "TPM_PCRS_MALFORMED"
     # values of another bank do not verify this quote
     with pytest.raises(BrokerError) as exc:
         verify_quote(q1.quote, q1.raw_sig, g.ak_pub, expected_extra_data=None, pcrs=g.quotes[1].pcrs)
-    assert _code(exc) == "TPM_PCRS_MALFORMED"
+    assert raised_code(exc) == "TPM_PCRS_MALFORMED"
 
 
 def test_restricted_scheme_enforced() -> None:
@@ -244,14 +241,14 @@ def test_restricted_scheme_enforced() -> None:
     pss = b"\x00\x16" + q.raw_sig[2:]
     with pytest.raises(BrokerError) as exc:
         verify_quote(q.quote, pss, g.ak_pub, expected_extra_data=None)
-    assert _code(exc) == "TPM_SIGNATURE_SCHEME_MISMATCH"
+    assert raised_code(exc) == "TPM_SIGNATURE_SCHEME_MISMATCH"
     # An unrestricted AK (restricted bit cleared) is refused: it could have signed a forged TPMS_ATTEST.
     attrs_at = 4
     unrestricted = bytearray(g.ak_pub)
     unrestricted[attrs_at + 1] &= 0xFE  # objectAttributes bit 16 (restricted)
     with pytest.raises(BrokerError) as exc:
         verify_quote(q.quote, q.raw_sig, bytes(unrestricted), expected_extra_data=None)
-    assert _code(exc) == "TPM_AK_NOT_RESTRICTED"
+    assert raised_code(exc) == "TPM_AK_NOT_RESTRICTED"
 
 
 @pytest.mark.parametrize(
@@ -265,7 +262,7 @@ def test_restricted_scheme_enforced() -> None:
 def test_attest_malformed(data: bytes, code: str) -> None:
     with pytest.raises(BrokerError) as exc:
         parse_attest(data)
-    assert _code(exc) == code
+    assert raised_code(exc) == code
 
 
 def test_attest_truncation_and_trailing_bytes() -> None:
@@ -273,17 +270,17 @@ def test_attest_truncation_and_trailing_bytes() -> None:
     for cut in range(6, len(msg)):
         with pytest.raises(BrokerError) as exc:
             parse_attest(msg[:cut])
-        assert _code(exc) == "TPM_ATTEST_MALFORMED"
+        assert raised_code(exc) == "TPM_ATTEST_MALFORMED"
     with pytest.raises(BrokerError) as exc:
         parse_attest(msg + b"\x00")
-    assert _code(exc) == "TPM_ATTEST_MALFORMED"
+    assert raised_code(exc) == "TPM_ATTEST_MALFORMED"
     # an extraData length larger than TPM2B_DATA allows
     signer_len = int.from_bytes(msg[6:8], "big")
     bad = bytearray(msg)
     bad[8 + signer_len : 8 + signer_len + 2] = (65).to_bytes(2, "big")
     with pytest.raises(BrokerError) as exc:
         parse_attest(bytes(bad))
-    assert _code(exc) == "TPM_ATTEST_MALFORMED"
+    assert raised_code(exc) == "TPM_ATTEST_MALFORMED"
 
 
 @pytest.mark.parametrize(
@@ -299,7 +296,7 @@ def test_attest_truncation_and_trailing_bytes() -> None:
 def test_signature_malformed(data: bytes, code: str) -> None:
     with pytest.raises(BrokerError) as exc:
         parse_signature(data)
-    assert _code(exc) == code
+    assert raised_code(exc) == code
 
 
 @pytest.mark.parametrize(
@@ -315,7 +312,7 @@ def test_signature_malformed(data: bytes, code: str) -> None:
 def test_ak_malformed(data: object, code: str) -> None:
     with pytest.raises(BrokerError) as exc:
         load_ak_public(data)  # type: ignore[arg-type]
-    assert _code(exc) == code
+    assert raised_code(exc) == code
 
 
 def test_ak_truncated_tpmt_public() -> None:
@@ -323,4 +320,4 @@ def test_ak_truncated_tpmt_public() -> None:
     for cut in (10, 30, len(ak) - 1):
         with pytest.raises(BrokerError) as exc:
             load_ak_public(ak[:cut])
-        assert _code(exc) == "TPM_AK_MALFORMED"
+        assert raised_code(exc) == "TPM_AK_MALFORMED"

@@ -21,8 +21,9 @@ from attestation_broker.evidence.tpm.abi import ALG_ECDSA, ALG_RSAPSS, ALG_RSASS
 from attestation_broker.evidence.tpm.kind import TpmVerifier
 from attestation_broker.verifier import Submission
 
+from tests.support.context import offline_context
 from tests.support.swtpm import Swtpm, swtpm_instance
-from tests.unit.tpm.helpers import ctx, flip
+from tests.unit.tpm.helpers import NOW, flip
 
 pytestmark = pytest.mark.swtpm
 
@@ -172,7 +173,7 @@ def test_genuine_quote_verifies_like_tpm2_checkquote(tpm: Swtpm, quotes: dict[st
     assert load_ak_public(q.read("ak.pem")).spki_sha256 == ak.spki_sha256
     sig = parse_signature(q.read("sig"))
     assert sig.bare == (q.sig_format == "plain") and sig.sig_alg == q.sig_alg
-    a = V.verify(_submission(q), ctx({"ak_public_sha256": [ak.spki_sha256], "platform": "baremetal"}))
+    a = V.verify(_submission(q), offline_context(NOW, {"ak_public_sha256": [ak.spki_sha256], "platform": "baremetal"}))
     assert a.status == EarStatus.WARNING  # pinned AK, no PCR allow-list
     t = a.attester_claims["tpm"]
     assert t["pcr_selection"] == [0, 1, 2, 16, 23] and t["extra_data"] == BINDING.tpm_extra_data().hex()
@@ -182,7 +183,7 @@ def test_genuine_quote_verifies_like_tpm2_checkquote(tpm: Swtpm, quotes: dict[st
     pcr_json = json.dumps(t["pcrs"]).encode()
     again = V.verify(
         Submission(q.read("msg"), extras=(q.read("sig"), q.read("ak.pem"), pcr_json), binding=BINDING),
-        ctx({"ak_public_sha256": [ak.spki_sha256]}),
+        offline_context(NOW, {"ak_public_sha256": [ak.spki_sha256]}),
     )
     assert again.attester_claims["measurement"] == a.attester_claims["measurement"]
 
@@ -200,14 +201,14 @@ def test_tampering_rejected_by_both(tpm: Swtpm, quotes: dict[str, Quote], name: 
     (q.dir / "pcrs.bad").write_bytes(bad_pcrs)
     assert _checkquote(tpm, q, pcrs="pcrs.bad") in (None, 1)
     with pytest.raises(BrokerError) as exc:
-        V.verify(_submission(q, pcrs=bad_pcrs), ctx(policy))
+        V.verify(_submission(q, pcrs=bad_pcrs), offline_context(NOW, policy))
     assert exc.value.code.name == "TPM_PCR_DIGEST_MISMATCH"
 
     # 2. a different nonce expected
     other = ExpectedBinding(nonce=b"another nonce")
     assert _checkquote(tpm, q, extra=other.tpm_extra_data().hex()) in (None, 1)
     with pytest.raises(BrokerError) as exc:
-        V.verify(_submission(q, binding=other), ctx(policy))
+        V.verify(_submission(q, binding=other), offline_context(NOW, policy))
     assert exc.value.code.name == "NONCE_BINDING_MISMATCH"
 
     # 3. the signature changed (last byte: inside the RSA value / ECDSA s)
@@ -216,7 +217,7 @@ def test_tampering_rejected_by_both(tpm: Swtpm, quotes: dict[str, Quote], name: 
     (q.dir / "sig.bad").write_bytes(bad_sig)
     assert _checkquote(tpm, q, sig="sig.bad") in (None, 1)
     with pytest.raises(BrokerError) as exc:
-        V.verify(_submission(q, sig=bad_sig), ctx(policy))
+        V.verify(_submission(q, sig=bad_sig), offline_context(NOW, policy))
     assert exc.value.code.name == "TPM_SIGNATURE_INVALID"
 
     # 4. the quote body changed (clock), signature kept
@@ -227,7 +228,7 @@ def test_tampering_rejected_by_both(tpm: Swtpm, quotes: dict[str, Quote], name: 
     (q.dir / "msg.bad").write_bytes(bad_msg)
     assert _checkquote(tpm, q, msg="msg.bad") in (None, 1)
     with pytest.raises(BrokerError) as exc:
-        V.verify(_submission(q, msg=bad_msg), ctx(policy))
+        V.verify(_submission(q, msg=bad_msg), offline_context(NOW, policy))
     assert exc.value.code.name == "TPM_SIGNATURE_INVALID"
 
 
@@ -235,7 +236,7 @@ def test_quote_by_another_tpm_ak_is_not_pinned(quotes: dict[str, Quote]) -> None
     rsa, ecc = quotes["rsa-rsassa-tss"], quotes["ecc-ecdsa-tss"]
     other_pin = load_ak_public(ecc.read("ak.pub")).spki_sha256
     with pytest.raises(BrokerError) as exc:
-        V.verify(_submission(rsa), ctx({"ak_public_sha256": [other_pin]}))
+        V.verify(_submission(rsa), offline_context(NOW, {"ak_public_sha256": [other_pin]}))
     assert exc.value.code.name == "TPM_AK_NOT_PINNED"
     # and a quote presented with the wrong AK does not verify at all
     with pytest.raises(BrokerError) as exc:
@@ -255,6 +256,6 @@ def test_fields_envelope_with_base64(quotes: dict[str, Quote]) -> None:
         "pcrs": b(q.read("pcrs")),
     }
     pin = load_ak_public(q.read("ak.pub")).spki_sha256
-    a = V.verify(Submission(b"", fields=fields, binding=BINDING), ctx({"ak_public_sha256": [pin]}))
+    a = V.verify(Submission(b"", fields=fields, binding=BINDING), offline_context(NOW, {"ak_public_sha256": [pin]}))
     assert a.attester_claims["tpm"]["signature_scheme"] == "ecdsa-sha256"
     assert a.attester_claims["tpm"]["ak_key_type"] == "ecc"

@@ -17,8 +17,10 @@ from attestation_broker.evidence.tpm.kind import TpmVerifier
 from attestation_broker.registry import default_registry
 from attestation_broker.verifier import Submission
 
+from tests.support.context import offline_context
+from tests.support.errors import raised_code
 from tests.support.vectors import vector
-from tests.unit.tpm.helpers import azure_bincode, ctx, flip, gce_attestation
+from tests.unit.tpm.helpers import NOW, azure_bincode, flip, gce_attestation
 
 V = TpmVerifier()
 AZ = azure_bincode(vector("tpm/azure-vtpm-quote-2024-02.bincode"))
@@ -31,15 +33,12 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def _code(exc: pytest.ExceptionInfo[BrokerError]) -> str:
-    return exc.value.code.name
-
-
 def _az(policy: dict[str, Any] | None = None, **kw: Any) -> Any:
     fields = {"signature": b64(AZ.signature), "ak_public": AZ_AK.decode(), "pcrs": AZ_PCRS}
     fields.update(kw)
     return V.verify(
-        Submission(AZ.message, fields=fields), ctx(policy if policy is not None else {"ak_public_sha256": [AZ_PIN]})
+        Submission(AZ.message, fields=fields),
+        offline_context(NOW, policy if policy is not None else {"ak_public_sha256": [AZ_PIN]}),
     )
 
 
@@ -73,7 +72,7 @@ def test_pcr_allow_list_affirms_and_rejects() -> None:
     policy["pcrs"] = {"sha256": {"7": "11" * 32}}
     with pytest.raises(BrokerError) as exc:
         _az(policy)
-    assert _code(exc) == "TPM_PCR_NOT_ALLOWED"
+    assert raised_code(exc) == "TPM_PCR_NOT_ALLOWED"
 
 
 @pytest.mark.parametrize(
@@ -93,7 +92,7 @@ def test_pcr_allow_list_affirms_and_rejects() -> None:
 def test_policy_refusals(policy: dict[str, Any], code: str) -> None:
     with pytest.raises(BrokerError) as exc:
         _az(policy)
-    assert _code(exc) == code
+    assert raised_code(exc) == code
 
 
 def test_allow_any_ak_is_a_warning() -> None:
@@ -112,22 +111,22 @@ def test_nonce_binding() -> None:
                 fields={"signature": b64(AZ.signature), "ak_public": AZ_AK.decode()},
                 binding=ExpectedBinding(b"n"),
             ),
-            ctx({"ak_public_sha256": [AZ_PIN]}),
+            offline_context(NOW, {"ak_public_sha256": [AZ_PIN]}),
         )
-    assert _code(exc) == "NONCE_BINDING_MISMATCH"
+    assert raised_code(exc) == "NONCE_BINDING_MISMATCH"
 
 
 def test_extras_by_content_and_envelope_forms() -> None:
     pcr_json = json.dumps(AZ_PCRS).encode()
     sub = Submission(AZ.message, extras=(AZ.signature, AZ_AK, pcr_json))
-    a = V.verify(sub, ctx({"ak_public_sha256": [AZ_PIN]}))
+    a = V.verify(sub, offline_context(NOW, {"ak_public_sha256": [AZ_PIN]}))
     assert a.attester_claims["tpm"]["pcrs"]["sha256"]["23"] == AZ.pcrs[23].hex()
     # quote as a field, AK as base64 DER, PCRs as base64 JSON
     der = load_ak_public(AZ_AK).spki_der
     fields = {"quote": b64(AZ.message), "signature": b64(AZ.signature), "ak_public": b64(der), "pcrs": b64(pcr_json)}
-    assert V.verify(Submission(b"", fields=fields), ctx({"ak_public_sha256": [AZ_PIN]})).status
+    assert V.verify(Submission(b"", fields=fields), offline_context(NOW, {"ak_public_sha256": [AZ_PIN]})).status
     # duplicates and gaps are refused
-    for bad, code in (
+    for bad, expected in (
         (Submission(AZ.message, extras=(AZ.signature, AZ.signature, AZ_AK)), "MALFORMED_EVIDENCE"),
         (Submission(AZ.message, extras=(AZ_AK,)), "MALFORMED_EVIDENCE"),
         (Submission(AZ.message, extras=(AZ.signature,)), "MALFORMED_EVIDENCE"),
@@ -137,21 +136,21 @@ def test_extras_by_content_and_envelope_forms() -> None:
         (Submission(AZ.message, fields={"quote": b64(b"x"), "signature": b64(AZ.signature)}), "MALFORMED_EVIDENCE"),
     ):
         with pytest.raises(BrokerError) as exc:
-            V.verify(bad, ctx({"ak_public_sha256": [AZ_PIN]}))
-        assert _code(exc) == code
+            V.verify(bad, offline_context(NOW, {"ak_public_sha256": [AZ_PIN]}))
+        assert raised_code(exc) == expected
 
 
 def test_tampered_inputs_through_the_kind() -> None:
     with pytest.raises(BrokerError) as exc:
         _az(signature=b64(flip(AZ.signature, 10)))
-    assert _code(exc) == "TPM_SIGNATURE_INVALID"
+    assert raised_code(exc) == "TPM_SIGNATURE_INVALID"
     pcrs = {"sha256": dict(AZ_PCRS["sha256"], **{"3": "ab" * 32})}
     with pytest.raises(BrokerError) as exc:
         _az(pcrs=pcrs)
-    assert _code(exc) == "TPM_PCR_DIGEST_MISMATCH"
+    assert raised_code(exc) == "TPM_PCR_DIGEST_MISMATCH"
     with pytest.raises(BrokerError) as exc:
         _az(pcrs={"sha1": {"0": "00" * 20}})
-    assert _code(exc) == "TPM_PCR_VALUES_MISSING"
+    assert raised_code(exc) == "TPM_PCR_VALUES_MISSING"
 
 
 def test_gce_quote_with_event_log_and_secure_boot() -> None:
@@ -166,7 +165,7 @@ def test_gce_quote_with_event_log_and_secure_boot() -> None:
     }
     binding_free = Submission(q.quote, fields=fields)
     policy = {"ak_public_sha256": [pin], "platform": "gcp", "require_secure_boot": True, "event_log_ignore_pcrs": [10]}
-    a = V.verify(binding_free, ctx(policy))
+    a = V.verify(binding_free, offline_context(NOW, policy))
     t = a.attester_claims["tpm"]
     assert t["secure_boot"]["enabled"] is True and t["event_count"] == 44
     assert (
@@ -176,9 +175,12 @@ def test_gce_quote_with_event_log_and_secure_boot() -> None:
     assert a.verifier_claims["event_log"] == "replayed"
     # without the PCR10 exclusion the IMA PCR cannot be explained by the firmware log
     with pytest.raises(BrokerError) as exc:
-        V.verify(binding_free, ctx({"ak_public_sha256": [pin]}))
-    assert _code(exc) == "TPM_EVENTLOG_UNLOGGED_PCR"
+        V.verify(binding_free, offline_context(NOW, {"ak_public_sha256": [pin]}))
+    assert raised_code(exc) == "TPM_EVENTLOG_UNLOGGED_PCR"
     # the event log as an extra file (recognized by its Spec ID header), no PCR values → refused
     with pytest.raises(BrokerError) as exc:
-        V.verify(Submission(q.quote, extras=(q.raw_sig, g.ak_pub, g.event_log)), ctx({"ak_public_sha256": [pin]}))
-    assert _code(exc) == "TPM_PCR_VALUES_MISSING"
+        V.verify(
+            Submission(q.quote, extras=(q.raw_sig, g.ak_pub, g.event_log)),
+            offline_context(NOW, {"ak_public_sha256": [pin]}),
+        )
+    assert raised_code(exc) == "TPM_PCR_VALUES_MISSING"
