@@ -11,6 +11,8 @@ def cmd_errors(args: argparse.Namespace) -> int:
     from attestation_broker.registry import default_verifiers
 
     default_verifiers()  # kind-specific codes are declared when their verifiers are imported
+    import attestation_broker.client.errors  # noqa: F401 - the guest client's codes
+
     print("| code | HTTP | meaning |\n|---|---|---|")
     for name in sorted(CATALOGUE):
         code = CATALOGUE[name]

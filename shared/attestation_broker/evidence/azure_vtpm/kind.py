@@ -5,6 +5,8 @@ Evidence and extras are recognized by content (:mod:`.envelope`); the checks are
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from attestation_broker.appraisal import Appraisal
 from attestation_broker.verifier import Submission, VerifyContext
 
@@ -13,14 +15,23 @@ from .claims import attester_claims, verifier_claims
 from .envelope import assemble
 from .pipeline import verify_evidence
 
+if TYPE_CHECKING:
+    from attestation_broker.evidence.tdx import TdxTrust
+
 
 class AzureVtpmVerifier:
+    """``tdx_trust`` is a test seam passed to :func:`.pipeline.verify_evidence` (see its module doc); the
+    registry never passes it. None = the pinned Intel roots."""
+
     kind = "azure-vtpm"
+
+    def __init__(self, *, tdx_trust: TdxTrust | None = None) -> None:
+        self._tdx_trust = tdx_trust
 
     def verify(self, submission: Submission, ctx: VerifyContext) -> Appraisal:
         policy = parse_policy(ctx.policy)
         evidence = assemble(submission.evidence, submission.extras, submission.fields)
-        verified = verify_evidence(evidence, ctx, submission.binding, policy.tee)
+        verified = verify_evidence(evidence, ctx, submission.binding, policy.tee, tdx_trust=self._tdx_trust)
         vector, findings = appraise(verified, policy)
         return Appraisal(
             kind=self.kind,

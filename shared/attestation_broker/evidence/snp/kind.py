@@ -17,6 +17,7 @@ from attestation_broker.appraisal import Appraisal
 from attestation_broker.errors import MALFORMED_EVIDENCE
 from attestation_broker.evidence.snp.abi import PRODUCTS
 from attestation_broker.evidence.snp.certs import recognizable
+from attestation_broker.evidence.snp.checks import AmdTrust
 from attestation_broker.evidence.snp.pipeline import verify_snp_evidence
 from attestation_broker.verifier import Submission, VerifyContext
 
@@ -39,7 +40,14 @@ def _decode(name: str, value: Any) -> bytes:
 
 
 class SnpVerifier:
+    """``trust`` is a test seam (like :func:`verify_snp_evidence`'s): tests build a verifier with a generated
+    AMD-like root; :func:`attestation_broker.registry.default_verifiers` never passes it, so no request or
+    configuration can reach it. None = the pinned AMD roots."""
+
     kind = "snp"
+
+    def __init__(self, *, trust: AmdTrust | None = None) -> None:
+        self._trust = trust
 
     def verify(self, submission: Submission, ctx: VerifyContext) -> Appraisal:
         fields = submission.fields
@@ -65,5 +73,6 @@ class SnpVerifier:
             expected_report_data=submission.binding.report_data() if submission.binding is not None else None,
             policy=ctx.policy,
             product=product,
+            trust=self._trust,
         )
         return result.appraisal("snp")

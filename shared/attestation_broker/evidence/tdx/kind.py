@@ -12,7 +12,7 @@ import json
 
 from attestation_broker.appraisal import Appraisal
 from attestation_broker.errors import MALFORMED_EVIDENCE
-from attestation_broker.evidence.tdx import TdxCollateral, verify_tdx_evidence
+from attestation_broker.evidence.tdx import TdxCollateral, TdxTrust, verify_tdx_evidence
 from attestation_broker.verifier import Submission, VerifyContext
 
 
@@ -29,7 +29,14 @@ def _quote_bytes(evidence: bytes) -> bytes:
 
 
 class TdxVerifier:
+    """``trust`` is a test seam (like :func:`verify_tdx_evidence`'s): tests build a verifier with a generated
+    Intel-like PKI; :func:`attestation_broker.registry.default_verifiers` never passes it. None = the pinned
+    Intel roots."""
+
     kind = "tdx"
+
+    def __init__(self, *, trust: TdxTrust | None = None) -> None:
+        self._trust = trust
 
     def verify(self, submission: Submission, ctx: VerifyContext) -> Appraisal:
         override = None
@@ -42,6 +49,7 @@ class TdxVerifier:
             expected_report_data=submission.binding.report_data() if submission.binding else None,
             policy=ctx.policy,
             collateral_override=override,
+            trust=self._trust,
         )
         return Appraisal(
             kind=self.kind,

@@ -1,0 +1,98 @@
+"""Test-only platforms for the guest client: SEV-SNP and TDX configfs-tsm stand-ins signed by generated
+AMD-like / Intel-like PKIs, and the broker-side verifiers + vendor stand-ins (KDS, PCS) that trust them.
+
+Nothing here reaches the product's pinned roots: the generated roots are passed to the verifiers'
+constructors (``SnpVerifier(trust=...)``, ``TdxVerifier(trust=...)``), which only tests do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from attestation_broker.evidence.snp.kind import SnpVerifier
+from attestation_broker.evidence.tdx.kind import TdxVerifier
+from attestation_broker.trust.fetch import HttpFetcher
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from tests.support.loopback_broker import LoopbackBroker, loopback_broker
+from tests.support.replay import replay_server
+from tests.unit.azure_vtpm import synthetic_tdx
+from tests.unit.client.tsm_standin import ASK_GUID, VCEK_GUID, KernelTsm, cert_table
+from tests.unit.snp.support import build_report, fake_amd
+from tests.unit.tdx.support import FakeIntelPki
+
+# Inside the test AMD CRL window (2025-01-01..2026-01-01) and the VCEK's validity.
+SNP_NOW = datetime(2025, 6, 1, tzinfo=UTC)
+TDX_NOW = synthetic_tdx.NOW
+CHIP_ID = bytes(range(64))
+TURIN_TCB = {"fmc": 1, "bootloader": 2, "tee": 3, "snp": 4, "microcode": 5}
+
+
+@dataclass
+class SnpPlatform:
+    tsm: KernelTsm
+    vcek_der: bytes
+
+
+def snp_platform(*, with_certs: bool = True) -> SnpPlatform:
+    amd = fake_amd("Turin")
+    key, vcek = amd.vcek(CHIP_ID, TURIN_TCB)
+    ask_der = amd.ask.public_bytes(Encoding.DER)
+
+    def make(inblob: bytes, privlevel: int) -> tuple[bytes, bytes]:
+        report = build_report(key, chip_id=CHIP_ID, tcb=TURIN_TCB, report_data=inblob, vmpl=privlevel)
+        aux = cert_table([(VCEK_GUID, vcek), (ASK_GUID, ask_der)]) if with_certs else b""
+        return report, aux
+
+    return SnpPlatform(KernelTsm("sev_guest", make), vcek)
+
+
+def tdx_platform(pki: FakeIntelPki) -> KernelTsm:
+    def make(inblob: bytes, _privlevel: int) -> tuple[bytes, bytes]:
+        return synthetic_tdx.td_quote(pki, inblob), b""
+
+    return KernelTsm("tdx_guest", make)
+
+
+@contextmanager
+def snp_broker(tmp_path: Path, **settings: object) -> Iterator[LoopbackBroker]:
+    """A broker whose ``snp`` verifier trusts the test AMD root; the CRL comes from a KDS stand-in."""
+    amd = fake_amd("Turin")
+    with replay_server({"/vcek/v1/Turin/crl": amd.crl()}) as kds:
+        with loopback_broker(
+            tmp_path,
+            verifiers=[SnpVerifier(trust=amd.trust)],
+            fetcher=HttpFetcher(),
+            amd_kds_url=kds.base_url,
+            **settings,
+        ) as broker:
+            broker.harness.clock[0] = SNP_NOW
+            yield broker
+
+
+@contextmanager
+def tdx_broker(tmp_path: Path, pki: FakeIntelPki, **settings: object) -> Iterator[LoopbackBroker]:
+    """A broker whose ``tdx`` verifier trusts the test Intel root; collateral from a PCS stand-in."""
+    coll = synthetic_tdx.collateral(pki)
+    fmspc = synthetic_tdx.FMSPC.upper()
+    routes = {
+        f"/tdx/certification/v4/tcb?fmspc={fmspc}": coll.tcb_info,
+        "/tdx/certification/v4/qe/identity": coll.qe_identity,
+        "/sgx/certification/v4/pckcrl?ca=platform&encoding=der": coll.pck_crl,
+        "/sgx/certification/v4/rootcacrl": coll.root_crl,
+    }
+    with replay_server(routes) as pcs:
+        with loopback_broker(
+            tmp_path,
+            verifiers=[TdxVerifier(trust=pki.trust)],
+            fetcher=HttpFetcher(),
+            intel_pcs_url=pcs.base_url,
+            intel_root_crl_url=f"{pcs.base_url}/sgx/certification/v4/rootcacrl",
+            **settings,
+        ) as broker:
+            broker.harness.clock[0] = TDX_NOW
+            yield broker
