@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import urllib.parse
 from datetime import UTC, datetime
 from pathlib import Path
 
 from attestation_broker.config import Settings
 from attestation_broker.evidence.tdx import TdxCollateral, parse_quote, verify_tdx_evidence
 from attestation_broker.evidence.tdx.pck import verify_pck_chain
+from attestation_broker.evidence.tdx.pcs import SignedJson
 from attestation_broker.evidence.tdx.trust import intel_trust
 from attestation_broker.trust.cache import CollateralCache
 from attestation_broker.trust.fetch import FetchResponse
@@ -31,14 +33,23 @@ NOW = datetime(2025, 7, 1, tzinfo=UTC)
 class _MemoryPcs:
     """An in-process 'origin' holding the recorded PCS bodies (primes the cache once; no sockets)."""
 
-    def __init__(self, bodies: dict[str, bytes]) -> None:
+    def __init__(self, bodies: dict[str, tuple[bytes, dict[str, str]]]) -> None:
         self.bodies = bodies
 
     def get(self, url: str, *, timeout: float) -> FetchResponse:
-        for marker, body in self.bodies.items():
+        for marker, (body, headers) in self.bodies.items():
             if marker in url:
-                return FetchResponse(url, body)
+                return FetchResponse(url, body, headers)
         raise KeyError(url)
+
+
+def _pcs_body(key: str, pair: SignedJson) -> bytes:
+    # What Intel PCS serves: the signed object and its signature side by side.
+    return b'{"' + key.encode() + b'":' + pair.signed + b',"signature":"' + pair.signature.hex().encode() + b'"}'
+
+
+def _chain(pem: bytes | None) -> dict[str, str]:
+    return {"TCB-Info-Issuer-Chain": urllib.parse.quote((pem or b"").decode())}
 
 
 def main() -> None:
@@ -46,7 +57,12 @@ def main() -> None:
     collateral_json = (VECTORS / "tdx_quote_collateral.json").read_text()
     col = TdxCollateral.from_dcap_qvl_json(collateral_json)
     pcs = _MemoryPcs(
-        {"/tcb?": col.tcb_info, "/qe/identity": col.qe_identity, "/pckcrl": col.pck_crl, "/rootcacrl": col.root_crl}
+        {
+            "/tcb?": (_pcs_body("tcbInfo", col.tcb_info), _chain(col.tcb_info_issuer_chain)),
+            "/qe/identity": (_pcs_body("enclaveIdentity", col.qe_identity), _chain(col.qe_identity_issuer_chain)),
+            "/pckcrl": (col.pck_crl, {}),
+            "/rootcacrl": (col.root_crl, {}),
+        }
     )
     ctx = VerifyContext(
         now=NOW,

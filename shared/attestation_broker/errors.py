@@ -159,6 +159,11 @@ COLLATERAL_NOT_FOUND = define(
 )
 COLLATERAL_INVALID = define("COLLATERAL_INVALID", VerificationFailed, "Vendor collateral failed verification.")
 COLLATERAL_EXPIRED = define("COLLATERAL_EXPIRED", VerificationFailed, "Vendor collateral is past its validity.")
+COLLATERAL_BUNDLE_INVALID = define(
+    "COLLATERAL_BUNDLE_INVALID",
+    MalformedInput,
+    "A collateral bundle or recorded collateral directory (or a file given to import) is unreadable or malformed.",
+)
 CERT_CHAIN_INVALID = define(
     "CERT_CHAIN_INVALID", VerificationFailed, "A certificate chain does not verify to the pinned root."
 )

@@ -26,12 +26,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
     now: datetime = args.now or datetime.now(UTC)
     settings = Settings.from_env(offline=args.offline, policy_file=args.policy or "", ledger="off", cache="memory")
     fetcher: Fetcher
-    if args.collateral:
-        fetcher = DirectoryFetcher(Path(args.collateral))
-    elif args.offline:
-        fetcher = OfflineFetcher()
-    else:
-        fetcher = HttpFetcher()
+    try:
+        if args.collateral:
+            fetcher = DirectoryFetcher(Path(args.collateral))
+        elif args.offline:
+            fetcher = OfflineFetcher()
+        else:
+            fetcher = HttpFetcher()
+    except BrokerError as exc:
+        print_json({"ear_status": None, "kind": args.kind, "error": error_doc(exc)})
+        return exc.exit_code
     try:
         evidence = Path(args.evidence).read_bytes()
         extras = tuple(Path(p).read_bytes() for p in args.extra)

@@ -17,14 +17,15 @@ import os
 import struct
 import tempfile
 import threading
+import urllib.parse
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-from attestation_broker.errors import Unavailable
+from attestation_broker.errors import COLLATERAL_EXPIRED, COLLATERAL_UNAVAILABLE, Unavailable
 from attestation_broker.trust.fetch import Fetcher
 
 
@@ -75,6 +76,9 @@ class CachedObject:
     # Collateral type tag ("crl", "tcb_info", ...) recorded with the object so the scheduled refresher
     # (attestation_broker.trust.refresh) knows how to re-validate it; None: untyped, never refreshed in the background.
     collateral_type: str | None = None
+    # The issuer chain (PEM) the origin sent beside the body (Intel PCS ``TCB-Info-Issuer-Chain``,
+    # ``SGX-Enclave-Identity-Issuer-Chain``, ``SGX-PCK-CRL-Issuer-Chain`` headers, URL-decoded); None if none.
+    issuer_chain: bytes | None = None
 
     def fresh_at(self, now: datetime) -> bool:
         return self.expires_at is None or now <= self.expires_at
@@ -86,6 +90,8 @@ class CachedObject:
                 "fetched_at": self.fetched_at.isoformat(),
                 "expires_at": self.expires_at.isoformat() if self.expires_at else None,
                 "type": self.collateral_type,
+                # Added later: entries written before it decode with issuer_chain=None (a compatible extension).
+                "issuer_chain": self.issuer_chain.decode("ascii") if self.issuer_chain else None,
             }
         ).encode()
         return struct.pack(">I", len(meta)) + meta + self.body
@@ -97,6 +103,7 @@ class CachedObject:
             meta = json.loads(data[4 : 4 + n])
             expires = meta["expires_at"]
             tag = meta.get("type")
+            chain = meta.get("issuer_chain")
             return cls(
                 url=str(meta["url"]),
                 body=data[4 + n :],
@@ -104,9 +111,28 @@ class CachedObject:
                 expires_at=datetime.fromisoformat(expires) if expires else None,
                 source=source,
                 collateral_type=str(tag) if tag is not None else None,
+                issuer_chain=str(chain).encode("ascii") if chain else None,
             )
-        except (struct.error, ValueError, KeyError, TypeError):
+        except (struct.error, ValueError, KeyError, TypeError, UnicodeError):
             return None  # a damaged cache entry is a miss, never an error
+
+
+ISSUER_CHAIN_HEADERS = (
+    "tcb-info-issuer-chain",  # PCS/PCCS v4 TCB info
+    "sgx-tcb-info-issuer-chain",  # PCS v3 / older PCCS TCB info
+    "sgx-enclave-identity-issuer-chain",  # QE identity
+    "sgx-pck-crl-issuer-chain",  # PCK CRL
+)
+
+
+def issuer_chain_from_headers(headers: Mapping[str, str]) -> bytes | None:
+    """The issuer chain header of a PCS/PCCS response, URL-decoded to PEM (None when absent)."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    for name in ISSUER_CHAIN_HEADERS:
+        value = lowered.get(name)
+        if value:
+            return urllib.parse.unquote(value).encode("ascii", "replace")
+    return None
 
 
 @dataclass
@@ -172,27 +198,41 @@ class CollateralCache:
         validate: Callable[[bytes], None] | None = None,
         stale_grace: timedelta = timedelta(0),
         collateral_type: str | None = None,
+        validate_chained: Callable[[bytes, bytes | None], None] | None = None,
     ) -> CachedObject:
         """Return collateral for ``url`` fresh at ``now``; see the module docstring for the tiers.
 
         ``expires`` derives the end of validity from the bytes (e.g. a CRL's nextUpdate) and returns
         None for immutable objects. ``validate`` raises (typed error) when fetched bytes are unusable.
         ``collateral_type`` tags what is stored so the background refresher can re-validate it.
+        ``validate_chained`` (body, issuer chain) replaces ``validate`` for objects signed by a certificate
+        the origin sends in a header: a copy stored without its chain (written by an older version) is a miss.
         """
         self.seen.add(url)
         with self._lock:
             cached = self._memory.get(url)
+        if validate_chained is not None:
+            cached = cached if cached is not None and cached.issuer_chain else None
         if cached is not None and cached.fresh_at(now):
             self.stats.memory_hits += 1
             # Report the tier that answered this call (the remembered copy records where it came from).
             return dataclasses.replace(cached, source="memory")
         stored = self._from_store(url)
+        if validate_chained is not None and stored is not None and not stored.issuer_chain:
+            stored = None
         if stored is not None and stored.fresh_at(now):
             self.stats.store_hits += 1
             self._remember(stored)
             return stored
         try:
-            return self.refresh(url, now=now, expires=expires, validate=validate, collateral_type=collateral_type)
+            return self.refresh(
+                url,
+                now=now,
+                expires=expires,
+                validate=validate,
+                collateral_type=collateral_type,
+                validate_chained=validate_chained,
+            )
         except Unavailable:
             fallback = max(
                 (c for c in (cached, stored) if c is not None),
@@ -202,7 +242,20 @@ class CollateralCache:
             if fallback is not None and fallback.expires_at is not None and now <= fallback.expires_at + stale_grace:
                 self.stats.stale_served += 1
                 return dataclasses.replace(fallback, stale=True)
+            if fallback is not None and fallback.expires_at is not None:
+                self._raise_expired(url, fallback.expires_at, stale_grace)
             raise
+
+    def _raise_expired(self, url: str, expired_at: datetime, grace: timedelta) -> None:
+        """A copy exists but is past its validity (and the stale-if-error grace): say so, and when."""
+        when = expired_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        allowed = f" + {int(grace.total_seconds())} s stale-if-error" if grace else ""
+        if getattr(self.fetcher, "offline", False):
+            # Offline, a retry cannot help: the copy at hand is expired, not missing.
+            raise COLLATERAL_EXPIRED(f"offline mode: the cached copy of {url} expired at {when}{allowed}")
+        raise COLLATERAL_UNAVAILABLE(
+            f"no upstream answered for {url} and the cached copy expired at {when}{allowed}", retry_after=30
+        )
 
     def refresh(
         self,
@@ -212,13 +265,25 @@ class CollateralCache:
         expires: Callable[[bytes], datetime | None],
         validate: Callable[[bytes], None] | None = None,
         collateral_type: str | None = None,
+        validate_chained: Callable[[bytes, bytes | None], None] | None = None,
     ) -> CachedObject:
         """Fetch from the origin, validate, and write through both tiers."""
         self.stats.origin_fetches += 1
         response = self.fetcher.get(url, timeout=self.timeout)
-        if validate is not None:
+        chain = issuer_chain_from_headers(response.headers)
+        if validate_chained is not None:
+            validate_chained(response.body, chain)
+        elif validate is not None:
             validate(response.body)
-        obj = CachedObject(url, response.body, now, expires(response.body), "origin", collateral_type=collateral_type)
+        obj = CachedObject(
+            url,
+            response.body,
+            now,
+            expires(response.body),
+            "origin",
+            collateral_type=collateral_type,
+            issuer_chain=chain,
+        )
         self._remember(obj)
         if self.store is not None:
             try:

@@ -68,7 +68,9 @@ class HttpFetcher:
 
 
 class OfflineFetcher:
-    """Never opens a socket: every miss is COLLATERAL_UNAVAILABLE."""
+    """Never opens a socket: every miss is COLLATERAL_UNAVAILABLE (an expired cached copy: COLLATERAL_EXPIRED)."""
+
+    offline = True
 
     def get(self, url: str, *, timeout: float) -> FetchResponse:
         raise COLLATERAL_UNAVAILABLE(f"offline mode: {url} is not cached")

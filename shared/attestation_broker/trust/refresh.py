@@ -28,7 +28,7 @@ from typing import Protocol
 from cryptography import x509
 
 from attestation_broker.errors import COLLATERAL_INVALID, BrokerError
-from attestation_broker.trust.cache import BlobStore, CachedObject, CollateralCache
+from attestation_broker.trust.cache import BlobStore, CachedObject, CollateralCache, issuer_chain_from_headers
 from attestation_broker.trust.fetch import Fetcher
 
 ExpiresFn = Callable[[bytes, datetime], datetime | None]
@@ -203,13 +203,22 @@ def refresh_store(
             report.skipped_immutable += 1
             continue
         try:
-            body = fetcher.get(stored.url, timeout=timeout).body
+            response = fetcher.get(stored.url, timeout=timeout)
+            body = response.body
             kind.validate(body)
             expires_at = kind.expires(body, now)
             if expires_at is not None and expires_at < stored.expires_at:
                 report.kept_newer += 1
                 continue
-            fresh = CachedObject(stored.url, body, now, expires_at, "origin", collateral_type=kind.name)
+            fresh = CachedObject(
+                stored.url,
+                body,
+                now,
+                expires_at,
+                "origin",
+                collateral_type=kind.name,
+                issuer_chain=issuer_chain_from_headers(response.headers),
+            )
             store.put(key, fresh.encode())
         except BrokerError as exc:
             report.failed[stored.url] = exc.code.name

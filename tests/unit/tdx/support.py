@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+import urllib.parse
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
-from tests.support.replay import ReplayServer
+from tests.support.replay import ReplayServer, Reply
 from tests.support.vectors import vector
 
 C1 = "tdx/collateral-tinfoil-2026-01/"
@@ -71,11 +72,59 @@ def c1_bodies(fmspc: str = "90c06f000000") -> dict[str, bytes]:
     }
 
 
-def serve(replay: ReplayServer, fmspc: str, bodies: dict[str, bytes], ca: str = "platform") -> None:
-    replay.add(f"/tdx/certification/v4/tcb?fmspc={fmspc.upper()}", bodies["tcb_info"])
-    replay.add("/tdx/certification/v4/qe/identity", bodies["qe_identity"])
-    replay.add(f"/sgx/certification/v4/pckcrl?ca={ca}&encoding=der", bodies["pck_crl"])
-    replay.add("/sgx/certification/v4/rootcacrl", bodies["root_crl"])
+def c1_chains(fmspc: str = "90c06f000000") -> dict[str, str]:
+    """The recorded PCS issuer-chain header values (URL-encoded PEM, exactly as sent)."""
+    return {
+        "tcb_info": vector(f"{C1}tcb_info_{fmspc}_chain.txt").decode().strip(),
+        "qe_identity": vector(f"{C1}qe_identity_chain.txt").decode().strip(),
+        "pck_crl": vector(f"{C1}pck_crl_platform_chain.txt").decode().strip(),
+    }
+
+
+def c1_collateral(fmspc: str = "90c06f000000") -> TdxCollateral:
+    b = c1_bodies(fmspc)
+    chains = {k: urllib.parse.unquote(v).encode() for k, v in c1_chains(fmspc).items()}
+    return TdxCollateral.from_pcs_bodies(
+        b["tcb_info"],
+        b["qe_identity"],
+        b["pck_crl"],
+        b["root_crl"],
+        tcb_info_issuer_chain=chains["tcb_info"],
+        qe_identity_issuer_chain=chains["qe_identity"],
+        pck_crl_issuer_chain=chains["pck_crl"],
+    )
+
+
+CHAIN_HEADERS = {
+    "tcb_info": "TCB-Info-Issuer-Chain",
+    "qe_identity": "SGX-Enclave-Identity-Issuer-Chain",
+    "pck_crl": "SGX-PCK-CRL-Issuer-Chain",
+}
+
+
+def serve(
+    replay: ReplayServer,
+    fmspc: str,
+    bodies: dict[str, bytes],
+    ca: str = "platform",
+    chains: dict[str, str] | None = None,
+) -> None:
+    """Serve PCS routes with their issuer-chain headers (``chains``: header values; default the C1 chains)."""
+    chains = c1_chains() if chains is None else chains
+    targets = {
+        "tcb_info": f"/tdx/certification/v4/tcb?fmspc={fmspc.upper()}",
+        "qe_identity": "/tdx/certification/v4/qe/identity",
+        "pck_crl": f"/sgx/certification/v4/pckcrl?ca={ca}&encoding=der",
+        "root_crl": "/sgx/certification/v4/rootcacrl",
+    }
+    for kind, target in targets.items():
+        headers = {CHAIN_HEADERS[kind]: chains[kind]} if kind in chains else {}
+        replay.routes[target] = Reply(bodies[kind], 200, headers)
+
+
+def chain_header(*certs: x509.Certificate) -> str:
+    """A PCS issuer-chain header value (URL-encoded PEM) for ``certs``."""
+    return urllib.parse.quote(b"".join(_pem(c) for c in certs).decode(), safe="")
 
 
 def pcs_body(key: str, inner: str, signature_hex: str) -> bytes:
@@ -204,7 +253,16 @@ class FakeIntelPki:
 
     @property
     def trust(self) -> TdxTrust:
-        return TdxTrust(root=self.root, tcb_signing=self.signing)
+        return TdxTrust(root=self.root)
+
+    def rotate_signing(self) -> None:
+        """Intel rotates its TCB Signing certificate: a new key and certificate under the same root."""
+        self.signing_key = ec.generate_private_key(ec.SECP256R1())
+        self.signing = _cert("Intel SGX TCB Signing", self.signing_key, "Intel SGX Root CA", self.root_key, ca=False)
+
+    @property
+    def signing_chain(self) -> bytes:
+        return _pem(self.signing) + _pem(self.root)
 
     def leaf(
         self, fmspc: bytes, components: tuple[int, ...], pce_svn: int, **kw: Any
@@ -291,11 +349,14 @@ class FakeIntelPki:
         pck_revoked: tuple[int, ...] = (),
         root_revoked: tuple[int, ...] = (),
     ) -> TdxCollateral:
-        return TdxCollateral(
-            tcb_info=self.sign_json("tcbInfo", tcb_info),
-            qe_identity=self.sign_json("enclaveIdentity", qe_identity),
-            pck_crl=self.crl("ca", revoked=pck_revoked),
-            root_crl=self.crl("root", revoked=root_revoked),
+        return TdxCollateral.from_pcs_bodies(
+            self.sign_json("tcbInfo", tcb_info),
+            self.sign_json("enclaveIdentity", qe_identity),
+            self.crl("ca", revoked=pck_revoked),
+            self.crl("root", revoked=root_revoked),
+            tcb_info_issuer_chain=self.signing_chain,
+            qe_identity_issuer_chain=self.signing_chain,
+            pck_crl_issuer_chain=_pem(self.ca) + _pem(self.root),
         )
 
 

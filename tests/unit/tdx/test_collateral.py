@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.parse
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -80,6 +81,7 @@ def test_dcap_collateral_through_pcs(replay: ReplayServer) -> None:
             "pck_crl": bytes.fromhex(doc["pck_crl"]),
             "root_crl": doc["root_ca_crl"].encode(),  # hex, as a PCCS serves it
         },
+        chains={k: urllib.parse.quote(doc[f"{k}_issuer_chain"]) for k in ("tcb_info", "qe_identity", "pck_crl")},
     )
     result = verify("D6", replay_context(replay.base_url, datetime(2025, 7, 1, tzinfo=UTC)))
     assert result.tcb.status == "UpToDate"
@@ -150,7 +152,7 @@ def test_tampered_origin_body_is_not_cached(replay: ReplayServer) -> None:
     serve(replay, "90c06f000000", bodies)
     ctx = replay_context(replay.base_url, NOW_C1)
     assert code_of(verify, "D8", ctx) == "COLLATERAL_INVALID"
-    replay.add("/tdx/certification/v4/tcb?fmspc=90C06F000000", good)
+    serve(replay, "90c06f000000", {**bodies, "tcb_info": good})
     assert verify("D8", ctx).tcb.status == "UpToDate"
     tcb_fetches = [r for r in replay.requests if r.startswith("/tdx/certification/v4/tcb")]
     assert len(tcb_fetches) == 2

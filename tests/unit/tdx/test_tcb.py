@@ -255,10 +255,3 @@ def test_spr_2023_collateral_levels() -> None:
 
     assert evaluate("D4") == "UpToDate"
     assert code_of(evaluate, "D1") == "TDX_TCB_LEVEL_NOT_FOUND"
-
-
-def test_pinned_signer_is_not_valid_for_2023() -> None:
-    # Documented limitation: the pinned 2025 TCB Signing certificate is outside its validity in 2023.
-    from attestation_broker.evidence.tdx.trust import intel_trust
-
-    assert intel_trust().tcb_signing.not_valid_before_utc > datetime(2023, 7, 1, tzinfo=UTC)

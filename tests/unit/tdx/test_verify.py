@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -18,16 +20,12 @@ from tests.unit.tdx.support import (
     NOW_C1,
     NOW_D6,
     NOW_D7,
-    c1_bodies,
+    c1_collateral,
     dcap_collateral,
+    dcap_json,
     flip,
     quote_bytes,
 )
-
-
-def c1_collateral(fmspc: str = "90c06f000000") -> TdxCollateral:
-    b = c1_bodies(fmspc)
-    return TdxCollateral(b["tcb_info"], b["qe_identity"], b["pck_crl"], b["root_crl"])
 
 
 def run(
@@ -164,28 +162,39 @@ def test_swapped_pck_chain() -> None:
 # --- collateral mutations ---------------------------------------------------------------------------
 
 
-def _mutate_json(body: bytes, old: bytes, new: bytes) -> bytes:
-    assert old in body
-    return body.replace(old, new, 1)
+def _swap(text: str, old: str, new: str) -> str:
+    assert old in text
+    return text.replace(old, new, 1)
 
 
+def _flip_hex(text: str, index: int) -> str:
+    return text[:index] + ("0" if text[index] != "0" else "1") + text[index + 1 :]
+
+
+# Mutations of the dcap-qvl document (the pairs as they travel): every one must fail, at intake or verification.
 COLLATERAL_MUTATIONS = [
-    ("tcb_info", lambda b: _mutate_json(b, b'"tcbEvaluationDataNumber":17', b'"tcbEvaluationDataNumber":18')),
-    ("tcb_info", lambda b: _mutate_json(b, b'"signature":"', b'"signature":"00')[:-4] + b'"}'),
-    ("qe_identity", lambda b: _mutate_json(b, b'"isvprodid":2', b'"isvprodid":3')),
-    ("qe_identity", lambda b: flip(b, len(b) - 5)),
-    ("pck_crl", lambda b: flip(b, len(b) - 20)),
-    ("pck_crl", lambda b: flip(b, 200)),
-    ("root_crl", lambda b: flip(b, len(b) - 20)),
-    ("tcb_info", lambda b: b"not json"),
+    ("tcb_info", lambda t: _swap(t, '"tcbEvaluationDataNumber":17', '"tcbEvaluationDataNumber":18')),
+    ("tcb_info_signature", lambda t: "00" + t[:-2]),
+    ("qe_identity", lambda t: _swap(t, '"isvprodid":2', '"isvprodid":3')),
+    ("qe_identity_signature", lambda t: _flip_hex(t, len(t) - 3)),
+    ("pck_crl", lambda t: _flip_hex(t, len(t) - 40)),
+    ("pck_crl", lambda t: _flip_hex(t, 400)),
+    ("root_crl", lambda t: _flip_hex(t, len(t) - 40)),
+    ("tcb_info", lambda t: "not json"),
+    ("tcb_info", lambda t: t + " "),  # one byte outside what Intel signed
 ]
 
 
 @pytest.mark.parametrize(("field", "mutate"), COLLATERAL_MUTATIONS)
-def test_collateral_mutations(field: str, mutate: object) -> None:
-    col = dcap_collateral("D6")
-    col = replace(col, **{field: mutate(getattr(col, field))})  # type: ignore[operator]
-    assert code_of(run, "D6", col, NOW_D6) == "COLLATERAL_INVALID"
+def test_collateral_mutations(field: str, mutate: Callable[[str], str]) -> None:
+    doc = json.loads(dcap_json("D6"))
+    name = "root_ca_crl" if field == "root_crl" else field
+    doc[name] = mutate(doc[name])
+
+    def verify_mutant() -> object:
+        return run("D6", TdxCollateral.from_dcap_qvl_json(json.dumps(doc)), NOW_D6)
+
+    assert code_of(verify_mutant) == "COLLATERAL_INVALID"
 
 
 def test_wrong_fmspc_collateral() -> None:

@@ -334,7 +334,9 @@ def check_crl_fresh(crl: VerifiedCrl, now: datetime, skew: timedelta, grace: tim
     if crl.last_update > now + skew:
         raise COLLATERAL_INVALID(f"CRL thisUpdate {crl.last_update.isoformat()} is in the future")
     if now > crl.next_update + grace:
-        raise COLLATERAL_EXPIRED(f"AMD CRL nextUpdate {crl.next_update.isoformat()} has passed")
+        raise COLLATERAL_EXPIRED(
+            f"AMD CRL expired at {crl.next_update:%Y-%m-%dT%H:%M:%SZ} (its nextUpdate); get a current one from AMD KDS"
+        )
 
 
 def check_not_revoked(crl: VerifiedCrl, cert: x509.Certificate) -> None:

@@ -4,7 +4,7 @@ Implements the verification steps of Intel's DCAP quote verification: quote sign
 attestation key (ECDSA P-256/SHA-256, raw r||s over header ‖ body), QE report signature by the PCK
 key, QE REPORTDATA = SHA-256(attestation key ‖ QE auth data) ‖ 32 zero bytes, the PCK and root CRLs
 (RFC 5280 §6.3: signature, issuer, thisUpdate/nextUpdate, revocation), and the Intel-signed TCB info
-and QE identity (TCB Signing certificate → pinned Intel SGX Root CA).
+and QE identity (TCB Signing certificate from the collateral's issuer chain → pinned Intel SGX Root CA).
 
 Pure signature work is memoized by the exact bytes and the verifying key (a bounded LRU), so cached
 collateral costs nothing to re-verify; time windows and revocation are evaluated on every call.
@@ -38,7 +38,7 @@ from attestation_broker.evidence.tdx.errors import (
     TDX_QUOTE_SIGNATURE_INVALID,
 )
 from attestation_broker.evidence.tdx.pck import PckChain, check_validity
-from attestation_broker.evidence.tdx.pcs import QeIdentity, TcbInfo, parse_qe_identity, parse_tcb_info, split_signed
+from attestation_broker.evidence.tdx.pcs import QeIdentity, SignedJson, TcbInfo, parse_qe_identity, parse_tcb_info
 from attestation_broker.evidence.tdx.trust import TdxTrust
 
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
@@ -89,7 +89,7 @@ def check_window(
     if issued > now + skew:
         raise COLLATERAL_INVALID(f"{what} is issued in the future")
     if now > next_update + grace:
-        raise COLLATERAL_EXPIRED(f"{what} is past its nextUpdate")
+        raise COLLATERAL_EXPIRED(f"{what} expired at {next_update:%Y-%m-%dT%H:%M:%SZ} (its nextUpdate)")
 
 
 # --- CRLs ---------------------------------------------------------------------------------------
@@ -143,18 +143,29 @@ def require_not_revoked(crl: VerifiedCrl, cert: x509.Certificate, what: str) -> 
 
 
 def _signer_from_chain(chain_pem: bytes | None, trust: TdxTrust) -> x509.Certificate:
-    if chain_pem is None:
-        signer = trust.tcb_signing
-    else:
-        try:
-            certs = x509.load_pem_x509_certificates(chain_pem)
-        except ValueError:
-            raise CERT_CHAIN_INVALID("TCB signing issuer chain does not decode") from None
-        if not certs or (len(certs) > 1 and certs[-1] != trust.root) or len(certs) > 2:
-            raise CERT_CHAIN_INVALID("TCB signing issuer chain does not end in the pinned root")
-        signer = certs[0]
+    """The TCB Signing certificate from an issuer chain ``[signer, root]`` (root optional), checked to the pin.
+
+    Only the root is pinned; the signer is whatever Intel currently uses, as long as the pinned root
+    issued it directly (Intel's TCB Signing chain has no intermediate) and it is an end-entity key.
+    """
+    if not chain_pem:
+        raise CERT_CHAIN_INVALID("TCB signing issuer chain is missing (the TCB Signing certificate is not pinned)")
+    try:
+        certs = x509.load_pem_x509_certificates(chain_pem)
+    except ValueError:
+        raise CERT_CHAIN_INVALID("TCB signing issuer chain does not decode") from None
+    if not certs or len(certs) > 2 or (len(certs) == 2 and certs[1] != trust.root):
+        raise CERT_CHAIN_INVALID("TCB signing issuer chain does not end in the pinned Intel SGX Root CA")
+    signer = certs[0]
+    if signer == trust.root:
+        raise CERT_CHAIN_INVALID("TCB signing issuer chain holds only the root")
     try:
         signer.verify_directly_issued_by(trust.root)
+        constraints = signer.extensions.get_extension_for_class(x509.BasicConstraints).value
+        if constraints.ca:
+            raise ValueError("TCB Signing certificate is a CA")
+    except x509.ExtensionNotFound:
+        pass
     except (ValueError, TypeError, InvalidSignature):
         raise CERT_CHAIN_INVALID("TCB signing certificate does not verify to the pinned Intel SGX Root CA") from None
     key = signer.public_key()
@@ -163,16 +174,20 @@ def _signer_from_chain(chain_pem: bytes | None, trust: TdxTrust) -> x509.Certifi
     return signer
 
 
+def chain_signer(chain_pem: bytes | None, trust: TdxTrust) -> x509.Certificate:
+    """Signature-only part of :func:`tcb_signer` (memoized): used before anything fetched is cached."""
+    return _MEMO.get(("signer", chain_pem, trust.root_der), lambda: _signer_from_chain(chain_pem, trust))
+
+
 def tcb_signer(chain_pem: bytes | None, trust: TdxTrust, now: datetime, root_crl: VerifiedCrl) -> x509.Certificate:
-    """The TCB Signing certificate (from the issuer chain, else pinned), verified to the root, valid, not revoked."""
-    signer = _MEMO.get(("signer", chain_pem, trust.root_der), lambda: _signer_from_chain(chain_pem, trust))
+    """The TCB Signing certificate from the issuer chain, verified to the root, valid at ``now``, not revoked."""
+    signer = chain_signer(chain_pem, trust)
     check_validity(signer, now, "TCB Signing")
     require_not_revoked(root_crl, signer, "TCB Signing")
     return signer
 
 
-def _verify_signed(body: bytes, key: str, signer: x509.Certificate) -> dict[str, object]:
-    signed = split_signed(body, key)
+def _verify_signed(signed: SignedJson, key: str, signer: x509.Certificate) -> dict[str, object]:
     pub = signer.public_key()
     if not isinstance(pub, ec.EllipticCurvePublicKey):
         raise CERT_CHAIN_INVALID("TCB signing key is not ECDSA")
@@ -180,9 +195,15 @@ def _verify_signed(body: bytes, key: str, signer: x509.Certificate) -> dict[str,
     return signed.body
 
 
-def verify_tcb_info(body: bytes, signer: x509.Certificate) -> TcbInfo:
-    return _MEMO.get(("tcb", body, signer), lambda: parse_tcb_info(_verify_signed(body, "tcbInfo", signer)))
+def verify_tcb_info(pair: SignedJson, signer: x509.Certificate) -> TcbInfo:
+    return _MEMO.get(
+        ("tcb", pair.signed, pair.signature, signer),
+        lambda: parse_tcb_info(_verify_signed(pair, "tcbInfo", signer)),
+    )
 
 
-def verify_qe_identity(body: bytes, signer: x509.Certificate) -> QeIdentity:
-    return _MEMO.get(("qe", body, signer), lambda: parse_qe_identity(_verify_signed(body, "enclaveIdentity", signer)))
+def verify_qe_identity(pair: SignedJson, signer: x509.Certificate) -> QeIdentity:
+    return _MEMO.get(
+        ("qe", pair.signed, pair.signature, signer),
+        lambda: parse_qe_identity(_verify_signed(pair, "enclaveIdentity", signer)),
+    )

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from attestation_broker.errors import COLLATERAL_INVALID
+from attestation_broker.evidence.tdx.pcs import SignedJson, signed_pair, split_signed, strict_json
 from attestation_broker.verifier import VerifyContext
 
 
@@ -35,15 +36,16 @@ class CollateralRecord:
 
 @dataclass(frozen=True)
 class TdxCollateral:
-    """Raw Intel collateral, exactly as served (nothing here is trusted until verified).
+    """Intel collateral as (signed bytes, signature) pairs plus issuer chains (nothing trusted until verified).
 
-    ``tcb_info`` / ``qe_identity`` are PCS response bodies (``{"tcbInfo": {...}, "signature": "<hex>"}``,
-    ``{"enclaveIdentity": {...}, "signature": "<hex>"}``); the CRLs are DER (PEM or hex accepted).
-    The optional issuer chains (PEM; the PCS response headers) are verified to the pinned root when given.
+    ``tcb_info`` / ``qe_identity`` are :class:`SignedJson` pairs, split once where they enter the broker
+    (:func:`from_pcs_bodies` for PCS/PCCS responses, :meth:`from_dcap_qvl_json` for dcap-qvl documents);
+    the CRLs are DER (PEM or hex accepted). The issuer chains (PEM) carry the TCB Signing certificate,
+    which is verified to the pinned Intel SGX Root CA and the root CRL on every use: only the root is pinned.
     """
 
-    tcb_info: bytes
-    qe_identity: bytes
+    tcb_info: SignedJson
+    qe_identity: SignedJson
     pck_crl: bytes
     root_crl: bytes
     tcb_info_issuer_chain: bytes | None = None
@@ -52,28 +54,112 @@ class TdxCollateral:
     records: tuple[CollateralRecord, ...] = field(default=())
 
     @classmethod
+    def from_pcs_bodies(
+        cls,
+        tcb_info: bytes,
+        qe_identity: bytes,
+        pck_crl: bytes,
+        root_crl: bytes,
+        *,
+        tcb_info_issuer_chain: bytes | None = None,
+        qe_identity_issuer_chain: bytes | None = None,
+        pck_crl_issuer_chain: bytes | None = None,
+        records: tuple[CollateralRecord, ...] = (),
+    ) -> TdxCollateral:
+        """From PCS/PCCS response bodies (``{"tcbInfo": {...}, "signature": "<hex>"}``), split here once."""
+        return cls(
+            tcb_info=split_signed(tcb_info, "tcbInfo"),
+            qe_identity=split_signed(qe_identity, "enclaveIdentity"),
+            pck_crl=pck_crl,
+            root_crl=root_crl,
+            tcb_info_issuer_chain=tcb_info_issuer_chain,
+            qe_identity_issuer_chain=qe_identity_issuer_chain,
+            pck_crl_issuer_chain=pck_crl_issuer_chain,
+            records=records,
+        )
+
+    @classmethod
     def from_dcap_qvl_json(cls, data: bytes | str) -> TdxCollateral:
-        """Build from a dcap-qvl ``QuoteCollateralV3`` JSON document (hex CRLs, inner JSON strings)."""
+        """Build from a dcap-qvl ``QuoteCollateralV3`` JSON document: the pairs are taken as they travel.
+
+        ``tcb_info`` / ``qe_identity`` are the signed JSON texts (strings) and ``*_signature`` their hex
+        signatures; CRLs are hex (DER); issuer chains are PEM. Unknown members are refused so that a typo
+        never silently drops collateral.
+        """
         try:
-            doc = json.loads(data)
-            tcb_body = '{"tcbInfo":' + doc["tcb_info"] + ',"signature":"' + doc["tcb_info_signature"] + '"}'
-            qe_body = (
-                '{"enclaveIdentity":' + doc["qe_identity"] + ',"signature":"' + doc["qe_identity_signature"] + '"}'
-            )
-            return cls(
-                tcb_info=tcb_body.encode(),
-                qe_identity=qe_body.encode(),
-                pck_crl=bytes.fromhex(doc["pck_crl"]),
-                root_crl=bytes.fromhex(doc["root_ca_crl"]),
-                tcb_info_issuer_chain=doc["tcb_info_issuer_chain"].encode(),
-                qe_identity_issuer_chain=doc["qe_identity_issuer_chain"].encode(),
-                pck_crl_issuer_chain=doc["pck_crl_issuer_chain"].encode(),
-                records=tuple(
-                    CollateralRecord(t, None, "evidence") for t in ("tcb_info", "qe_identity", "pck_crl", "root_crl")
-                ),
-            )
-        except (ValueError, KeyError, TypeError, AttributeError):
+            doc = strict_json(data.decode("utf-8") if isinstance(data, bytes) else data)
+        except (ValueError, UnicodeDecodeError):
             raise COLLATERAL_INVALID("dcap-qvl collateral JSON is malformed") from None
+        if not isinstance(doc, dict):
+            raise COLLATERAL_INVALID("dcap-qvl collateral JSON is not an object")
+        unknown = set(doc) - DCAP_QVL_MEMBERS - DCAP_QVL_OPTIONAL
+        missing = DCAP_QVL_MEMBERS - set(doc)
+        if unknown or missing:
+            names = ", ".join(sorted(unknown | missing))[:200]
+            raise COLLATERAL_INVALID(f"dcap-qvl collateral JSON has unknown or missing members: {names}")
+        if not all(isinstance(doc[k], str) for k in DCAP_QVL_MEMBERS):
+            raise COLLATERAL_INVALID("dcap-qvl collateral JSON members must be strings")
+        try:
+            pck_crl = bytes.fromhex(doc["pck_crl"])
+            root_crl = bytes.fromhex(doc["root_ca_crl"])
+        except ValueError:
+            raise COLLATERAL_INVALID("dcap-qvl collateral CRLs must be hex") from None
+        return cls(
+            tcb_info=signed_pair(doc["tcb_info"], doc["tcb_info_signature"], "tcb_info"),
+            qe_identity=signed_pair(doc["qe_identity"], doc["qe_identity_signature"], "qe_identity"),
+            pck_crl=pck_crl,
+            root_crl=root_crl,
+            tcb_info_issuer_chain=doc["tcb_info_issuer_chain"].encode(),
+            qe_identity_issuer_chain=doc["qe_identity_issuer_chain"].encode(),
+            pck_crl_issuer_chain=doc["pck_crl_issuer_chain"].encode(),
+            records=tuple(
+                CollateralRecord(t, None, "evidence") for t in ("tcb_info", "qe_identity", "pck_crl", "root_crl")
+            ),
+        )
+
+    def to_dcap_qvl_json(self) -> str:
+        """The same collateral as a dcap-qvl ``QuoteCollateralV3`` document (pairs written as they are)."""
+        doc = {
+            "pck_crl_issuer_chain": (self.pck_crl_issuer_chain or b"").decode(),
+            "root_ca_crl": self.root_crl.hex(),
+            "pck_crl": self.pck_crl.hex(),
+            "tcb_info_issuer_chain": (self.tcb_info_issuer_chain or b"").decode(),
+            "tcb_info": self.tcb_info.signed.decode("utf-8"),
+            "tcb_info_signature": self.tcb_info.signature.hex(),
+            "qe_identity_issuer_chain": (self.qe_identity_issuer_chain or b"").decode(),
+            "qe_identity": self.qe_identity.signed.decode("utf-8"),
+            "qe_identity_signature": self.qe_identity.signature.hex(),
+        }
+        return json.dumps(doc, indent=2)
+
+
+DCAP_QVL_MEMBERS = frozenset(
+    {
+        "pck_crl_issuer_chain",
+        "root_ca_crl",
+        "pck_crl",
+        "tcb_info_issuer_chain",
+        "tcb_info",
+        "tcb_info_signature",
+        "qe_identity_issuer_chain",
+        "qe_identity",
+        "qe_identity_signature",
+    }
+)
+# Newer dcap-qvl releases may add the PCK chain; it is redundant with the quote's own and ignored.
+DCAP_QVL_OPTIONAL = frozenset({"pck_certificate_chain"})
+
+
+def looks_like_dcap_qvl_json(data: bytes) -> bool:
+    """True when ``data`` is a JSON object with the dcap-qvl ``QuoteCollateralV3`` members (by content)."""
+    head = data.lstrip()[:1]
+    if head != b"{" or b'"tcb_info_signature"' not in data:
+        return False
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(doc, dict) and "tcb_info" in doc and "qe_identity" in doc
 
 
 @dataclass(frozen=True)
@@ -101,10 +187,18 @@ _STORE_TYPES = {"tcb_info": "tcb_info", "qe_identity": "qe_identity", "pck_crl":
 
 @dataclass(frozen=True)
 class Checks:
-    """Per-object hooks: ``expires`` (end of validity from the bytes) and ``validate`` (raises)."""
+    """Per-object hooks: ``expires`` (end of validity from the bytes) and ``validate`` (raises).
+
+    ``validate`` receives the body and the issuer chain the origin sent with it (None when it sent none).
+    """
 
     expires: Callable[[bytes], datetime | None]
-    validate: Callable[[bytes], None]
+    validate: Callable[[bytes, bytes | None], None]
+    chained: bool = False  # True: the object is useless without its issuer chain
+
+
+def _unchained(validate: Callable[[bytes, bytes | None], None]) -> Callable[[bytes], None]:
+    return lambda body: validate(body, None)
 
 
 def fetch_collateral(
@@ -112,9 +206,14 @@ def fetch_collateral(
     urls: CollateralUrls,
     checks: dict[str, Checks],
 ) -> TdxCollateral:
-    """Fetch the four collateral objects through the collateral cache (stale only within the grace)."""
+    """Fetch the four collateral objects through the collateral cache (stale only within the grace).
+
+    The PCS bodies are split into (signed bytes, signature) pairs here, once; the issuer chains come
+    from the stored response headers.
+    """
     grace = timedelta(seconds=max(0, ctx.settings.collateral_stale_grace_seconds))
     bodies: dict[str, bytes] = {}
+    chains: dict[str, bytes | None] = {}
     records = []
     for kind, url in (
         ("tcb_info", urls.tcb_info),
@@ -127,16 +226,21 @@ def fetch_collateral(
             url,
             now=ctx.now,
             expires=check.expires,
-            validate=check.validate,
+            validate=_unchained(check.validate),
             stale_grace=grace,
             collateral_type=_STORE_TYPES[kind],
+            validate_chained=check.validate if check.chained else None,
         )
         bodies[kind] = obj.body
+        chains[kind] = obj.issuer_chain
         records.append(CollateralRecord(kind, url, obj.source, obj.stale))
-    return TdxCollateral(
-        tcb_info=bodies["tcb_info"],
-        qe_identity=bodies["qe_identity"],
-        pck_crl=bodies["pck_crl"],
-        root_crl=bodies["root_crl"],
+    return TdxCollateral.from_pcs_bodies(
+        bodies["tcb_info"],
+        bodies["qe_identity"],
+        bodies["pck_crl"],
+        bodies["root_crl"],
+        tcb_info_issuer_chain=chains["tcb_info"],
+        qe_identity_issuer_chain=chains["qe_identity"],
+        pck_crl_issuer_chain=chains["pck_crl"],
         records=tuple(records),
     )

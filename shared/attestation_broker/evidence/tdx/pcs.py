@@ -8,19 +8,120 @@ Implements Intel PCS API v4 "TCB Info V3" and "Enclave Identity V2" data models.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from attestation_broker.appraisal import TCB_STATUSES
 from attestation_broker.errors import COLLATERAL_INVALID
+from attestation_broker.evidence.common import LruMemo
 
 
 @dataclass(frozen=True)
 class SignedJson:
-    signed: bytes  # exact bytes of the inner object
-    signature: bytes  # raw r||s
-    body: dict[str, Any]
+    """An Intel-signed JSON object carried as a pair from intake on: the exact signed bytes and the signature.
+
+    ``body`` is the decoded inner object (strict JSON: no duplicate member names at any depth, no NaN).
+    Built once, either by :func:`split_signed` from a PCS/PCCS response body or by :func:`signed_pair`
+    from a pair that already travels separately (dcap-qvl ``QuoteCollateralV3``, bundles).
+    """
+
+    signed: bytes  # exact bytes of the inner object, as Intel signed them
+    signature: bytes  # raw r||s (64 bytes)
+    body: dict[str, Any] = field(compare=False, hash=False, repr=False)
+
+    def signature_hex(self) -> str:
+        return self.signature.hex()
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in out:
+            # Intel signs bytes; two parsers picking different duplicates would see different collateral.
+            raise ValueError("duplicate member")
+        out[name] = value
+    return out
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def strict_json(text: str) -> Any:
+    """RFC 8259 JSON with duplicate names and NaN/Infinity refused; trailing data is refused by json.loads."""
+    return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+
+
+def _signature(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        raw = value
+    elif isinstance(value, str) and all(c in "0123456789abcdefABCDEF" for c in value):
+        raw = bytes.fromhex(value)
+    else:
+        raise ValueError("signature is not hex")
+    if len(raw) != 64:
+        raise ValueError("signature is not 64 bytes")
+    return raw
+
+
+def signed_pair(signed: bytes | str, signature: bytes | str, key: str) -> SignedJson:
+    """A (signed JSON text, signature) pair as dcap-qvl carries it; the text must be one strict JSON object."""
+    try:
+        raw = signed.encode("utf-8") if isinstance(signed, str) else bytes(signed)
+        inner = strict_json(raw.decode("utf-8"))
+        if not isinstance(inner, dict):
+            raise ValueError("not an object")
+        return SignedJson(raw, _signature(signature), inner)
+    except (ValueError, TypeError, UnicodeDecodeError):
+        raise COLLATERAL_INVALID(f"{key} (signed JSON and signature) is malformed") from None
+
+
+_WS = " \t\r\n"
+
+
+def _skip(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in _WS:
+        pos += 1
+    return pos
+
+
+# Cached PCS bodies are the same bytes on every request: split each one once (failures are not memoized).
+_SPLITS = LruMemo(256)
+
+
+def split_signed(body: bytes, key: str) -> SignedJson:
+    """Split a PCS body once (memoized by its exact bytes); see :func:`_split_signed`."""
+    return _SPLITS.get((key, body), lambda: _split_signed(body, key))
+
+
+def _split_signed(body: bytes, key: str) -> SignedJson:
+    """Split a PCS body ``{key: {...}, "signature": "<hex>"}`` once, at intake, into a :class:`SignedJson`.
+
+    The whole document is first decoded strictly (duplicates anywhere, trailing data, NaN refused) and
+    must have exactly the members ``key`` and ``signature``. The span of ``key``'s value is then located
+    with the standard decoder's ``raw_decode`` (which returns where each value ends, so strings
+    containing braces or quotes are handled by the library, not here). No Python JSON library reports
+    the raw source span of a member, which is why this small walk over the two top-level members exists.
+    """
+    try:
+        text = body.decode("utf-8")
+        doc = strict_json(text)
+        if not isinstance(doc, dict) or set(doc) != {key, "signature"} or not isinstance(doc[key], dict):
+            raise ValueError("unexpected members")
+        decoder = json.JSONDecoder()
+        pos = _skip(text, 0) + 1  # past "{" (strict_json proved the document is one object)
+        for _ in range(2):
+            name, pos = decoder.raw_decode(text, _skip(text, pos))
+            pos = _skip(text, pos) + 1  # past ":"
+            start = _skip(text, pos)
+            _value, pos = decoder.raw_decode(text, start)
+            if name == key:
+                return SignedJson(text[start:pos].encode("utf-8"), _signature(doc["signature"]), doc[key])
+            pos = _skip(text, pos) + 1  # past ","
+        raise ValueError("member not found")
+    except (ValueError, IndexError, TypeError, UnicodeDecodeError):
+        raise COLLATERAL_INVALID(f"PCS {key} body is malformed") from None
 
 
 @dataclass(frozen=True)
@@ -78,52 +179,6 @@ class QeIdentity:
     mrsigner: bytes
     isv_prod_id: int
     levels: tuple[IsvLevel, ...]
-
-
-def split_signed(body: bytes, key: str) -> SignedJson:
-    """Locate ``key``'s raw value span in a PCS body ``{key: {...}, "signature": "<hex>"}``."""
-    try:
-        text = body.decode("utf-8")
-        decoder = json.JSONDecoder()
-        ws = " \t\r\n"
-        pos = len(text) - len(text.lstrip(ws))
-        if text[pos] != "{":
-            raise ValueError("not an object")
-        pos += 1
-        spans: dict[str, tuple[int, int]] = {}
-        values: dict[str, Any] = {}
-        while True:
-            while text[pos] in ws:
-                pos += 1
-            if text[pos] == "}":
-                break
-            name, pos = decoder.raw_decode(text, pos)
-            while text[pos] in ws:
-                pos += 1
-            if text[pos] != ":" or not isinstance(name, str) or name in values:
-                raise ValueError("bad member")
-            pos += 1
-            while text[pos] in ws:
-                pos += 1
-            start = pos
-            values[name], pos = decoder.raw_decode(text, pos)
-            spans[name] = (start, pos)
-            while text[pos] in ws:
-                pos += 1
-            if text[pos] == ",":
-                pos += 1
-            elif text[pos] != "}":
-                raise ValueError("bad separator")
-        if text[pos + 1 :].strip(ws) or set(values) != {key, "signature"}:
-            raise ValueError("unexpected members")
-        inner = values[key]
-        signature = bytes.fromhex(values["signature"])
-        if not isinstance(inner, dict) or len(signature) != 64:
-            raise ValueError("bad inner object or signature")
-        start, end = spans[key]
-        return SignedJson(text[start:end].encode("utf-8"), signature, inner)
-    except (ValueError, IndexError, TypeError, UnicodeDecodeError):
-        raise COLLATERAL_INVALID(f"PCS {key} body is malformed") from None
 
 
 def _date(value: Any) -> datetime:

@@ -10,10 +10,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from attestation_broker.binding import require_equal
-from attestation_broker.errors import MALFORMED_EVIDENCE
+from attestation_broker.errors import COLLATERAL_INVALID, MALFORMED_EVIDENCE
 from attestation_broker.evidence.tdx import appraise as appraisal
 from attestation_broker.evidence.tdx.abi import parse_quote
 from attestation_broker.evidence.tdx.checks import (
+    chain_signer,
     check_window,
     crl_next_update,
     require_not_revoked,
@@ -47,29 +48,36 @@ def _iso(value: datetime) -> str:
 def _json_next_update(key: str) -> Any:
     def expires(body: bytes) -> datetime | None:
         inner = split_signed(body, key).body
-        return datetime.fromisoformat(str(inner["nextUpdate"]).replace("Z", "+00:00"))
+        try:
+            return datetime.fromisoformat(str(inner["nextUpdate"]).replace("Z", "+00:00"))
+        except (KeyError, ValueError):
+            raise COLLATERAL_INVALID(f"{key}.nextUpdate is missing or not a date") from None
 
     return expires
 
 
 def _checks(trust: TdxTrust, chain: PckChain) -> dict[str, Checks]:
-    """Signature-only validation before anything fetched is cached (time is judged per use)."""
+    """Signature-only validation before anything fetched is cached (time is judged per use).
 
-    def tcb(body: bytes) -> None:
-        verify_tcb_info(body, trust.tcb_signing)
+    TCB info and QE identity are checked with the TCB Signing certificate from the issuer chain the
+    origin sent with them (verified to the pinned root): nothing but the root is pinned.
+    """
 
-    def qe(body: bytes) -> None:
-        verify_qe_identity(body, trust.tcb_signing)
+    def tcb(body: bytes, issuer_chain: bytes | None) -> None:
+        verify_tcb_info(split_signed(body, "tcbInfo"), chain_signer(issuer_chain, trust))
 
-    def pck_crl(body: bytes) -> None:
+    def qe(body: bytes, issuer_chain: bytes | None) -> None:
+        verify_qe_identity(split_signed(body, "enclaveIdentity"), chain_signer(issuer_chain, trust))
+
+    def pck_crl(body: bytes, _issuer_chain: bytes | None) -> None:
         verify_crl(body, chain.intermediate, "PCK CRL")
 
-    def root_crl(body: bytes) -> None:
+    def root_crl(body: bytes, _issuer_chain: bytes | None) -> None:
         verify_crl(body, trust.root, "root CRL")
 
     return {
-        "tcb_info": Checks(_json_next_update("tcbInfo"), tcb),
-        "qe_identity": Checks(_json_next_update("enclaveIdentity"), qe),
+        "tcb_info": Checks(_json_next_update("tcbInfo"), tcb, chained=True),
+        "qe_identity": Checks(_json_next_update("enclaveIdentity"), qe, chained=True),
         "pck_crl": Checks(crl_next_update, pck_crl),
         "root_crl": Checks(crl_next_update, root_crl),
     }

@@ -1,12 +1,19 @@
-"""Trust anchors for TDX: the pinned Intel SGX Root CA and Intel SGX TCB Signing certificate.
+"""Trust anchor for TDX: the pinned Intel SGX Root CA (and nothing else).
 
-Both are package data under ``attestation_broker/trust/roots/intel/`` with a ``MANIFEST.json`` (sha256, source),
-loaded through :mod:`attestation_broker.trust.roots` (a file whose digest differs from its manifest is refused).
-Tests may build a :class:`TdxTrust` from a generated root; production always uses :func:`intel_trust`.
+The root is package data under ``attestation_broker/trust/roots/intel/`` with a ``MANIFEST.json`` (sha256, source),
+loaded through :mod:`attestation_broker.trust.roots` (a file whose digest differs from its manifest is refused), and
+its DER fingerprint is also pinned here in code, so changing the root needs a code change as well as new data.
+
+Intel's TCB Signing certificate is deliberately *not* pinned: it travels with the collateral it signs (the PCS
+``TCB-Info-Issuer-Chain`` / ``SGX-Enclave-Identity-Issuer-Chain`` headers, dcap-qvl ``*_issuer_chain``) and is
+verified to this root and the root CRL on every use, so an Intel rotation of that certificate needs no release
+(docs/collateral.md "Issuer chains"). Tests may build a :class:`TdxTrust` from a generated root; production
+always uses :func:`intel_trust`.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from functools import cache
 
@@ -17,15 +24,15 @@ from attestation_broker.errors import CONFIG_INVALID
 from attestation_broker.trust.roots import root_certificates
 
 ROOT_FILE = "trusted_root.pem"
-TCB_SIGNING_FILE = "intel_sgx_tcb_signing.pem"
+# SHA-256 of the Intel SGX Root CA certificate (DER), as Intel publishes it; also in the roots MANIFEST.json.
+INTEL_SGX_ROOT_CA_SHA256 = "44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3"
 
 
 @dataclass(frozen=True)
 class TdxTrust:
-    """The root every chain must end in, and the certificate that signs TCB info / QE identity."""
+    """The root every chain (PCK chain, TCB Signing chain, root CRL) must end in."""
 
     root: x509.Certificate
-    tcb_signing: x509.Certificate
 
     @property
     def root_der(self) -> bytes:
@@ -46,4 +53,7 @@ def _single(name: str) -> x509.Certificate:
 
 @cache
 def intel_trust() -> TdxTrust:
-    return TdxTrust(root=_single(ROOT_FILE), tcb_signing=_single(TCB_SIGNING_FILE))
+    root = _single(ROOT_FILE)
+    if hashlib.sha256(_der(root)).hexdigest() != INTEL_SGX_ROOT_CA_SHA256:
+        raise CONFIG_INVALID("intel/trusted_root.pem is not the Intel SGX Root CA pinned in code")
+    return TdxTrust(root=root)
