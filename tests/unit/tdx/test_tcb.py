@@ -7,7 +7,7 @@ with fresh keys (same body unless patched) so statuses, CRLs and identities can 
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
