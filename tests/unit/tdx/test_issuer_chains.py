@@ -175,6 +175,8 @@ def test_real_collateral_chain_header_is_url_decoded(replay: ReplayServer) -> No
     from tests.unit.tdx.support import c1_bodies, c1_chains
 
     serve(replay, "90c06f000000", c1_bodies(), chains=c1_chains())
-    result = verify_tdx_evidence(quote_bytes("D8"), replay_context(replay.base_url, NOW_C1), expected_report_data=None, policy={})
+    result = verify_tdx_evidence(
+        quote_bytes("D8"), replay_context(replay.base_url, NOW_C1), expected_report_data=None, policy={}
+    )
     assert result.tcb.status == "UpToDate"
     assert urllib.parse.unquote(c1_chains()["tcb_info"]).startswith("-----BEGIN CERTIFICATE-----")
