@@ -11,6 +11,11 @@ by ``POST /v1/challenge``); ``user_data`` is caller-chosen bytes (for example a 
 | Azure HCL runtime JSON ``user-data``       | hex(SHA-512(nonce ‖ user_data)), upper or lower  |
 | Nitro ``nonce`` field                      | SHA-256(nonce ‖ user_data)                       |
 | upstream token ``eat_nonce`` / ``nonce``   | hex(nonce) exactly, when user_data is empty      |
+| NVIDIA SPDM requester nonce (32 B)         | SHA-256(nonce ‖ user_data)                       |
+
+NVIDIA GPUs and NVSwitches: the 32-byte ``Nonce`` of the SPDM 1.1 GET_MEASUREMENTS request (report
+bytes 4..35, right after ``11 e0 01 ff``) is SHA-256(nonce ‖ user_data), so every device of a
+composite CPU + GPU attestation carries the same value as the CPU evidence's binding source.
 """
 
 from __future__ import annotations
@@ -43,6 +48,10 @@ class ExpectedBinding:
 
     def nitro_nonce(self) -> bytes:
         """AWS Nitro attestation document ``nonce``: 32 bytes."""
+        return hashlib.sha256(self.nonce + self.user_data).digest()
+
+    def spdm_nonce(self) -> bytes:
+        """NVIDIA SPDM GET_MEASUREMENTS requester nonce: 32 bytes."""
         return hashlib.sha256(self.nonce + self.user_data).digest()
 
     def token_nonce(self) -> str:

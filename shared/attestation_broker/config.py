@@ -40,9 +40,14 @@ class Settings:
     amd_kds_url: str = "https://kdsintf.amd.com"
     intel_pcs_url: str = "https://api.trustedservices.intel.com"
     intel_root_crl_url: str = "https://certificates.trustedservices.intel.com/IntelSGXRootCA.der"
+    nvidia_rim_url: str = "https://rim.attestation.nvidia.com"
+    nvidia_ocsp_url: str = "https://ocsp.ndis.nvidia.com"
     fetch_timeout_seconds: float = 3.0
     offline: bool = False
     collateral_stale_grace_seconds: int = 0
+    # "check": CRLs / OCSP are required (missing revocation data is COLLATERAL_UNAVAILABLE); "skip": an
+    # operator verifies recorded evidence without them; recorded in verifier claims, result capped at warning.
+    revocation: str = "check"
     # Upstream token issuers and the audiences the broker accepts in them.
     gcp_token_issuers: tuple[str, ...] = ("https://confidentialcomputing.googleapis.com",)
     maa_issuers: tuple[str, ...] = DEFAULT_MAA_ISSUERS

@@ -17,6 +17,7 @@ from functools import cached_property
 from importlib import resources
 from typing import Any
 
+from attestation_broker import revocation
 from attestation_broker.api.envelope import Envelope
 from attestation_broker.audit.record import DecisionRecord, summarize
 from attestation_broker.audit.sinks import Sink
@@ -92,6 +93,8 @@ class Broker:
                 now=now, collateral=self.collateral, settings=self.settings, policy=self.policy.get(kind, {})
             )
             appraisal = verifier.verify(submission, ctx)
+            if revocation.skipped(self.settings):
+                appraisal = revocation.cap(appraisal)
             claims = self.tokens.claims_for(
                 appraisal, evidence_sha256=digest, now=now, nonce=binding.nonce if binding else None
             )

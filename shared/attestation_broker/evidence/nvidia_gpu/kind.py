@@ -1,0 +1,57 @@
+"""The ``nvidia-gpu`` Verifier: NVIDIA Hopper / Blackwell GPUs and NVSwitches in confidential-computing
+mode, one device or an evidence list (docs/evidence.md, "NVIDIA GPUs").
+
+Every device of a list must verify; one refusal refuses the whole submission. Devices must be
+distinct (by their per-device BROM certificate). Supplied RIMs must each belong to some device.
+Nonce binding: each SPDM requester nonce == SHA-256(broker nonce ‖ user data)
+(:meth:`ExpectedBinding.spdm_nonce`).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from attestation_broker import revocation
+from attestation_broker.appraisal import Appraisal
+from attestation_broker.verifier import Submission, VerifyContext
+
+from .appraise import GpuPolicy, appraise
+from .claims import attester_claims, verifier_claims
+from .errors import NVIDIA_DEVICE_DUPLICATE, NVIDIA_RIM_MISMATCH
+from .inputs import collect
+from .pipeline import DeviceResult, verify_device
+from .rim import verify_rim
+from .trust import fingerprint, rim_root
+
+
+class NvidiaGpuVerifier:
+    kind = "nvidia-gpu"
+
+    def verify(self, submission: Submission, ctx: VerifyContext) -> Appraisal:
+        policy = GpuPolicy.parse(ctx.policy)
+        collected = collect(submission)
+        skew = timedelta(seconds=ctx.settings.clock_skew_seconds)
+        rims = tuple(verify_rim(blob, rim_root(), now=ctx.now, skew=skew) for blob in collected.rims)
+        skip = revocation.skipped(ctx.settings)
+        devices: list[DeviceResult] = []
+        seen: set[str] = set()
+        for device in collected.devices:
+            result = verify_device(device, submission, ctx, rims, skip_revocation=skip)
+            identity = fingerprint(result.chain.certificates[min(1, len(result.chain.certificates) - 1)])
+            if identity in seen:
+                raise NVIDIA_DEVICE_DUPLICATE()
+            seen.add(identity)
+            devices.append(result)
+        used = {lookup.rim.sha256 for d in devices for lookup in d.rims if lookup.rim is not None}
+        for rim in rims:
+            if rim.sha256 not in used:
+                raise NVIDIA_RIM_MISMATCH(f"supplied RIM {rim.product} {rim.version} belongs to no device")
+        verdict = appraise(devices, policy)
+        return Appraisal(
+            kind=self.kind,
+            trustworthiness_vector=verdict.vector,
+            attester_claims=attester_claims(devices),
+            verifier_claims=verifier_claims(devices),
+            policy_ids=(policy.policy_id,),
+            findings=verdict.findings,
+        )
