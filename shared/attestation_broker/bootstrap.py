@@ -22,8 +22,10 @@ from attestation_broker.errors import CONFIG_INVALID
 from attestation_broker.ledger import ReplayLedger, SqliteLedger
 from attestation_broker.nonce import NonceService
 from attestation_broker.registry import Registry, default_registry
+from attestation_broker.token.federation import FederationConfig
 from attestation_broker.token.issuer import TokenService
-from attestation_broker.token.keys import KeyRing, local_keyring
+from attestation_broker.token.keys import KeyRing, local_keyring, local_rsa_signer
+from attestation_broker.token.signers import RS256, Signer
 from attestation_broker.trust.cache import BlobStore, CollateralCache, DirectoryStore
 from attestation_broker.trust.fetch import Fetcher, HttpFetcher, OfflineFetcher
 from attestation_broker.usecases import Broker
@@ -68,14 +70,31 @@ def nonce_secret(settings: Settings) -> bytes:
     return _secret_file(settings.data_dir / "nonce-secret")
 
 
-def build_keyring(settings: Settings) -> KeyRing:
-    kind = _split(settings.signer)[0]
+def build_rsa_signer(settings: Settings) -> Signer | None:
+    """The RS256 signer for federation audiences (BROKER_SIGNER_RS256; see Settings)."""
+    kind = _split(settings.signer_rs256)[0] or ("local" if _split(settings.signer)[0] == "local" else "off")
+    if kind == "off":
+        return None
     if kind == "local":
-        return local_keyring(settings.data_dir)
+        return local_rsa_signer(settings.data_dir)
     if kind == "kms":
         from attestation_broker.aws.factory import signer_from_uri
 
-        return KeyRing(signer_from_uri(settings.signer))
+        return signer_from_uri(settings.signer_rs256, RS256)
+    raise CONFIG_INVALID(f"unknown RS256 signer {settings.signer_rs256!r}")
+
+
+def build_keyring(settings: Settings) -> KeyRing:
+    kind = _split(settings.signer)[0]
+    rsa = build_rsa_signer(settings)
+    extra = (rsa,) if rsa is not None else ()
+    if kind == "local":
+        ring = local_keyring(settings.data_dir, rsa=False)
+        return KeyRing(ring.active, ring.retired, extra=extra)
+    if kind == "kms":
+        from attestation_broker.aws.factory import signer_from_uri
+
+        return KeyRing(signer_from_uri(settings.signer), extra=extra)
     raise CONFIG_INVALID(f"unknown signer {settings.signer!r}")
 
 
@@ -137,6 +156,7 @@ def build_broker(
     sink: Sink | None = None,
     policy: Mapping[str, Any] | None = None,
     clock: Callable[[], datetime] = utc_now,
+    federation: FederationConfig | None = None,
 ) -> Broker:
     """Everything injectable; anything not given is built from ``settings``."""
     registry = registry if registry is not None else default_registry()
@@ -150,8 +170,13 @@ def build_broker(
         skew=timedelta(seconds=settings.clock_skew_seconds),
         ledger=ledger if ledger is not None else build_ledger(settings),
     )
+    keyring = keyring if keyring is not None else build_keyring(settings)
+    federation = federation if federation is not None else FederationConfig.from_settings(settings)
+    missing = federation.algorithms - set(keyring.algorithms)
+    if missing:
+        raise CONFIG_INVALID(f"federation audiences need {', '.join(sorted(missing))} keys (BROKER_SIGNER_RS256)")
     tokens = TokenService(
-        keyring if keyring is not None else build_keyring(settings),
+        keyring,
         issuer=settings.issuer.rstrip("/"),
         audience=settings.token_audience,
         ttl=timedelta(seconds=settings.token_ttl_seconds),
@@ -170,4 +195,5 @@ def build_broker(
         sink=sink if sink is not None else build_sink(settings),
         policy=policy,
         clock=clock,
+        federation=federation,
     )

@@ -59,12 +59,20 @@ class Settings:
     # Backends, as "<type>[:<argument>]": signer local | kms:<key-id>; ledger sqlite | dynamodb:<table> | off;
     # cache local | s3:<bucket> | memory; audit stdout | cloud-logging:<project>.
     signer: str = "local"
+    # The RS256 key for federation audiences that need it (docs/federation.md): local | kms:<RSA_2048 key id> |
+    # off. Empty: a local key when ``signer`` is local, none otherwise (instances must share one key).
+    signer_rs256: str = ""
     ledger: str = "sqlite"
     cache: str = "local"
     audit: str = "stdout"
     # ISO 8601 instant to pin the broker clock to ("verify as of"), for reproducing a past decision
     # or testing with old vectors. Empty: the system clock. Never set this in production.
     fixed_time: str = ""
+    # Token exchange (RFC 8693, POST /v1/token; docs/federation.md). Audiences a broker token may be exchanged
+    # for; nothing is allowed by default. Per-audience algorithm, sub template, tags and TTL come from
+    # ``federation_config``: inline JSON (starting with "{") or the path of a JSON file.
+    federation_audiences: tuple[str, ...] = ()
+    federation_config: str = ""
     # Hex or base64 secret for nonce MACs; locally generated under data_dir when empty.
     nonce_secret: str = ""
 

@@ -176,6 +176,25 @@ TOKEN_MALFORMED = define("TOKEN_MALFORMED", MalformedInput, "The token is not a 
 TOKEN_INVALID = define("TOKEN_INVALID", VerificationFailed, "The token signature or claims do not verify.")
 TOKEN_EXPIRED = define("TOKEN_EXPIRED", VerificationFailed, "The token has expired.")
 
+# Token exchange (RFC 8693, POST /v1/token). The route answers with RFC 6749 §5.2 errors: see api/routes.py.
+FEDERATION_REQUEST_INVALID = define(
+    "FEDERATION_REQUEST_INVALID", MalformedInput, "The token exchange request is malformed (invalid_request)."
+)
+FEDERATION_GRANT_UNSUPPORTED = define(
+    "FEDERATION_GRANT_UNSUPPORTED", MalformedInput, "The grant type is not token exchange (unsupported_grant_type)."
+)
+FEDERATION_AUDIENCE_NOT_ALLOWED = define(
+    "FEDERATION_AUDIENCE_NOT_ALLOWED", MalformedInput, "The audience is not allowed for federation (invalid_target)."
+)
+FEDERATION_SUBJECT_REFUSED = define(
+    "FEDERATION_SUBJECT_REFUSED",
+    PolicyViolation,
+    "The subject token is not an accepted broker appraisal; no credential is issued (invalid_grant).",
+)
+FEDERATION_CLAIM_LIMIT = define(
+    "FEDERATION_CLAIM_LIMIT", ConfigError, "The federation token would break a cloud limit (sub, tags or size)."
+)
+
 SIGNER_UNAVAILABLE = define("SIGNER_UNAVAILABLE", Unavailable, "The token signer is unavailable.")
 LEDGER_UNAVAILABLE = define("LEDGER_UNAVAILABLE", Unavailable, "The replay ledger is unavailable.")
 CONFIG_INVALID = define("CONFIG_INVALID", ConfigError, "The broker configuration is invalid.")

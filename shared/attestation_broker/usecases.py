@@ -23,9 +23,12 @@ from attestation_broker.audit.record import DecisionRecord, summarize
 from attestation_broker.audit.sinks import Sink
 from attestation_broker.binding import ExpectedBinding
 from attestation_broker.config import Settings
-from attestation_broker.errors import INTERNAL_ERROR, NONCE_REQUIRED, BrokerError
+from attestation_broker.errors import FEDERATION_CLAIM_LIMIT, INTERNAL_ERROR, NONCE_REQUIRED, BrokerError
+from attestation_broker.exchange import TOKEN_TYPE_JWT, ExchangeRequest, parse_request
 from attestation_broker.nonce import NonceService
 from attestation_broker.registry import Registry
+from attestation_broker.token.federation import MAX_TOKEN_BYTES as FEDERATION_MAX_BYTES
+from attestation_broker.token.federation import FederationConfig, federation_claims
 from attestation_broker.token.issuer import TokenService
 from attestation_broker.trust.cache import CollateralCache
 from attestation_broker.verifier import Submission, VerifyContext
@@ -49,6 +52,16 @@ class AttestResult:
     claims: Mapping[str, Any]
 
 
+@dataclass(frozen=True)
+class FederationToken:
+    """A token issued by the RFC 8693 exchange (docs/federation.md)."""
+
+    token: str
+    claims: Mapping[str, Any]
+    issued_token_type: str
+    expires_in: int
+
+
 class Broker:
     def __init__(
         self,
@@ -61,6 +74,7 @@ class Broker:
         sink: Sink,
         policy: Mapping[str, Any],
         clock: Callable[[], datetime],
+        federation: FederationConfig | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -70,6 +84,7 @@ class Broker:
         self.sink = sink
         self.policy = policy
         self.clock = clock
+        self.federation = federation if federation is not None else FederationConfig({})
 
     # --- challenge ---------------------------------------------------------------------------
     def challenge(self) -> dict[str, str]:
@@ -141,6 +156,57 @@ class Broker:
         finally:
             self._emit(meta, started, record)
 
+    # --- token exchange (RFC 8693) ------------------------------------------------------------
+    def exchange(self, content_type: str, body: bytes, meta: RequestMeta) -> FederationToken:
+        """``POST /v1/token``: a verified broker EAR token in, a federation token for one audience out."""
+        started = time.perf_counter()
+        record: dict[str, Any] = {"kind": None}
+        try:
+            request = parse_request(content_type, body)
+            record["audience"] = request.audience
+            self.federation.rule(request.audience)  # invalid_target before any token work
+            subject = self.tokens.verify(request.subject_token, now=self.clock())
+            return self._federate(subject, request, record)
+        except BrokerError as exc:
+            record.update(verdict="error", error_code=exc.code.name, http_status=exc.status)
+            raise
+        finally:
+            self._emit(meta, started, record)
+
+    def federate_attested(self, claims: Mapping[str, Any], audience: str, meta: RequestMeta) -> FederationToken:
+        """The exchange inside the attest call (one round trip for a CVM): ``claims`` are the just-signed EAR
+        claims, so no subject token is parsed; the same refusal rules apply and the decision is audited."""
+        started = time.perf_counter()
+        record: dict[str, Any] = {"kind": None, "audience": audience}
+        try:
+            self.federation.rule(audience)
+            return self._federate(claims, ExchangeRequest("", audience, TOKEN_TYPE_JWT), record)
+        except BrokerError as exc:
+            record.update(verdict="error", error_code=exc.code.name, http_status=exc.status)
+            raise
+        finally:
+            self._emit(meta, started, record)
+
+    def _federate(
+        self, subject: Mapping[str, Any], request: ExchangeRequest, record: dict[str, Any]
+    ) -> FederationToken:
+        rule = self.federation.rule(request.audience)
+        submods = subject.get("submods")
+        if isinstance(submods, dict) and submods:
+            record["kind"] = str(next(iter(submods)))
+        now = self.clock()
+        claims = federation_claims(subject, rule, issuer=self.tokens.issuer, now=now)
+        token = self.tokens.sign(claims, algorithm=rule.algorithm)
+        if len(token) > FEDERATION_MAX_BYTES:
+            raise FEDERATION_CLAIM_LIMIT(f"the federation token exceeds {FEDERATION_MAX_BYTES} bytes")
+        record.update(
+            verdict=claims["ear_status"],
+            token_jti=claims["jti"],
+            policy_ids=(claims["policy"],),
+            claims_summary={k: claims.get(k) for k in ("tee", "platform", "measurement", "sub")},
+        )
+        return FederationToken(token, claims, request.requested_token_type, claims["exp"] - int(now.timestamp()))
+
     def _emit(self, meta: RequestMeta, started: float, fields: dict[str, Any]) -> None:
         record = DecisionRecord(
             correlation_id=meta.correlation_id,
@@ -163,7 +229,8 @@ class Broker:
         return {
             "issuer": issuer,
             "jwks_uri": f"{issuer}/jwks",
-            "id_token_signing_alg_values_supported": [self.tokens.keyring.active.algorithm],
+            # OpenID Connect Discovery §3: RS256 must be listed; both algorithms sign (docs/federation.md).
+            "id_token_signing_alg_values_supported": list(self.tokens.keyring.algorithms),
             "response_types_supported": ["id_token"],
             "subject_types_supported": ["public"],
             "claims_supported": sorted(self.schema["properties"]),

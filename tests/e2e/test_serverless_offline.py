@@ -24,6 +24,7 @@ import signal
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 import zipfile
@@ -90,6 +91,7 @@ def aws(moto: str) -> dict[str, str]:
     suffix = uuid.uuid4().hex[:8]
     kms = make_client("kms", endpoint_url=moto, **CREDENTIALS)
     key_arn = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
+    rsa_key_arn = kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
     dynamodb = make_client("dynamodb", endpoint_url=moto, **CREDENTIALS)
     table = f"ledger-{suffix}"
     dynamodb.create_table(
@@ -101,7 +103,7 @@ def aws(moto: str) -> dict[str, str]:
     s3 = make_client("s3", endpoint_url=moto, **CREDENTIALS)
     bucket = f"cache-{suffix}"
     s3.create_bucket(Bucket=bucket)
-    return {"key_arn": key_arn, "table": table, "bucket": bucket}
+    return {"key_arn": key_arn, "rsa_key_arn": rsa_key_arn, "table": table, "bucket": bucket}
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +119,8 @@ def offline(
     venv = ROOT / ".venv"
     params = {
         "signer": f"kms:{aws['key_arn']}",
+        "signerRs256": f"kms:{aws['rsa_key_arn']}",
+        "federationAudiences": "api://AzureADTokenExchange",
         "ledger": f"dynamodb:{aws['table']}",
         "cache": f"s3:{aws['bucket']}",
         "nonceSecret": os.urandom(32).hex(),
@@ -238,7 +242,7 @@ def test_attest_on_serverless_offline_with_moto(
     assert discovery.get("issuer") == base, discovery
     assert discovery["jwks_uri"] == base + "/jwks"
     status, jwks = http(base, "GET", "/jwks")
-    assert status == 200 and [k["alg"] for k in jwks["keys"]] == ["ES256"]
+    assert status == 200 and [k["alg"] for k in jwks["keys"]] == ["ES256", "RS256"]
     status, schema = http(base, "GET", "/v1/schema")
     assert status == 200 and "ear_status" in schema["properties"]
 
@@ -284,3 +288,23 @@ def test_attest_on_serverless_offline_with_moto(
     tampered = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
     status, problem = http(base, "POST", "/v1/verify", {"token": tampered})
     assert status == 403 and problem["code"] == "TOKEN_INVALID"
+
+    # 4. Token exchange (RFC 8693) on the token function: an RS256 federation token signed by the KMS RSA key.
+    form = urllib.parse.urlencode(
+        {
+            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+            "subject_token": token,
+            "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+            "audience": "api://AzureADTokenExchange",
+        }
+    ).encode()
+    request = urllib.request.Request(
+        base + "/v1/token", data=form, method="POST", headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        exchanged = json.loads(response.read())
+    federation = exchanged["access_token"]
+    assert jwt.get_unverified_header(federation)["alg"] == "RS256"
+    rsa_key = jwt.PyJWK(jwks["keys"][1]).key
+    federated = jwt.decode(federation, key=rsa_key, algorithms=["RS256"], audience="api://AzureADTokenExchange")
+    assert federated["iss"] == base and federated["ear_status"] == claims["ear_status"]

@@ -6,6 +6,7 @@ mapping, and adds the correlation id to every response.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from attestation_broker.api.envelope import parse_attest, parse_json_object
 from attestation_broker.api.http import HttpRequest, HttpResponse, json_response, problem
 from attestation_broker.errors import (
+    FEDERATION_REQUEST_INVALID,
     INTERNAL_ERROR,
     MALFORMED_REQUEST,
     METHOD_NOT_ALLOWED,
@@ -22,12 +24,14 @@ from attestation_broker.errors import (
     UNSUPPORTED_MEDIA_TYPE,
     BrokerError,
 )
+from attestation_broker.exchange import oauth_error, token_response
 from attestation_broker.usecases import Broker, RequestMeta
 
 log = logging.getLogger("attestation_broker")
 
 Handler = Callable[[HttpRequest, RequestMeta], HttpResponse]
 ATTEST_PREFIX = "/v1/attest/"
+TOKEN_PATH = "/v1/token"  # noqa: S105 - a route, not a secret
 
 
 class Api:
@@ -39,6 +43,7 @@ class Api:
         self._routes: dict[str, dict[str, Handler]] = {
             "/v1/challenge": {"POST": self._challenge},
             "/v1/verify": {"POST": self._verify},
+            TOKEN_PATH: {"POST": self._token},
             "/v1/schema": {"GET": self._schema},
             "/jwks": {"GET": self._jwks},
             "/.well-known/openid-configuration": {"GET": self._discovery},
@@ -74,11 +79,18 @@ class Api:
                 raise PAYLOAD_TOO_LARGE(f"body exceeds {self.broker.settings.max_body_bytes} bytes")
             response = self._resolve(request)(request, meta)
         except BrokerError as exc:
-            return problem(exc, correlation_id)
+            return self._error(request, exc, correlation_id)
         except Exception as exc:  # noqa: BLE001 - never a stack trace to the client
             log.error("unhandled %s on %s", type(exc).__name__, request.path)
-            return problem(INTERNAL_ERROR(), correlation_id)
+            return self._error(request, INTERNAL_ERROR(), correlation_id)
         return HttpResponse(response.status, response.body, {**response.headers, "x-correlation-id": correlation_id})
+
+    @staticmethod
+    def _error(request: HttpRequest, error: BrokerError, correlation_id: str) -> HttpResponse:
+        # The token endpoint speaks OAuth (RFC 6749 §5.2) to OAuth clients; everything else is RFC 9457.
+        if (request.path.rstrip("/") or "/") == TOKEN_PATH:
+            return oauth_error(error, correlation_id)
+        return problem(error, correlation_id)
 
     # --- routes ------------------------------------------------------------------------------
     def _challenge(self, request: HttpRequest, meta: RequestMeta) -> HttpResponse:
@@ -92,13 +104,35 @@ class Api:
         kind = request.path.rstrip("/")[len(ATTEST_PREFIX) :]
         self.broker.registry.require(kind)  # 404 before decoding the body
         envelope = parse_attest(request)
+        # Optional federation audience (docs/federation.md): a federation token next to the EAR token, checked
+        # before any evidence work so an audience that is not allowed costs nothing.
+        audience = envelope.fields.get("audience", request.header("attestation-audience"))
+        if audience is not None:
+            if not isinstance(audience, str) or not audience:
+                raise FEDERATION_REQUEST_INVALID("'audience' must be a non-empty string")
+            self.broker.federation.rule(audience)
+            fields = {k: v for k, v in envelope.fields.items() if k != "audience"}
+            envelope = dataclasses.replace(envelope, fields=fields)
         if not self._attest_slots.acquire(blocking=False):
             raise RATE_LIMITED("too many attestations in flight", retry_after=1)
         try:
             result = self.broker.attest(kind, envelope, meta)
         finally:
             self._attest_slots.release()
-        return json_response(200, {"token": result.token, "claims": result.claims})
+        payload: dict[str, object] = {"token": result.token, "claims": result.claims}
+        if audience is not None:
+            federated = self.broker.federate_attested(result.claims, audience, meta)
+            payload.update(
+                federation_token=federated.token,
+                federation_claims=federated.claims,
+                federation_expires_in=federated.expires_in,
+            )
+        return json_response(200, payload)
+
+    def _token(self, request: HttpRequest, meta: RequestMeta) -> HttpResponse:
+        """RFC 8693 token exchange (see attestation_broker.exchange)."""
+        result = self.broker.exchange(request.content_type, request.body, meta)
+        return token_response(result.token, result.issued_token_type, result.expires_in)
 
     def _verify(self, request: HttpRequest, meta: RequestMeta) -> HttpResponse:
         ctype = request.content_type

@@ -26,6 +26,8 @@ class DecisionRecord:
     token_jti: str | None = None
     collateral: tuple[Mapping[str, Any], ...] = ()
     policy_ids: tuple[str, ...] = ()
+    # The federation audience of a token exchange (RFC 8693), when the decision is one.
+    audience: str | None = None
     method: str = "POST"
     user_agent: str | None = None
     remote_ip: str | None = None

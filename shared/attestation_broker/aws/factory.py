@@ -21,8 +21,8 @@ def _split(value: str, scheme: str) -> str:
     return value[len(prefix) :].strip()
 
 
-def signer_from_uri(value: str) -> KmsSigner:
-    return KmsSigner(_split(value, "kms"))
+def signer_from_uri(value: str, algorithm: str = "ES256") -> KmsSigner:
+    return KmsSigner(_split(value, "kms"), algorithm=algorithm)
 
 
 def ledger_from_uri(value: str) -> DynamoDbLedger:

@@ -1,4 +1,6 @@
-"""ES256 token signer backed by an AWS KMS asymmetric key (KeySpec ECC_NIST_P256, KeyUsage SIGN_VERIFY).
+"""Token signers backed by AWS KMS asymmetric keys (KeyUsage SIGN_VERIFY): ES256 on ECC_NIST_P256 and
+RS256 on RSA_2048 (or larger) with ``RSASSA_PKCS1_V1_5_SHA_256``, whose signature is already the JOSE form
+(RFC 7518 §3.3).
 
 KMS ``Sign`` with ``SigningAlgorithm=ECDSA_SHA_256`` returns a DER ``ECDSA-Sig-Value``; JOSE wants raw
 ``r ‖ s`` (RFC 7518 §3.4), so it is converted with :func:`der_to_jose`. With ``MessageType=RAW`` KMS hashes
@@ -15,27 +17,34 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from attestation_broker.aws.clients import LazyClient, aws_errors, error_name
 from attestation_broker.errors import CONFIG_INVALID, SIGNER_UNAVAILABLE
-from attestation_broker.token.signers import der_to_jose, ec_public_jwk
+from attestation_broker.token.signers import ES256, RS256, der_to_jose, ec_public_jwk, rsa_public_jwk
 
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient
 
 # KMS Sign: "If you provide a message [MessageType RAW], it must be 4096 bytes or less."
 KMS_RAW_MESSAGE_LIMIT = 4096
+# JOSE algorithm -> (accepted KMS key specs, KMS SigningAlgorithm).
+KMS_ALGORITHMS = {
+    ES256: (("ECC_NIST_P256",), "ECDSA_SHA_256"),
+    RS256: (("RSA_2048", "RSA_3072", "RSA_4096"), "RSASSA_PKCS1_V1_5_SHA_256"),
+}
 
 
 class KmsSigner:
     """The Signer protocol (attestation_broker.token.signers) over a KMS key id, ARN or alias."""
 
-    algorithm = "ES256"
-
-    def __init__(self, key_id: str, client: KMSClient | None = None) -> None:
+    def __init__(self, key_id: str, client: KMSClient | None = None, *, algorithm: str = ES256) -> None:
         if not key_id:
             raise CONFIG_INVALID("KMS signer needs a key id or ARN")
+        if algorithm not in KMS_ALGORITHMS:
+            raise CONFIG_INVALID(f"unsupported KMS signing algorithm {algorithm}")
+        self.algorithm = algorithm
+        self._specs, self._kms_algorithm = KMS_ALGORITHMS[algorithm]
         self._key_id = key_id
         self._lazy = LazyClient("kms", client)
         self._jwk: dict[str, str] | None = None
@@ -55,12 +64,17 @@ class KmsSigner:
                 raise SIGNER_UNAVAILABLE(f"KMS GetPublicKey failed: {error_name(exc)}") from None
             # CustomerMasterKeySpec: the deprecated name KMS still returns (and moto returns alone).
             spec = response.get("KeySpec") or response.get("CustomerMasterKeySpec")
-            if spec != "ECC_NIST_P256" or response.get("KeyUsage") != "SIGN_VERIFY":
-                raise CONFIG_INVALID("KMS signing key must be ECC_NIST_P256 with KeyUsage SIGN_VERIFY")
+            if spec not in self._specs or response.get("KeyUsage") != "SIGN_VERIFY":
+                raise CONFIG_INVALID(
+                    f"KMS {self.algorithm} signing key must be {' or '.join(self._specs)} with KeyUsage SIGN_VERIFY"
+                )
             key = serialization.load_der_public_key(response["PublicKey"])
-            if not isinstance(key, ec.EllipticCurvePublicKey):
-                raise CONFIG_INVALID("KMS public key is not an EC key")
-            self._jwk = ec_public_jwk(key)
+            if isinstance(key, ec.EllipticCurvePublicKey) and self.algorithm == ES256:
+                self._jwk = ec_public_jwk(key)
+            elif isinstance(key, rsa.RSAPublicKey) and self.algorithm == RS256:
+                self._jwk = rsa_public_jwk(key)
+            else:
+                raise CONFIG_INVALID(f"KMS public key does not match {self.algorithm}")
             return self._jwk
 
     @property
@@ -80,11 +94,13 @@ class KmsSigner:
                 KeyId=self._key_id,
                 Message=message,
                 MessageType=message_type,  # type: ignore[arg-type]
-                SigningAlgorithm="ECDSA_SHA_256",
+                SigningAlgorithm=self._kms_algorithm,  # type: ignore[arg-type]
             )
         except aws_errors() as exc:
             raise SIGNER_UNAVAILABLE(f"KMS Sign failed: {error_name(exc)}") from None
         try:
+            if self.algorithm == RS256:
+                return bytes(response["Signature"])
             return der_to_jose(response["Signature"])
         except (ValueError, KeyError):
             raise SIGNER_UNAVAILABLE("KMS returned a malformed signature") from None

@@ -1,4 +1,5 @@
-"""``attestation-broker keys rotate``: retire the active local signing key and make a new one."""
+"""``attestation-broker keys rotate [--alg ES256|RS256]``: retire the active local signing key of one algorithm
+(kept in /jwks for the overlap) and make a new one."""
 
 from __future__ import annotations
 
@@ -9,13 +10,16 @@ from pathlib import Path
 from attestation_broker.cli.common import print_json
 from attestation_broker.config import Settings
 from attestation_broker.token.keys import rotate_local
+from attestation_broker.token.signers import ALGORITHMS, ES256
 
 
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     data_dir = Path(args.data_dir) if args.data_dir else settings.data_dir
-    old, new = rotate_local(data_dir, now=datetime.now(UTC), overlap=timedelta(hours=args.overlap_hours))
-    print_json({"retired": old, "active": new, "overlap_hours": args.overlap_hours})
+    old, new = rotate_local(
+        data_dir, now=datetime.now(UTC), overlap=timedelta(hours=args.overlap_hours), algorithm=args.alg
+    )
+    print_json({"retired": old, "active": new, "overlap_hours": args.overlap_hours, "alg": args.alg})
     return 0
 
 
@@ -27,4 +31,5 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     rotate.add_argument("--overlap-hours", type=float, default=24.0)
     rotate.add_argument("--data-dir")
+    rotate.add_argument("--alg", choices=ALGORITHMS, default=ES256, help="which key to rotate (default ES256)")
     rotate.set_defaults(func=cmd_keys_rotate)

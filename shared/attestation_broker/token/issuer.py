@@ -89,8 +89,9 @@ class TokenService:
             claims["cnf"] = dict(appraisal.cnf)
         return claims
 
-    def sign(self, claims: Mapping[str, Any]) -> str:
-        signer = self.keyring.active
+    def sign(self, claims: Mapping[str, Any], *, algorithm: str | None = None) -> str:
+        """Sign with the active key of ``algorithm`` (default: the EAR token's, ES256)."""
+        signer = self.keyring.active if algorithm is None else self.keyring.signer_for(algorithm)
         header = {"alg": signer.algorithm, "kid": signer.key_id, "typ": "JWT"}
         signing_input = (
             b64url(json.dumps(header, separators=(",", ":")).encode())

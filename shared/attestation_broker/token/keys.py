@@ -1,9 +1,10 @@
-"""Published signing keys: the active signer plus retired keys kept for an overlap window.
+"""Published signing keys: one active signer per algorithm plus retired keys kept for an overlap window.
 
-``/jwks`` lists the active key and every retired public key whose ``published_until`` is still in
-the future, so tokens signed just before a rotation keep verifying until they expire. Locally the
-retired keys live in ``<data_dir>/retired-keys.json``; ``attestation-broker keys rotate`` moves the
-active key there and creates a new one.
+``/jwks`` lists every active key (ES256 for EAR tokens, RS256 for federation audiences that need it) and
+every retired public key whose ``published_until`` is still in the future, so tokens signed just before a
+rotation keep verifying until they expire. Locally the retired keys of both algorithms live in
+``<data_dir>/retired-keys.json``; ``attestation-broker keys rotate [--alg RS256]`` moves the active key of
+that algorithm there and creates a new one.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from attestation_broker.errors import CONFIG_INVALID
-from attestation_broker.token.signers import LocalSigner, Signer
+from attestation_broker.token.signers import ES256, RS256, LazySigner, LocalRsaSigner, LocalSigner, Signer
+
+KEY_FILES = {ES256: "signing-key.pem", RS256: "signing-key-rs256.pem"}
 
 
 @dataclass(frozen=True)
@@ -25,13 +28,27 @@ class RetiredKey:
 
 
 class KeyRing:
-    def __init__(self, active: Signer, retired: tuple[RetiredKey, ...] = ()) -> None:
+    """``active`` signs EAR tokens; ``extra`` holds the active signers of other algorithms (one each)."""
+
+    def __init__(self, active: Signer, retired: tuple[RetiredKey, ...] = (), *, extra: tuple[Signer, ...] = ()) -> None:
         self.active = active
         self.retired = retired
+        self.extra = tuple(s for s in extra if s.algorithm != active.algorithm)
+
+    @property
+    def algorithms(self) -> tuple[str, ...]:
+        return (self.active.algorithm, *(s.algorithm for s in self.extra))
+
+    def signer_for(self, algorithm: str) -> Signer:
+        for signer in (self.active, *self.extra):
+            if signer.algorithm == algorithm:
+                return signer
+        raise CONFIG_INVALID(f"no {algorithm} signing key is configured")
 
     def published(self, now: datetime) -> list[dict[str, Any]]:
-        keys = [self.active.public_jwk()]
-        keys += [r.jwk for r in self.retired if r.published_until > now and r.jwk["kid"] != self.active.key_id]
+        keys = [s.public_jwk() for s in (self.active, *self.extra)]
+        live = {k["kid"] for k in keys}
+        keys += [r.jwk for r in self.retired if r.published_until > now and r.jwk["kid"] not in live]
         return keys
 
     def jwks(self, now: datetime) -> dict[str, Any]:
@@ -50,15 +67,30 @@ def _load_retired(path: Path) -> tuple[RetiredKey, ...]:
         raise CONFIG_INVALID(f"{path.name} is malformed") from None
 
 
-def local_keyring(data_dir: Path) -> KeyRing:
-    signer = LocalSigner.load_or_create(data_dir / "signing-key.pem")
-    return KeyRing(signer, _load_retired(data_dir / "retired-keys.json"))
+def local_rsa_signer(data_dir: Path) -> Signer:
+    """The local RS256 key, created on first use (see LazySigner)."""
+    return LazySigner(RS256, lambda: LocalRsaSigner.load_or_create(data_dir / KEY_FILES[RS256]))
 
 
-def rotate_local(data_dir: Path, *, now: datetime, overlap: timedelta) -> tuple[str, str]:
-    """Retire the active local key (published for ``overlap``) and create a new one; returns (old, new) kids."""
-    key_path = data_dir / "signing-key.pem"
-    old = LocalSigner.load_or_create(key_path)
+def local_keyring(data_dir: Path, *, rsa: bool = False) -> KeyRing:
+    signer = LocalSigner.load_or_create(data_dir / KEY_FILES[ES256])
+    extra = (local_rsa_signer(data_dir),) if rsa else ()
+    return KeyRing(signer, _load_retired(data_dir / "retired-keys.json"), extra=extra)
+
+
+def _load_local(algorithm: str, path: Path) -> Signer:
+    if algorithm == RS256:
+        return LocalRsaSigner.load_or_create(path)
+    if algorithm == ES256:
+        return LocalSigner.load_or_create(path)
+    raise CONFIG_INVALID(f"unsupported signing algorithm {algorithm}")
+
+
+def rotate_local(data_dir: Path, *, now: datetime, overlap: timedelta, algorithm: str = ES256) -> tuple[str, str]:
+    """Retire the active local key of ``algorithm`` (published for ``overlap``) and create a new one;
+    returns (old, new) kids."""
+    key_path = data_dir / KEY_FILES.get(algorithm, "")
+    old = _load_local(algorithm, key_path)
     retired = [r for r in _load_retired(data_dir / "retired-keys.json") if r.published_until > now]
     retired.append(RetiredKey(old.public_jwk(), now + overlap))
     doc = {
@@ -69,5 +101,5 @@ def rotate_local(data_dir: Path, *, now: datetime, overlap: timedelta) -> tuple[
     tmp.replace(data_dir / "retired-keys.json")
     archived = data_dir / f"retired-{old.key_id}.pem"
     key_path.replace(archived)
-    new = LocalSigner.load_or_create(key_path)
+    new = _load_local(algorithm, key_path)
     return old.key_id, new.key_id

@@ -25,6 +25,7 @@ ROUTES = {
     ("POST", "/v1/challenge"): "challenge",
     ("POST", "/v1/attest/{kind}"): "attest",
     ("POST", "/v1/verify"): "verify",
+    ("POST", "/v1/token"): "token",
     ("GET", "/v1/schema"): "keys",
     ("GET", "/jwks"): "keys",
     ("GET", "/.well-known/openid-configuration"): "keys",
@@ -51,13 +52,19 @@ def test_cfn_lint_passes_including_informational_checks(path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_kms_key_is_p256_signing_and_only_attest_role_signs(broker: dict[str, Any]) -> None:
-    key = broker["Resources"]["SigningKey"]["Properties"]
-    assert (key["KeySpec"], key["KeyUsage"]) == ("ECC_NIST_P256", "SIGN_VERIFY")
+@pytest.mark.parametrize(
+    ("logical", "spec", "algorithm"),
+    [("SigningKey", "ECC_NIST_P256", "ECDSA_SHA_256"), ("RsaSigningKey", "RSA_2048", "RSASSA_PKCS1_V1_5_SHA_256")],
+)
+def test_kms_keys_and_only_issuing_roles_sign(broker: dict[str, Any], logical: str, spec: str, algorithm: str) -> None:
+    key = broker["Resources"][logical]["Properties"]
+    assert (key["KeySpec"], key["KeyUsage"]) == (spec, "SIGN_VERIFY")
     statements = {s["Sid"]: s for s in key["KeyPolicy"]["Statement"]}
-    deny = statements["OnlyAttestRoleSigns"]
+    deny = statements["OnlyIssuingRolesSign"]
     assert deny["Effect"] == "Deny" and deny["Action"] == "kms:Sign"
-    assert deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] == {"Fn::GetAtt": ["AttestRole", "Arn"]}
+    issuing = [{"Fn::GetAtt": ["AttestRole", "Arn"]}, {"Fn::GetAtt": ["TokenRole", "Arn"]}]
+    assert deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] == issuing
+    assert statements["IssuingRolesSign"]["Condition"] == {"StringEquals": {"kms:SigningAlgorithm": algorithm}}
 
 
 def test_ledger_table_on_demand_with_ttl(broker: dict[str, Any]) -> None:
@@ -101,6 +108,7 @@ def _grants(broker: dict[str, Any]) -> dict[str, set[tuple[str, str]]]:
 
 def test_each_function_role_has_only_what_its_function_needs(broker: dict[str, Any]) -> None:
     key = json.dumps({"Fn::GetAtt": ["SigningKey", "Arn"]}, sort_keys=True)
+    rsa = json.dumps({"Fn::GetAtt": ["RsaSigningKey", "Arn"]}, sort_keys=True)
     table = json.dumps({"Fn::GetAtt": ["LedgerTable", "Arn"]}, sort_keys=True)
     objects = json.dumps({"Fn::Sub": "${CacheBucket.Arn}/collateral/*"}, sort_keys=True)
     bucket = json.dumps({"Fn::GetAtt": ["CacheBucket", "Arn"]}, sort_keys=True)
@@ -108,16 +116,19 @@ def test_each_function_role_has_only_what_its_function_needs(broker: dict[str, A
         "AttestRole": {
             ("kms:Sign", key),
             ("kms:GetPublicKey", key),
+            ("kms:Sign", rsa),
+            ("kms:GetPublicKey", rsa),
             ("dynamodb:PutItem", table),
             ("s3:GetObject", objects),
             ("s3:PutObject", objects),
             ("s3:ListBucket", bucket),
         },
-        "VerifyRole": {("kms:GetPublicKey", key)},
-        "KeysRole": {("kms:GetPublicKey", key)},
+        "TokenRole": {("kms:Sign", key), ("kms:GetPublicKey", key), ("kms:Sign", rsa), ("kms:GetPublicKey", rsa)},
+        "VerifyRole": {("kms:GetPublicKey", key), ("kms:GetPublicKey", rsa)},
+        "KeysRole": {("kms:GetPublicKey", key), ("kms:GetPublicKey", rsa)},
         "RefreshRole": {("s3:GetObject", objects), ("s3:PutObject", objects), ("s3:ListBucket", bucket)},
     }
-    for name in ("ChallengeRole", "AttestRole", "VerifyRole", "KeysRole", "HealthRole", "RefreshRole"):
+    for name in ("ChallengeRole", "AttestRole", "VerifyRole", "TokenRole", "KeysRole", "HealthRole", "RefreshRole"):
         (inline,) = broker["Resources"][name]["Properties"]["Policies"]
         (statement,) = inline["PolicyDocument"]["Statement"]
         assert statement["Action"] == ["logs:CreateLogStream", "logs:PutLogEvents"]
@@ -171,7 +182,8 @@ def test_compiled_functions_routes_roles_and_schedule(compiled: dict[str, Any]) 
     resources = compiled["template"]["Resources"]
     functions = {k: v["Properties"] for k, v in resources.items() if v["Type"] == "AWS::Lambda::Function"}
     assert sorted(functions) == sorted(
-        f"{n.capitalize()}LambdaFunction" for n in ("challenge", "attest", "verify", "keys", "health", "refresh")
+        f"{n.capitalize()}LambdaFunction"
+        for n in ("challenge", "attest", "verify", "token", "keys", "health", "refresh")
     )
     roles = set()
     for logical, props in functions.items():
@@ -184,8 +196,11 @@ def test_compiled_functions_routes_roles_and_schedule(compiled: dict[str, Any]) 
         assert env["BROKER_SIGNER"] == {"Fn::Join": ["", ["kms:", {"Fn::GetAtt": ["SigningKey", "Arn"]}]]}
         assert env["BROKER_LEDGER"] == {"Fn::Join": ["", ["dynamodb:", {"Ref": "LedgerTable"}]]}
         assert env["BROKER_CACHE"] == {"Fn::Join": ["", ["s3:", {"Ref": "CacheBucket"}]]}
+        assert env["BROKER_SIGNER_RS256"] == {"Fn::Join": ["", ["kms:", {"Fn::GetAtt": ["RsaSigningKey", "Arn"]}]]}
+        # Token exchange is off until the operator allows audiences (docs/federation.md).
+        assert env["BROKER_FEDERATION_AUDIENCES"] == "" and env["BROKER_FEDERATION_CONFIG"] == ""
         assert "{{resolve:secretsmanager:${NonceSecret}" in env["BROKER_NONCE_SECRET"]["Fn::Sub"]
-    assert len(roles) == 6 and "IamRoleLambdaExecution" not in resources  # no shared role
+    assert len(roles) == 7 and "IamRoleLambdaExecution" not in resources  # no shared role
 
     routes = {}
     for props in (v["Properties"] for v in resources.values() if v["Type"] == "AWS::ApiGatewayV2::Route"):
@@ -199,4 +214,4 @@ def test_compiled_functions_routes_roles_and_schedule(compiled: dict[str, Any]) 
     assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["RefreshLambdaFunction", "Arn"]}
 
     groups = [v["Properties"] for v in resources.values() if v["Type"] == "AWS::Logs::LogGroup"]
-    assert len(groups) == 6 and {g["RetentionInDays"] for g in groups} == {30}
+    assert len(groups) == 7 and {g["RetentionInDays"] for g in groups} == {30}

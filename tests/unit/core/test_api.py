@@ -168,7 +168,7 @@ def test_discovery_jwks_and_tokens_are_consistent(h) -> None:  # type: ignore[no
     disc = h.api.handle(req("GET", "/.well-known/openid-configuration")).json()
     assert disc["issuer"] == "https://broker.test"
     assert disc["jwks_uri"] == "https://broker.test/jwks"
-    assert disc["id_token_signing_alg_values_supported"] == ["ES256"]
+    assert disc["id_token_signing_alg_values_supported"] == ["ES256", "RS256"]
     assert {"iss", "sub", "aud", "ear_status", "submods", "eat_nonce"} <= set(disc["claims_supported"])
     assert disc["subject_types_supported"] and disc["response_types_supported"]
     token = h.api.handle(req("POST", "/v1/attest/test-echo", attest_body(h))).json()["token"]
