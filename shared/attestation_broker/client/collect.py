@@ -79,9 +79,10 @@ class Machine:
     pcrs: tuple[int, ...] = DEFAULT_TPM_PCRS
     imds_url: str = AZURE_IMDS
     imds_fetch: ImdsFetch = field(default=_imds_fetch, compare=False)
+    tpm_factory: Callable[[str | None], Tpm] = field(default=Tpm, compare=False)
 
     def tpm(self) -> Tpm:
-        tpm = Tpm(self.tcti)
+        tpm = self.tpm_factory(self.tcti)
         tpm.check_available()
         return tpm
 

@@ -168,22 +168,29 @@ class Tpm:
         ``persist`` makes it permanent at that handle (tpm2_evictcontrol, owner hierarchy)."""
         scheme = "rsassa" if alg == "rsa" else "ecdsa"
         with self._scratch() as tmp:
-            self.run("tpm2_createek", "-c", "ek.ctx", "-G", "rsa", "-u", "ek.pub", cwd=tmp)
             try:
+                self.run("tpm2_createek", "-c", "ek.ctx", "-G", "rsa", "-u", "ek.pub", cwd=tmp)
+                self._flush_transients()
                 self.run(
                     "tpm2_createak", "-C", "ek.ctx", "-c", "ak.ctx", "-G", alg, "-g", "sha256", "-s", scheme,
                     "-u", "ak.pub", "-n", "ak.name", cwd=tmp,
                 )  # fmt: skip
-                try:
-                    if persist is not None:
-                        if persist in self.persistent_handles():
-                            raise CLIENT_TPM_COMMAND_FAILED(f"persistent handle {persist:#010x} is already in use")
-                        self.run("tpm2_evictcontrol", "-C", "o", "-c", "ak.ctx", f"{persist:#x}", cwd=tmp)
-                finally:
-                    self.run("tpm2_flushcontext", "ak.ctx", cwd=tmp, check=False)
+                self._flush_transients()
+                if persist is not None:
+                    if persist in self.persistent_handles():
+                        raise CLIENT_TPM_COMMAND_FAILED(f"persistent handle {persist:#010x} is already in use")
+                    self.run("tpm2_evictcontrol", "-C", "o", "-c", "ak.ctx", f"{persist:#x}", cwd=tmp)
             finally:
-                self.run("tpm2_flushcontext", "ek.ctx", cwd=tmp, check=False)
+                self._flush_transients()
             return (tmp / "ak.pub").read_bytes()
+
+    def _flush_transients(self) -> None:
+        """Flush transient objects and sessions this tool run left loaded. Behind the kernel resource
+        manager each tpm2-tools process's objects vanish with it (this is a no-op); a TPM reached directly
+        (swtpm, /dev/tpm0) keeps them and has only three object slots. The saved ``.ctx`` files stay
+        loadable."""
+        self.run("tpm2_flushcontext", "-t", check=False)
+        self.run("tpm2_flushcontext", "-s", check=False)
 
     # --- quotes ------------------------------------------------------------------------------------
     def quote(self, key: str | int, qualifying: bytes, *, bank: str = "sha256", pcrs: tuple[int, ...]) -> Quote:

@@ -7,15 +7,17 @@ constructors (``SnpVerifier(trust=...)``, ``TdxVerifier(trust=...)``), which onl
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from attestation_broker.evidence.snp.kind import SnpVerifier
 from attestation_broker.evidence.tdx.kind import TdxVerifier
 from attestation_broker.trust.fetch import HttpFetcher
+from attestation_broker.verifier import Verifier
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from tests.support.loopback_broker import LoopbackBroker, loopback_broker
@@ -75,8 +77,11 @@ def snp_broker(tmp_path: Path, **settings: object) -> Iterator[LoopbackBroker]:
 
 
 @contextmanager
-def tdx_broker(tmp_path: Path, pki: FakeIntelPki, **settings: object) -> Iterator[LoopbackBroker]:
-    """A broker whose ``tdx`` verifier trusts the test Intel root; collateral from a PCS stand-in."""
+def tdx_broker(
+    tmp_path: Path, pki: FakeIntelPki, *, verifiers: Sequence[Verifier] = (), **settings: Any
+) -> Iterator[LoopbackBroker]:
+    """A broker whose ``tdx`` verifier (or the given ones) trusts the test Intel root; collateral from a PCS
+    stand-in."""
     coll = synthetic_tdx.collateral(pki)
     fmspc = synthetic_tdx.FMSPC.upper()
     routes = {
@@ -88,7 +93,7 @@ def tdx_broker(tmp_path: Path, pki: FakeIntelPki, **settings: object) -> Iterato
     with replay_server(routes) as pcs:
         with loopback_broker(
             tmp_path,
-            verifiers=[TdxVerifier(trust=pki.trust)],
+            verifiers=verifiers or [TdxVerifier(trust=pki.trust)],
             fetcher=HttpFetcher(),
             intel_pcs_url=pcs.base_url,
             intel_root_crl_url=f"{pcs.base_url}/sgx/certification/v4/rootcacrl",

@@ -1,0 +1,265 @@
+"""``attestation-broker attest`` against swtpm for ``tpm`` and ``azure-vtpm``: the client drives a real
+(software) TPM through tpm2-tools with ``--tcti``, the loopback broker verifies, the nonce round trip is real.
+
+- ``tpm``: the AK comes from ``attest --print-ak --persist 0x81010002`` (the operator's path); policy
+  relied on: ``{"tpm": {"ak_public_sha256": [<printed pin>], "platform": "baremetal"}}`` — a pinned AK and
+  no PCR allow-list, which the tpm kind grades ``warning``.
+- ``azure-vtpm``: swtpm stands in for the Azure vTPM: an RSA AK persisted at 0x81000003 (the HCL AK), NV
+  0x01400001 defined and holding an HCL-layout TDX report whose runtime JSON names that AK, and a
+  stand-in paravisor that regenerates the report when 0x01400002 is written (as the HCL does). The TD quote
+  comes from an IMDS stand-in that re-signs the real Azure TD quote with the test-only Intel-like PKI the
+  azure-vtpm tests use (tests/unit/azure_vtpm/synthetic_tdx.py). Policy relied on: the default azure-vtpm
+  policy ``{}``.
+
+Skipped on a developer machine without swtpm/tpm2-tools; FAILS under CI=true (tests/support/swtpm.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from attestation_broker.binding import ExpectedBinding
+from attestation_broker.cli import main
+from attestation_broker.client import AttestOptions, Machine, attest
+from attestation_broker.client.collect import (
+    AZURE_AK_HANDLE,
+    AZURE_HCL_REPORT_NV,
+    AZURE_USER_DATA_NV,
+    ImdsFetch,
+    collect,
+)
+from attestation_broker.client.errors import BrokerRefused
+from attestation_broker.client.tpm import Tpm
+from attestation_broker.errors import BrokerError
+from attestation_broker.evidence.azure_vtpm.hcl import RUNTIME_OFFSET
+from attestation_broker.evidence.azure_vtpm.kind import AzureVtpmVerifier
+from attestation_broker.evidence.tpm import load_ak_public
+from attestation_broker.evidence.tpm.abi import parse_attest
+from attestation_broker.evidence.tpm.kind import TpmVerifier
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.support.loopback_broker import loopback_broker
+from tests.support.swtpm import Swtpm, swtpm_instance
+from tests.unit.azure_vtpm import synthetic_tdx
+from tests.unit.client.platforms import tdx_broker
+from tests.unit.tdx.support import FakeIntelPki
+
+pytestmark = pytest.mark.swtpm
+
+AK_HANDLE = 0x81010002
+USER_DATA = b"workload key hash"
+VM_ID = "0C5E3F7A-1B2D-4C6E-8F90-A1B2C3D4E5F6"
+
+
+@pytest.fixture(scope="module")
+def swtpm() -> Iterator[Swtpm]:
+    with swtpm_instance() as instance:
+        instance.run("tpm2_pcrextend", "0:sha256=" + "5a" * 32)
+        yield instance
+
+
+def code_of(exc: pytest.ExceptionInfo[BrokerError]) -> str:
+    return exc.value.code.name
+
+
+# --- tpm ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ak_pin(swtpm: Swtpm) -> str:
+    """``attest --print-ak --persist`` as an operator runs it; returns the printed pin."""
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["attest", "--print-ak", "--persist", hex(AK_HANDLE), "--tcti", swtpm.tcti]) == 0
+    text = out.getvalue()
+    assert text.startswith("-----BEGIN PUBLIC KEY-----")
+    doc = json.loads(text.strip().splitlines()[-1])
+    assert doc["persisted_at"] == "0x81010002"
+    # the printed pin is the SPKI SHA-256 of the key now at the handle
+    public = Tpm(swtpm.tcti).read_public(AK_HANDLE)
+    assert load_ak_public(public).spki_sha256 == doc["ak_public_sha256"]
+    return str(doc["ak_public_sha256"])
+
+
+def test_tpm_round_trip(tmp_path: Path, swtpm: Swtpm, ak_pin: str) -> None:
+    policy = {"tpm": {"ak_public_sha256": [ak_pin], "platform": "baremetal"}}
+    with loopback_broker(tmp_path, verifiers=[TpmVerifier()], policy=policy) as broker:
+        machine = Machine(tcti=swtpm.tcti, ak_handle=AK_HANDLE, event_log=tmp_path / "absent", pcrs=(0, 1, 7))
+        result = attest(
+            AttestOptions(broker.url, kind="tpm", user_data=USER_DATA, machine=machine),
+            clock=lambda: broker.harness.clock[0],
+        )
+    sub = result.claims["submods"]["tpm"]
+    binding = ExpectedBinding(bytes.fromhex(result.nonce), USER_DATA)
+    assert sub["ear_verifier_claims"]["bindings"] == {"nonce": "checked"}
+    assert sub["ear_verifier_claims"]["ak_spki_sha256"] == ak_pin and sub["ear_verifier_claims"]["ak_pinned"]
+    assert sub["ear_attester_claims"]["tpm"]["extra_data"] == binding.tpm_extra_data().hex()
+    assert sub["ear_attester_claims"]["tpm"]["pcr_selection"] == [0, 1, 7]
+    assert sub["ear_attester_claims"]["tpm"]["pcrs"]["sha256"]["0"] != "00" * 32
+    assert result.claims["ear_status"] == "warning"
+
+
+def test_tpm_binding_is_byte_for_byte_the_broker_check(tmp_path: Path, swtpm: Swtpm, ak_pin: str) -> None:
+    from attestation_broker.client.exchange import BrokerClient
+
+    policy = {"tpm": {"ak_public_sha256": [ak_pin]}}
+    with loopback_broker(tmp_path, verifiers=[TpmVerifier()], policy=policy) as broker:
+        client = BrokerClient(broker.url)
+        challenge = client.challenge()
+        binding = ExpectedBinding(challenge.nonce, USER_DATA)
+        envelope = collect("tpm", binding, Machine(tcti=swtpm.tcti, ak_handle=AK_HANDLE, event_log=tmp_path / "x"))
+        assert parse_attest(base64.b64decode(envelope["evidence"])).extra_data == binding.tpm_extra_data()
+        flipped = bytes([USER_DATA[0] ^ 1]) + USER_DATA[1:]
+        with pytest.raises(BrokerRefused) as exc:
+            client.attest(
+                "tpm", {**envelope, "nonce": challenge.nonce_hex, "user_data": base64.b64encode(flipped).decode()}
+            )
+        assert exc.value.broker_code == "NONCE_BINDING_MISMATCH"
+        assert [r for r in broker.harness.sink.records if r.token_jti] == []
+
+
+def test_tpm_errors_name_what_is_missing(tmp_path: Path, swtpm: Swtpm) -> None:
+    with pytest.raises(BrokerError) as exc:
+        collect("tpm", ExpectedBinding(b"n"), Machine(tcti=swtpm.tcti, ak_handle=0x81010099))
+    assert code_of(exc) == "CLIENT_AK_ABSENT" and "0x81010099" in exc.value.detail
+    with pytest.raises(BrokerError) as exc:
+        collect("azure-vtpm", ExpectedBinding(b"n"), Machine(tcti="swtpm:host=127.0.0.1,port=9"))
+    assert code_of(exc) == "CLIENT_TPM_UNAVAILABLE"
+    with pytest.raises(BrokerError) as exc:
+        Tpm(swtpm.tcti).nv_read(0x01400001, what="Azure HCL report")
+    assert code_of(exc) == "CLIENT_NV_INDEX_ABSENT" and "0x01400001" in exc.value.detail
+    with pytest.raises(BrokerError) as exc:
+        Tpm(None, device=tmp_path / "tpmrm0").check_available()
+    assert code_of(exc) == "CLIENT_TPM_UNAVAILABLE" and "tpmrm0" in exc.value.detail
+
+
+# --- azure-vtpm -----------------------------------------------------------------------------------
+
+
+def _b64url(value: int) -> str:
+    return base64.urlsafe_b64encode(value.to_bytes((value.bit_length() + 7) // 8, "big")).rstrip(b"=").decode()
+
+
+def hcl_runtime(ak: rsa.RSAPublicKey, user_data_hex: str) -> bytes:
+    numbers = ak.public_numbers()
+    jwk = {"kid": "HCLAkPub", "key_ops": ["sign"], "kty": "RSA", "e": _b64url(numbers.e), "n": _b64url(numbers.n)}
+    doc = {
+        "keys": [jwk],
+        "vm-configuration": {"secure-boot": True, "tpm-enabled": True, "vmUniqueId": VM_ID},
+        "user-data": user_data_hex,
+    }
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def hcl_for(ak: rsa.RSAPublicKey, user_data: bytes) -> bytes:
+    runtime = hcl_runtime(ak, user_data.hex().upper())  # the HCL writes upper-case hex
+    return synthetic_tdx.hcl_report(runtime)[: RUNTIME_OFFSET + len(runtime)]
+
+
+class AzureParavisorTpm(Tpm):
+    """swtpm plus what Azure's paravisor (HCL) does: a write to NV 0x01400002 refreshes the HCL report in
+    NV 0x01400001 with that user data (and a TDREPORT whose REPORTDATA binds the runtime JSON)."""
+
+    def __init__(self, tcti: str | None, ak: rsa.RSAPublicKey) -> None:
+        super().__init__(tcti)
+        self.ak = ak
+        self.user_data_writes: list[bytes] = []
+
+    def nv_write(self, index: int, data: bytes) -> None:
+        super().nv_write(index, data)
+        if index == AZURE_USER_DATA_NV:
+            self.user_data_writes.append(data)
+            super().nv_write(AZURE_HCL_REPORT_NV, hcl_for(self.ak, data))
+
+
+@pytest.fixture(scope="module")
+def azure_ak(swtpm: Swtpm) -> rsa.RSAPublicKey:
+    """The Azure vTPM's provisioned state: HCL AK at 0x81000003, HCL report in NV 0x01400001."""
+    tpm = Tpm(swtpm.tcti)
+    public = load_ak_public(tpm.create_ak(persist=AZURE_AK_HANDLE)).key
+    assert isinstance(public, rsa.RSAPublicKey)
+    report = hcl_for(public, bytes(64))
+    swtpm.run(
+        "tpm2_nvdefine",
+        hex(AZURE_HCL_REPORT_NV),
+        "-C",
+        "o",
+        "-s",
+        str(len(report)),
+        "-a",
+        "ownerread|ownerwrite|authread|authwrite",
+    )
+    swtpm.path("hcl.bin").write_bytes(report)
+    swtpm.run("tpm2_nvwrite", hex(AZURE_HCL_REPORT_NV), "-C", "o", "-i", "hcl.bin")
+    return public
+
+
+def imds_for(pki: FakeIntelPki, calls: list[str]) -> ImdsFetch:
+    """Azure IMDS ``POST /acc/tdquote`` stand-in: a TD quote for the posted TDREPORT, test-PKI signed."""
+
+    def fetch(method: str, url: str, body: bytes | None, headers: dict[str, str]) -> bytes:
+        calls.append(f"{method} {url}")
+        assert method == "POST" and url.endswith("/acc/tdquote") and body is not None
+        report = json.loads(body)["report"]
+        tdreport = base64.urlsafe_b64decode(report + "=" * (-len(report) % 4))
+        quote = synthetic_tdx.td_quote(pki, tdreport[128:192])
+        return json.dumps({"quote": base64.urlsafe_b64encode(quote).decode().rstrip("=")}).encode()
+
+    return fetch
+
+
+def test_azure_vtpm_round_trip(tmp_path: Path, swtpm: Swtpm, azure_ak: rsa.RSAPublicKey) -> None:
+    pki = FakeIntelPki.create()
+    paravisor = AzureParavisorTpm(swtpm.tcti, azure_ak)
+    imds_calls: list[str] = []
+    machine = Machine(
+        tcti=swtpm.tcti,
+        imds_url="http://169.254.169.254",
+        imds_fetch=imds_for(pki, imds_calls),
+        tpm_factory=lambda tcti: paravisor,
+    )
+    verifier = AzureVtpmVerifier(tdx_trust=pki.trust)
+    with tdx_broker(tmp_path, pki, verifiers=[verifier]) as broker:
+        result = attest(
+            AttestOptions(broker.url, kind="auto", user_data=USER_DATA, machine=machine),
+            clock=lambda: broker.harness.clock[0],
+        )
+    assert result.kind == "azure-vtpm"  # detected from NV 0x01400001
+    binding = ExpectedBinding(bytes.fromhex(result.nonce), USER_DATA)
+    assert paravisor.user_data_writes == [binding.azure_user_data()]
+    assert imds_calls == ["POST http://169.254.169.254/acc/tdquote"]
+    sub = result.claims["submods"]["azure-vtpm"]
+    assert sub["ear_verifier_claims"]["bindings"] == {"nonce": "checked", "runtime_data": "checked"}
+    attester = sub["ear_attester_claims"]
+    assert attester["tee"] == "tdx" and attester["platform"] == "azure"
+    assert attester["instance"] == {"vm_id": VM_ID}
+    assert attester["azure"]["user_data"] == binding.azure_user_data().hex()
+    assert attester["tpm"]["extra_data"] == binding.tpm_extra_data().hex()
+    assert result.claims["ear_status"] in ("affirming", "warning")
+
+
+def test_azure_vtpm_needs_the_hcl_report(swtpm: Swtpm) -> None:
+    class Bare(Tpm):
+        def nv_indices(self) -> set[int]:
+            return super().nv_indices() - {AZURE_HCL_REPORT_NV}
+
+    with pytest.raises(BrokerError) as exc:
+        collect("azure-vtpm", ExpectedBinding(b"n"), Machine(tcti=swtpm.tcti, tpm_factory=Bare))
+    assert code_of(exc) == "CLIENT_NV_INDEX_ABSENT" and "0x01400001" in exc.value.detail
+
+
+def test_hcl_report_fits_the_nv_index() -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    report = hcl_for(key, bytes(64))
+    assert report[:4] == b"HCLA" and len(report) <= 2048  # swtpm's TPM2_PT_NV_INDEX_MAX
+    assert struct.unpack_from("<I", report, 8)[0] == len(report)
+    assert hashlib.sha256(report[RUNTIME_OFFSET:]).digest() + bytes(32) == report[32 + 128 : 32 + 192]
