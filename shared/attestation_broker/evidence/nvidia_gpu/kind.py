@@ -21,22 +21,32 @@ from .errors import NVIDIA_DEVICE_DUPLICATE, NVIDIA_RIM_MISMATCH
 from .inputs import collect
 from .pipeline import DeviceResult, verify_device
 from .rim import verify_rim
-from .trust import fingerprint, rim_root
+from .trust import NvidiaRoots, fingerprint
 
 
 class NvidiaGpuVerifier:
     kind = "nvidia-gpu"
 
+    def __init__(self, roots: NvidiaRoots | None = None) -> None:
+        # Tests inject a generated hierarchy; production uses the pinned NVIDIA roots (loaded on first use).
+        self._roots = roots
+
+    @property
+    def roots(self) -> NvidiaRoots:
+        if self._roots is None:
+            self._roots = NvidiaRoots.pinned()
+        return self._roots
+
     def verify(self, submission: Submission, ctx: VerifyContext) -> Appraisal:
         policy = GpuPolicy.parse(ctx.policy)
         collected = collect(submission)
         skew = timedelta(seconds=ctx.settings.clock_skew_seconds)
-        rims = tuple(verify_rim(blob, rim_root(), now=ctx.now, skew=skew) for blob in collected.rims)
+        rims = tuple(verify_rim(blob, self.roots.rim, now=ctx.now, skew=skew) for blob in collected.rims)
         skip = revocation.skipped(ctx.settings)
         devices: list[DeviceResult] = []
         seen: set[str] = set()
         for device in collected.devices:
-            result = verify_device(device, submission, ctx, rims, skip_revocation=skip)
+            result = verify_device(device, submission, ctx, rims, roots=self.roots, skip_revocation=skip)
             identity = fingerprint(result.chain.certificates[min(1, len(result.chain.certificates) - 1)])
             if identity in seen:
                 raise NVIDIA_DEVICE_DUPLICATE()

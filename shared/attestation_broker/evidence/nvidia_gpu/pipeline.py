@@ -32,7 +32,7 @@ from .errors import NVIDIA_EVIDENCE_MALFORMED, NVIDIA_REPORT_MALFORMED
 from .inputs import DeviceEvidence
 from .rim import Rim
 from .rims import RimLookup, driver_rim_id, find_rim, firmware_rim_id
-from .trust import device_root
+from .trust import NvidiaRoots
 
 
 @dataclass(frozen=True)
@@ -77,13 +77,16 @@ def _lookups(
     driver: str | None,
     vbios: str | None,
     rims: tuple[Rim, ...],
+    roots: NvidiaRoots,
 ) -> tuple[RimLookup, ...]:
     lookups: list[RimLookup] = []
     if not switch:
         if driver is None:
             raise NVIDIA_REPORT_MALFORMED("the GPU report's opaque data has no driver version")
         lookups.append(
-            find_rim(ctx, rims, role="driver", rim_id=driver_rim_id(chip, driver), product=chip, version=driver)
+            find_rim(
+                ctx, rims, roots.rim, role="driver", rim_id=driver_rim_id(chip, driver), product=chip, version=driver
+            )
         )
     if vbios is None:
         raise NVIDIA_REPORT_MALFORMED("the report's opaque data has no VBIOS version")
@@ -97,16 +100,22 @@ def _lookups(
         rim_id = firmware_rim_id(
             switch=switch, project=project, project_sku=project_sku, chip_sku=chip_sku, version=vbios
         )
-    lookups.append(find_rim(ctx, rims, role="vbios", rim_id=rim_id, product=chip, version=vbios))
+    lookups.append(find_rim(ctx, rims, roots.rim, role="vbios", rim_id=rim_id, product=chip, version=vbios))
     return tuple(lookups)
 
 
 def verify_device(
-    device: DeviceEvidence, submission: Submission, ctx: VerifyContext, rims: tuple[Rim, ...], *, skip_revocation: bool
+    device: DeviceEvidence,
+    submission: Submission,
+    ctx: VerifyContext,
+    rims: tuple[Rim, ...],
+    *,
+    roots: NvidiaRoots,
+    skip_revocation: bool,
 ) -> DeviceResult:
     skew = timedelta(seconds=ctx.settings.clock_skew_seconds)
     report = parse_report(device.report)
-    chain = verify_chain(load_chain(device.chain_pem), device_root(), now=ctx.now, skew=skew, what="device")
+    chain = verify_chain(load_chain(device.chain_pem), roots.device, now=ctx.now, skew=skew, what="device")
     verify_report_signature(report, chain.leaf)
     if device.stated_nonce is not None and device.stated_nonce.lower() != report.requester_nonce.hex():
         raise NVIDIA_EVIDENCE_MALFORMED("the evidence list states another nonce than its report carries")
@@ -122,7 +131,7 @@ def verify_device(
     chip, switch = device_kind(chain.leaf)
     driver = None if switch else text_field(report.opaque_value(FIELD_DRIVER_VERSION))
     vbios = vbios_version(report.opaque_value(FIELD_VBIOS_VERSION), switch=switch)
-    lookups = _lookups(ctx, report, chip, switch, driver, vbios, rims)
+    lookups = _lookups(ctx, report, chip, switch, driver, vbios, rims, roots)
     driver_golden = next((lk.rim.measurements for lk in lookups if lk.role == "driver" and lk.rim), ())
     vbios_golden = next((lk.rim.measurements for lk in lookups if lk.role == "vbios" and lk.rim), ())
     comparison: Comparison | None = None

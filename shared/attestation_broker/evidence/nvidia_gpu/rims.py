@@ -22,12 +22,13 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from cryptography import x509
+
 from attestation_broker.errors import COLLATERAL_INVALID, BrokerError, Unavailable
 from attestation_broker.verifier import VerifyContext
 
 from .errors import NVIDIA_RIM_MISMATCH
 from .rim import Rim, verify_rim
-from .trust import rim_root
 
 RIM_CACHE_SECONDS = 24 * 3600
 
@@ -62,7 +63,14 @@ def _rim_from_service(body: bytes) -> bytes:
 
 
 def find_rim(
-    ctx: VerifyContext, supplied: tuple[Rim, ...], *, role: str, rim_id: str | None, product: str, version: str
+    ctx: VerifyContext,
+    supplied: tuple[Rim, ...],
+    root: x509.Certificate,
+    *,
+    role: str,
+    rim_id: str | None,
+    product: str,
+    version: str,
 ) -> RimLookup:
     for rim in supplied:
         if rim.product == product and rim.version.lower() == version.lower():
@@ -73,7 +81,7 @@ def find_rim(
     skew = timedelta(seconds=ctx.settings.clock_skew_seconds)
 
     def validate(body: bytes) -> None:
-        verify_rim(_rim_from_service(body), rim_root(), now=ctx.now, skew=skew)
+        verify_rim(_rim_from_service(body), root, now=ctx.now, skew=skew)
 
     def expires(_body: bytes) -> datetime:
         return ctx.now + timedelta(seconds=RIM_CACHE_SECONDS)
@@ -92,7 +100,7 @@ def find_rim(
         if exc.code.name != "COLLATERAL_NOT_FOUND":
             raise
         return RimLookup(role, rim_id, version, None, "unavailable", exc.code.name)
-    rim = verify_rim(_rim_from_service(obj.body), rim_root(), now=ctx.now, skew=skew)
+    rim = verify_rim(_rim_from_service(obj.body), root, now=ctx.now, skew=skew)
     if rim.product != product or rim.version.lower() != version.lower():
         raise NVIDIA_RIM_MISMATCH(f"RIM {rim_id} names {rim.product} {rim.version}")
     return RimLookup(role, rim_id, version, rim, obj.source)

@@ -10,6 +10,7 @@ carried in evidence (the device chain's fifth certificate) is only compared with
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 
 from cryptography import x509
@@ -47,3 +48,15 @@ def device_root() -> x509.Certificate:
 @cache
 def rim_root() -> x509.Certificate:
     return _pinned(RIM_ROOT_FILE, RIM_ROOT_FINGERPRINT)
+
+
+@dataclass(frozen=True)
+class NvidiaRoots:
+    """The two anchors a verification uses; production always takes the pinned ones (tests inject)."""
+
+    device: x509.Certificate
+    rim: x509.Certificate
+
+    @classmethod
+    def pinned(cls) -> NvidiaRoots:
+        return cls(device_root(), rim_root())

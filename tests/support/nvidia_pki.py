@@ -1,0 +1,200 @@
+"""TEST ONLY: an NVIDIA-shaped device PKI (root → identity → provisioner ICA → BROM → FMC leaf, ECDSA P-384)
+with OCSP responses, and SPDM reports re-signed by its leaf over a chosen requester nonce.
+
+Real reports bind their capture's nonce, so checks that need a broker nonce (binding, composite CPU + GPU)
+or a revocation answer (NVIDIA's OCSP responses are not public) use this hierarchy, injected through
+``NvidiaGpuVerifier(roots=...)``; the pinned roots are never touched. Reports keep the measurement record
+and opaque data of a real template report (so real RIMs still compare), with the nonce replaced and the
+FWID replaced by this leaf's.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import cache
+
+from attestation_broker.evidence.nvidia_gpu.abi import FIELD_FWID, SIGNATURE_LENGTH, parse_report
+from attestation_broker.evidence.nvidia_gpu.trust import NvidiaRoots, rim_root
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+NOT_BEFORE = datetime(2020, 1, 1, tzinfo=UTC)
+NOT_AFTER = datetime(2040, 1, 1, tzinfo=UTC)
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name(
+        [x509.NameAttribute(NameOID.COMMON_NAME, cn), x509.NameAttribute(NameOID.ORGANIZATION_NAME, "TEST ONLY")]
+    )
+
+
+def _cert(
+    subject: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: x509.Certificate | None,
+    issuer_key: ec.EllipticCurvePrivateKey,
+    *,
+    ca: bool,
+    serial: int,
+    extensions: tuple[x509.ExtensionType, ...] = (),
+) -> x509.Certificate:
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(issuer.subject if issuer else _name(subject))
+        .public_key(key.public_key())
+        .serial_number(serial)
+        .not_valid_before(NOT_BEFORE)
+        .not_valid_after(NOT_AFTER)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    for ext in extensions:
+        builder = builder.add_extension(ext, critical=False)
+    return builder.sign(issuer_key, hashes.SHA384())
+
+
+def _der(tag: int, body: bytes) -> bytes:
+    if len(body) < 0x80:
+        return bytes([tag, len(body)]) + body
+    size = len(body).to_bytes((len(body).bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(size)]) + size + body
+
+
+SHA384_OID = bytes.fromhex("0609608648016503040202")
+
+
+def hopper_tcb_info(fwid: bytes) -> x509.UnrecognizedExtension:
+    """Hopper's layout under 2.23.133.5.4.1: SEQUENCE { INTEGER 1, FWID }."""
+    fwid_der = _der(0x30, SHA384_OID + _der(0x04, fwid))
+    value = _der(0x30, _der(0x02, b"\x01") + fwid_der)
+    return x509.UnrecognizedExtension(x509.ObjectIdentifier("2.23.133.5.4.1"), value)
+
+
+@dataclass
+class Device:
+    keys: list[ec.EllipticCurvePrivateKey]  # leaf first, matching certs
+    certs: list[x509.Certificate]  # leaf, BROM, ICA, identity (root not included)
+    fwid: bytes
+
+    @property
+    def chain_pem(self) -> bytes:
+        return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in self.certs)
+
+
+@dataclass
+class FakeNvidia:
+    root_key: ec.EllipticCurvePrivateKey
+    root: x509.Certificate
+    identity_key: ec.EllipticCurvePrivateKey
+    identity: x509.Certificate
+    ica_key: ec.EllipticCurvePrivateKey
+    ica: x509.Certificate
+    serials: list[int] = field(default_factory=lambda: [100])
+
+    @property
+    def roots(self) -> NvidiaRoots:
+        return NvidiaRoots(device=self.root, rim=rim_root())
+
+    def device(self, name: str = "GH100 A01 GSP FMC LF") -> Device:
+        self.serials[0] += 2
+        brom_key = ec.generate_private_key(ec.SECP384R1())
+        brom = _cert("GH100 A01 GSP BROM", brom_key, self.ica, self.ica_key, ca=True, serial=self.serials[0])
+        leaf_key = ec.generate_private_key(ec.SECP384R1())
+        fwid = hashlib.sha384(name.encode() + bytes([self.serials[0] & 0xFF])).digest()
+        leaf = _cert(
+            name, leaf_key, brom, brom_key, ca=False, serial=self.serials[0] + 1, extensions=(hopper_tcb_info(fwid),)
+        )
+        return Device(
+            [leaf_key, brom_key, self.ica_key, self.identity_key], [leaf, brom, self.ica, self.identity], fwid
+        )
+
+    def ocsp_response(
+        self,
+        device: Device,
+        index: int,
+        *,
+        status: ocsp.OCSPCertStatus = ocsp.OCSPCertStatus.GOOD,
+        this_update: datetime = datetime(2025, 1, 1, tzinfo=UTC),
+        next_update: datetime | None = datetime(2031, 1, 1, tzinfo=UTC),
+        signer_key: ec.EllipticCurvePrivateKey | None = None,
+    ) -> bytes:
+        """A DER OCSP response about device.certs[index], signed by its issuer (or ``signer_key``)."""
+        cert = device.certs[index]
+        issuer = device.certs[index + 1] if index + 1 < len(device.certs) else self.root
+        issuer_key = device.keys[index + 1] if index + 1 < len(device.keys) else self.root_key
+        builder = ocsp.OCSPResponseBuilder().add_response(
+            cert=cert,
+            issuer=issuer,
+            algorithm=hashes.SHA384(),
+            cert_status=status,
+            this_update=this_update,
+            next_update=next_update,
+            revocation_time=this_update if status == ocsp.OCSPCertStatus.REVOKED else None,
+            revocation_reason=x509.ReasonFlags.key_compromise if status == ocsp.OCSPCertStatus.REVOKED else None,
+        )
+        responder = issuer
+        if signer_key is not None:  # a key the issuer never certified
+            responder = _cert("TEST stranger", signer_key, None, signer_key, ca=False, serial=7)
+        builder = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, responder)
+        return builder.sign(signer_key or issuer_key, hashes.SHA384()).public_bytes(serialization.Encoding.DER)
+
+    def delegated_responder(self, device: Device, index: int) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+        issuer = device.certs[index + 1] if index + 1 < len(device.certs) else self.root
+        issuer_key = device.keys[index + 1] if index + 1 < len(device.keys) else self.root_key
+        key = ec.generate_private_key(ec.SECP384R1())
+        cert = _cert(
+            "TEST OCSP responder",
+            key,
+            issuer,
+            issuer_key,
+            ca=False,
+            serial=9000 + index,
+            extensions=(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]),),
+        )
+        return key, cert
+
+
+@cache
+def fake_nvidia() -> FakeNvidia:
+    root_key = ec.generate_private_key(ec.SECP384R1())
+    root = _cert("TEST NVIDIA Device Identity CA", root_key, None, root_key, ca=True, serial=1)
+    identity_key = ec.generate_private_key(ec.SECP384R1())
+    identity = _cert("TEST NVIDIA GH100 Identity", identity_key, root, root_key, ca=True, serial=2)
+    ica_key = ec.generate_private_key(ec.SECP384R1())
+    ica = _cert("TEST NVIDIA GH100 Provisioner ICA 1", ica_key, identity, identity_key, ca=True, serial=3)
+    return FakeNvidia(root_key, root, identity_key, identity, ica_key, ica)
+
+
+def resign(template: bytes, device: Device, nonce: bytes) -> bytes:
+    """The template report with requester nonce ``nonce``, FWID set to the device leaf's, signed by its leaf."""
+    report = parse_report(template)
+    signed = bytearray(report.signed)
+    signed[4:36] = nonce
+    if report.opaque_value(FIELD_FWID) is not None:
+        old = report.opaque_value(FIELD_FWID)
+        assert old is not None
+        at = bytes(signed).rindex(old)
+        signed[at : at + len(old)] = device.fwid
+    der = device.keys[0].sign(bytes(signed), ec.ECDSA(hashes.SHA384()))
+    r, s = decode_dss_signature(der)
+    signature = r.to_bytes(48, "big") + s.to_bytes(48, "big")
+    assert len(signature) == SIGNATURE_LENGTH
+    return bytes(signed) + signature
+
+
+def ocsp_target(device: Device, index: int, root: x509.Certificate) -> str:
+    """The path (after the responder base URL) the broker requests for device.certs[index]."""
+    cert = device.certs[index]
+    issuer = device.certs[index + 1] if index + 1 < len(device.certs) else root
+    request = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA384()).build()
+    return "/" + base64.urlsafe_b64encode(request.public_bytes(serialization.Encoding.DER)).decode()
+
+
+__all__ = ["Device", "FakeNvidia", "fake_nvidia", "ocsp_target", "resign", "timedelta"]
