@@ -24,7 +24,9 @@ from attestation_broker.usecases import RequestMeta
 
 def cmd_verify(args: argparse.Namespace) -> int:
     now: datetime = args.now or datetime.now(UTC)
-    settings = Settings.from_env(offline=args.offline, policy_file=args.policy or "", ledger="off", cache="memory")
+    settings = Settings.from_env(
+        offline=args.offline, policy_file=args.policy or "", ledger="off", cache="memory", revocation=args.revocation
+    )
     fetcher: Fetcher
     try:
         if args.collateral:
@@ -76,4 +78,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     verify.add_argument("--policy", help="policy JSON file keyed by evidence kind")
     verify.add_argument("--collateral", help="directory of recorded vendor collateral")
     verify.add_argument("--offline", action="store_true", help="open no socket")
+    verify.add_argument(
+        "--revocation",
+        choices=("check", "skip"),
+        default="check",
+        help="skip: verify without CRLs/OCSP (recorded in the verifier claims; the result is at best a warning)",
+    )
     verify.set_defaults(func=cmd_verify)

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from attestation_broker import appraisal as ar4si
+from attestation_broker import revocation
 from attestation_broker.binding import require_equal
 from attestation_broker.errors import BrokerError
 from attestation_broker.evidence.snp import kds
@@ -215,10 +216,11 @@ def verify_snp_evidence(
         }
     )
 
-    crl, crl_entry = _crl(ctx, supplied, roots, kind, skew)
-    check_not_revoked(crl, chain.intermediate)
-    crl_entry.update({"issued": _iso(crl.last_update), "next_update": _iso(crl.next_update)})
-    collateral.append(crl_entry)
+    if not revocation.skipped(ctx.settings):  # revocation = skip: recorded by the broker, capped at warning
+        crl, crl_entry = _crl(ctx, supplied, roots, kind, skew)
+        check_not_revoked(crl, chain.intermediate)
+        crl_entry.update({"issued": _iso(crl.last_update), "next_update": _iso(crl.next_update)})
+        collateral.append(crl_entry)
 
     if expected_report_data is not None:
         require_equal("SEV-SNP REPORT_DATA", parsed.report_data, expected_report_data)
