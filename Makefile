@@ -13,7 +13,7 @@ setup: $(VENV)/.stamp
 $(VENV)/.stamp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,aws,gcp]'
+	$(PY) -m pip install --quiet -e '.[dev,aws,gcp,federation]'
 	touch $@
 
 # Genuine TPM quotes in the tests need swtpm + tpm2-tools (Debian packages).

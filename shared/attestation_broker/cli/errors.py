@@ -11,7 +11,9 @@ def cmd_errors(args: argparse.Namespace) -> int:
     from attestation_broker.registry import default_verifiers
 
     default_verifiers()  # kind-specific codes are declared when their verifiers are imported
-    import attestation_broker.client.errors  # noqa: F401 - the guest client's codes
+    # The guest client's and the workload federation client's codes.
+    import attestation_broker.client.errors
+    import attestation_broker.federation.errors  # noqa: F401
 
     print("| code | HTTP | meaning |\n|---|---|---|")
     for name in sorted(CATALOGUE):
