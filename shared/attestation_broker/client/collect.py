@@ -33,6 +33,7 @@ from attestation_broker.client.errors import (
     CLIENT_NO_PLATFORM,
     CLIENT_SNP_CERTS_MISSING,
 )
+from attestation_broker.client.gcp import GCE_AK_CERT_NV_ECC, GCE_AK_CERT_NV_RSA, build_attestation
 from attestation_broker.client.tpm import Tpm
 from attestation_broker.errors import BrokerError
 
@@ -47,11 +48,6 @@ AZURE_USER_DATA_NV = 0x01400002
 AZURE_AK_HANDLE = 0x81000003
 AZURE_IMDS = "http://169.254.169.254"
 
-# GCE Shielded VM AK material, as go-tpm-tools client/handles.go defines it
-GCE_AK_CERT_NV_RSA = 0x01C10000
-GCE_AK_TEMPLATE_NV_RSA = 0x01C10001
-GCE_AK_CERT_NV_ECC = 0x01C10002
-GCE_AK_TEMPLATE_NV_ECC = 0x01C10003
 
 ImdsFetch = Callable[[str, str, bytes | None, dict[str, str]], bytes]
 
@@ -243,11 +239,25 @@ def _pem_to_der(pem: str) -> bytes:
     return x509.load_pem_x509_certificate(pem.encode()).public_bytes(Encoding.DER)
 
 
+def collect_gcp_vtpm(binding: ExpectedBinding, machine: Machine) -> dict[str, Any]:
+    """go-tpm-tools ``Attestation`` (see :mod:`.gcp`); on a Confidential VM (configfs-tsm present) with the
+    SEV-SNP/TDX report bound to the same nonce."""
+    tpm = machine.tpm()
+    tee = None
+    if tsm.available(machine.tsm_root, machine.tsm_files):
+        tee = tsm.get_report(
+            binding.report_data(), root=machine.tsm_root, privlevel=machine.privlevel, files=machine.tsm_files
+        )
+    attestation = build_attestation(tpm, binding, event_log=read_event_log(machine.event_log), tee=tee)
+    return {"evidence": b64(attestation.SerializeToString())}
+
+
 COLLECTORS: dict[str, Callable[[ExpectedBinding, Machine], dict[str, Any]]] = {
     "snp": collect_snp,
     "tdx": collect_tdx,
     "tpm": collect_tpm,
     "azure-vtpm": collect_azure_vtpm,
+    "gcp-vtpm": collect_gcp_vtpm,
 }
 
 

@@ -96,8 +96,9 @@ def _refused(reply: HttpReply, what: str) -> BrokerRefused:
     try:
         doc = json.loads(reply.body)
         if isinstance(doc, dict):
-            code = str(doc.get("code") or code)
-            detail = str(doc.get("detail") or "")
+            # RFC 9457 problem documents carry code/detail; /v1/token answers RFC 6749 §5.2 error objects.
+            code = str(doc.get("code") or doc.get("error") or code)
+            detail = str(doc.get("detail") or doc.get("error_description") or "")
     except (ValueError, UnicodeDecodeError):
         pass
     detail = f"{what}: {code} ({reply.status}) {detail}".rstrip()

@@ -192,6 +192,25 @@ class Tpm:
         self.run("tpm2_flushcontext", "-t", check=False)
         self.run("tpm2_flushcontext", "-s", check=False)
 
+    @contextmanager
+    def primary_from_template(
+        self, hierarchy: str, name_alg: str, key_alg: str, attributes: int, auth_policy: bytes
+    ) -> Iterator[tuple[Path, bytes]]:
+        """TPM2_CreatePrimary in ``hierarchy`` from a template's fields; yields (context file, TPM2B_PUBLIC).
+        The key is flushed afterwards (a primary is re-derivable: nothing is persisted)."""
+        with self._scratch() as tmp:
+            args = ["tpm2_createprimary", "-C", hierarchy, "-g", name_alg, "-G", key_alg, "-a", f"{attributes:#010x}"]
+            if auth_policy:
+                (tmp / "policy.bin").write_bytes(auth_policy)
+                args += ["-L", str(tmp / "policy.bin")]
+            args += ["-c", str(tmp / "primary.ctx"), "-o", str(tmp / "primary.pub")]
+            try:
+                self.run(*args)
+                self._flush_transients()
+                yield tmp / "primary.ctx", (tmp / "primary.pub").read_bytes()
+            finally:
+                self._flush_transients()
+
     # --- quotes ------------------------------------------------------------------------------------
     def quote(self, key: str | int, qualifying: bytes, *, bank: str = "sha256", pcrs: tuple[int, ...]) -> Quote:
         """TPM2_Quote over ``bank:pcrs`` by ``key`` (persistent handle or context file) with
@@ -203,6 +222,8 @@ class Tpm:
                 "tpm2_quote", "-c", handle, "-l", selection, "-q", qualifying.hex(), "-m", str(tmp / "msg"),
                 "-s", str(tmp / "sig"), "-o", str(tmp / "pcrs"), "-g", "sha256",
             )  # fmt: skip
+            if not isinstance(key, int):
+                self._flush_transients()  # the context file was loaded for this quote
             return Quote(
                 (tmp / "msg").read_bytes(), (tmp / "sig").read_bytes(), (tmp / "pcrs").read_bytes(), bank, pcrs
             )

@@ -25,7 +25,7 @@ from tests.support.replay import replay_server
 from tests.unit.azure_vtpm import synthetic_tdx
 from tests.unit.client.tsm_standin import ASK_GUID, VCEK_GUID, KernelTsm, cert_table
 from tests.unit.snp.support import build_report, fake_amd
-from tests.unit.tdx.support import FakeIntelPki
+from tests.unit.tdx.support import FakeIntelPki, chain_header, pcs_body, serve
 
 # Inside the test AMD CRL window (2025-01-01..2026-01-01) and the VCEK's validity.
 SNP_NOW = datetime(2025, 6, 1, tzinfo=UTC)
@@ -83,14 +83,18 @@ def tdx_broker(
     """A broker whose ``tdx`` verifier (or the given ones) trusts the test Intel root; collateral from a PCS
     stand-in."""
     coll = synthetic_tdx.collateral(pki)
-    fmspc = synthetic_tdx.FMSPC.upper()
-    routes = {
-        f"/tdx/certification/v4/tcb?fmspc={fmspc}": coll.tcb_info,
-        "/tdx/certification/v4/qe/identity": coll.qe_identity,
-        "/sgx/certification/v4/pckcrl?ca=platform&encoding=der": coll.pck_crl,
-        "/sgx/certification/v4/rootcacrl": coll.root_crl,
+    # the PCS response bodies, rebuilt from the signed pairs exactly as Intel PCS serves them, with their
+    # issuer-chain headers
+    bodies = {
+        "tcb_info": pcs_body("tcbInfo", coll.tcb_info.signed.decode(), coll.tcb_info.signature_hex()),
+        "qe_identity": pcs_body("enclaveIdentity", coll.qe_identity.signed.decode(), coll.qe_identity.signature_hex()),
+        "pck_crl": coll.pck_crl,
+        "root_crl": coll.root_crl,
     }
-    with replay_server(routes) as pcs:
+    signing = chain_header(pki.signing, pki.root)
+    chains = {"tcb_info": signing, "qe_identity": signing, "pck_crl": chain_header(pki.ca, pki.root)}
+    with replay_server() as pcs:
+        serve(pcs, synthetic_tdx.FMSPC, bodies, chains=chains)
         with loopback_broker(
             tmp_path,
             verifiers=verifiers or [TdxVerifier(trust=pki.trust)],

@@ -164,12 +164,15 @@ def verify_ak_cert(
     *,
     now: datetime,
     fetch_issuer: Callable[[str], tuple[bytes, dict[str, object]]] | None = None,
+    roots: Sequence[tuple[str, x509.Certificate]] | None = None,
 ) -> VerifiedAkCert:
     """Build and verify AK cert → … → pinned Google root at ``now``; raise on any failure.
 
     ``fetch_issuer(url)`` returns (DER/PEM bytes, collateral record) for an AIA URL; it is only called
-    when no supplied certificate or pinned root signed the current certificate.
+    when no supplied certificate or pinned root signed the current certificate. ``roots`` is a test seam
+    (a generated Google-like CA); None, the product behaviour, means the pinned Google roots.
     """
+    anchors = tuple(roots) if roots is not None else google_roots()
     _check_leaf(ak_cert)
     _check_time(ak_cert, now, "AK certificate")
     chain = [ak_cert]
@@ -177,12 +180,12 @@ def verify_ak_cert(
     pool = list(intermediates)
     current = ak_cert
     for _ in range(MAX_CHAIN):
-        for name, root in google_roots():
+        for name, root in anchors:
             if _signed_by(current, root):
                 _check_time(root, now, "Google root")
                 return VerifiedAkCert(ak_cert, (*chain, root), name, parse_identity(ak_cert), tuple(fetched))
         issuer = next((c for c in pool if c not in chain and _signed_by(current, c)), None)
-        if issuer is None and any(_names_issuer(current, c) for c in [*pool, *(r for _, r in google_roots())]):
+        if issuer is None and any(_names_issuer(current, c) for c in [*pool, *(r for _, r in anchors)]):
             # The named issuer is at hand but did not sign: a forged or corrupted certificate, not a gap.
             raise CERT_CHAIN_INVALID("AK chain signature does not verify")
         if issuer is None and fetch_issuer is not None:

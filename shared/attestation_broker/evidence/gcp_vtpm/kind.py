@@ -12,11 +12,17 @@ from attestation_broker.verifier import Submission, VerifyContext
 from .abi import parse_attestation
 from .appraise import appraise, parse_policy
 from .claims import attester_claims, verifier_claims
-from .pipeline import verify_attestation
+from .pipeline import TrustOverride, verify_attestation
 
 
 class GcpVtpmVerifier:
+    """``trust`` is a test seam (generated Google-like / AMD-like / Intel-like roots, :class:`.pipeline.TrustOverride`);
+    the registry never passes it. None = the pinned vendor roots."""
+
     kind = "gcp-vtpm"
+
+    def __init__(self, *, trust: TrustOverride | None = None) -> None:
+        self._trust = trust
 
     def verify(self, submission: Submission, ctx: VerifyContext) -> Appraisal:
         policy = parse_policy(ctx.policy)
@@ -28,6 +34,7 @@ class GcpVtpmVerifier:
             submission.binding,
             ignore_pcrs=policy.ignore_pcrs,
             tee_policy=policy.tee,
+            trust=self._trust,
         )
         vector, findings = appraise(verified, policy)
         policy_ids = (policy.id,) if verified.tee is None else (policy.id, verified.tee.policy_id)

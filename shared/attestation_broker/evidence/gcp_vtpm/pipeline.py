@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 
@@ -48,6 +48,10 @@ from attestation_broker.evidence.tpm import (
 from attestation_broker.verifier import VerifyContext
 
 from .abi import GcpAttestation, GcpQuote
+
+if TYPE_CHECKING:
+    from attestation_broker.evidence.snp.checks import AmdTrust
+    from attestation_broker.evidence.tdx import TdxTrust
 from .akcert import VerifiedAkCert, load_cert, public_key_der, verify_ak_cert
 from .errors import (
     GCP_VTPM_AK_CERT_MISSING,
@@ -60,6 +64,17 @@ from .errors import (
 
 BANK_PREFERENCE = ("sha256", "sha384", "sha512", "sha1")
 CEL_PCRS = (13,)
+
+
+@dataclass(frozen=True)
+class TrustOverride:
+    """Test-only trust anchors (generated Google-like AK CA, AMD-like and Intel-like roots). Only tests build
+    one (through :class:`~.kind.GcpVtpmVerifier`); the registry never does, so no request can reach it.
+    None everywhere = the pinned vendor roots."""
+
+    ak_roots: tuple[tuple[str, x509.Certificate], ...] | None = None
+    snp: AmdTrust | None = None
+    tdx: TdxTrust | None = None
 
 
 @dataclass(frozen=True)
@@ -168,13 +183,17 @@ def verify_attestation(
     *,
     ignore_pcrs: Sequence[int],
     tee_policy: Mapping[str, Mapping[str, Any]],
+    trust: TrustOverride | None = None,
 ) -> VerifiedGcp:
+    """``trust`` is test-only (generated Google-like / AMD-like / Intel-like roots, see :class:`TrustOverride`)."""
     findings: list[str] = []
     ak = load_ak_public(att.ak_pub)
     extra_certs = _extra_certs(extras)
     cert = _ak_certificate(att, ak, extra_certs)
     intermediates = [load_cert(c) for c in att.intermediate_certs] + [c for c in extra_certs if c != cert]
-    ak_cert = verify_ak_cert(cert, intermediates, now=ctx.now, fetch_issuer=_fetcher(ctx))
+    ak_cert = verify_ak_cert(
+        cert, intermediates, now=ctx.now, fetch_issuer=_fetcher(ctx), roots=trust.ak_roots if trust else None
+    )
     _check_instance_info(att, ak_cert)
 
     quotes = verify_quotes(att.quotes, ak, binding)
@@ -189,7 +208,7 @@ def verify_attestation(
         assert primary.pcrs is not None  # verify_quotes always passes PCR values
         event_log = verify_event_log(att.event_log, primary.pcrs, primary.bank, ignore_pcrs=sorted(ignored))
 
-    tee = _verify_tee(att, extras, ctx, binding, tee_policy)
+    tee = _verify_tee(att, extras, ctx, binding, tee_policy, trust)
     if tee is not None and event_log is not None and event_log.gce_technology not in (None, tee.tee):
         raise GCP_VTPM_TEE_INCONSISTENT(f"event log declares {event_log.gce_technology}, report is {tee.tee}")
     if tee is not None and binding is None:
@@ -203,6 +222,7 @@ def _verify_tee(
     ctx: VerifyContext,
     binding: ExpectedBinding | None,
     tee_policy: Mapping[str, Mapping[str, Any]],
+    trust: TrustOverride | None = None,
 ) -> TeeOutcome | None:
     expected = binding.report_data() if binding is not None else None
     if att.snp is not None:
@@ -217,11 +237,18 @@ def _verify_tee(
             expected_report_data=expected,
             policy=tee_policy.get("snp", {}),
             product=product,
+            trust=trust.snp if trust is not None else None,
         )
         return TeeOutcome.from_snp(snp)
     if att.tdx_quote is not None:
         from attestation_broker.evidence.tdx import verify_tdx_evidence
 
-        tdx = verify_tdx_evidence(att.tdx_quote, ctx, expected_report_data=expected, policy=tee_policy.get("tdx", {}))
+        tdx = verify_tdx_evidence(
+            att.tdx_quote,
+            ctx,
+            expected_report_data=expected,
+            policy=tee_policy.get("tdx", {}),
+            trust=trust.tdx if trust is not None else None,
+        )
         return TeeOutcome.from_tdx(tdx)
     return None
