@@ -1,6 +1,6 @@
 """Freshness bindings: how a broker nonce (and optional user data) is bound into each kind of evidence.
 
-DESIGN.md §3 "Freshness". One function per binding, each exact: no padding, no truncation, no
+docs/evidence.md "Nonce binding". One function per binding, each exact: no padding, no truncation, no
 "starts with" comparisons. ``nonce`` is always the raw nonce bytes (the hex-decoded value returned
 by ``POST /v1/challenge``); ``user_data`` is caller-chosen bytes (for example a public key hash).
 

@@ -28,53 +28,82 @@ DEFAULT_MAA_ISSUERS = (
 
 @dataclass(frozen=True)
 class Settings:
+    """Every setting; the string literal under each field is its documentation.
+
+    ``docs/configuration.md`` is generated from these docstrings by ``tools/update_config_docs.py`` (a test fails
+    when it is stale or a field has no docstring): after adding a field, document it here and run the tool.
+    """
+
     issuer: str = "http://127.0.0.1:8080"
+    """Token ``iss`` and the public base URL of ``/jwks`` and OIDC discovery; set it to the broker's real URL."""
     data_dir: Path = Path(".broker-data")
+    """Directory for local state: signing keys, nonce secret, SQLite replay ledger, local collateral cache."""
     token_ttl_seconds: int = 300
+    """Lifetime of issued broker tokens (``exp`` - ``iat``)."""
     token_audience: str = "attestation-broker"  # noqa: S105 - an audience, not a secret
+    """Token ``aud``; ``POST /v1/verify`` and ``token verify`` require it."""
     nonce_ttl_seconds: int = 300
+    """How long a challenge nonce from ``POST /v1/challenge`` stays valid."""
     replay_ledger: bool = True
+    """Make nonces single-use through the replay ledger (see ``ledger``); off accepts a nonce until it expires."""
     max_body_bytes: int = 256 * 1024
+    """Largest accepted request body; larger bodies get 413 PAYLOAD_TOO_LARGE."""
     max_inflight_attestations: int = 64
-    # Vendor endpoints (tests point these at a loopback replay server).
+    """Attestations verified concurrently per process; more get 429 RATE_LIMITED instead of queueing."""
     amd_kds_url: str = "https://kdsintf.amd.com"
+    """AMD Key Distribution Service base URL (VCEKs, cert chains, CRLs); tests point it at a loopback replay."""
     intel_pcs_url: str = "https://api.trustedservices.intel.com"
+    """Intel Provisioning Certification Service base URL (TCB info, QE identity, PCK CRLs)."""
     intel_root_crl_url: str = "https://certificates.trustedservices.intel.com/IntelSGXRootCA.der"
+    """URL of the Intel SGX Root CA CRL."""
     nvidia_rim_url: str = "https://rim.attestation.nvidia.com"
+    """NVIDIA RIM service base URL (driver and VBIOS reference integrity manifests for ``nvidia-gpu``)."""
     nvidia_ocsp_url: str = "https://ocsp.ndis.nvidia.com"
+    """NVIDIA OCSP responder for GPU device and RIM certificate revocation."""
     fetch_timeout_seconds: float = 3.0
+    """Timeout of one vendor collateral fetch; a miss is 503 COLLATERAL_UNAVAILABLE, never a pass."""
     offline: bool = False
+    """Open no socket for collateral: only cached or supplied collateral is used."""
     collateral_stale_grace_seconds: int = 0
-    # "check": CRLs / OCSP are required (missing revocation data is COLLATERAL_UNAVAILABLE); "skip": an
-    # operator verifies recorded evidence without them; recorded in verifier claims, result capped at warning.
+    """How long past its expiry cached collateral may still be served while the vendor is unreachable (marked stale)."""
     revocation: str = "check"
-    # Upstream token issuers and the audiences the broker accepts in them.
+    """``check``: CRLs / OCSP are required (missing revocation data is COLLATERAL_UNAVAILABLE); ``skip``: an operator
+    verifies recorded evidence without them; recorded in verifier claims, result capped at warning."""
     gcp_token_issuers: tuple[str, ...] = ("https://confidentialcomputing.googleapis.com",)
+    """Pinned issuers accepted in ``gcp-token`` evidence."""
     maa_issuers: tuple[str, ...] = DEFAULT_MAA_ISSUERS
+    """Pinned Microsoft Azure Attestation issuers accepted in ``azure-token`` evidence (default: shared providers)."""
     upstream_audiences: tuple[str, ...] = ()
+    """Audiences accepted in upstream tokens; empty accepts any ``aud`` and grades instance-identity as warning."""
     clock_skew_seconds: int = 60
+    """Clock skew tolerated when checking times in evidence and upstream tokens."""
     require_nonce: bool = False
-    # JSON policy document: {"<kind>": {...kind policy...}}; empty = every kind's default policy.
+    """Refuse attestations that name no broker nonce (403 NONCE_REQUIRED)."""
     policy_file: str = ""
-    # Backends, as "<type>[:<argument>]": signer local | kms:<key-id>; ledger sqlite | dynamodb:<table> | off;
-    # cache local | s3:<bucket> | memory; audit stdout | cloud-logging:<project>.
+    """Policy document (JSON, keyed by evidence kind); empty: every kind's default policy."""
     signer: str = "local"
-    # The RS256 key for federation audiences that need it (docs/federation.md): local | kms:<RSA_2048 key id> |
-    # off. Empty: a local key when ``signer`` is local, none otherwise (instances must share one key).
+    """Token signer: ``local`` (ES256 key under ``data_dir``) or ``kms:<key-id|ARN|alias>`` (AWS KMS)."""
     signer_rs256: str = ""
+    """RS256 key for federation audiences that need it (docs/federation.md): ``local`` | ``kms:<RSA_2048 key id>`` |
+    ``off``. Empty: a local key when ``signer`` is local, none otherwise (instances must share one key)."""
     ledger: str = "sqlite"
+    """Replay ledger: ``sqlite[:<path>]`` (under ``data_dir``), ``dynamodb:<table>`` or ``off``."""
     cache: str = "local"
+    """Shared collateral store: ``local[:<dir>]`` (under ``data_dir``), ``s3:<bucket>[/<prefix>]`` or ``memory``."""
     audit: str = "stdout"
-    # ISO 8601 instant to pin the broker clock to ("verify as of"), for reproducing a past decision
-    # or testing with old vectors. Empty: the system clock. Never set this in production.
+    """Audit sink: ``stdout`` (Cloud Logging JSON lines) or ``cloud-logging:<project>`` (Cloud Logging API)."""
     fixed_time: str = ""
-    # Token exchange (RFC 8693, POST /v1/token; docs/federation.md). Audiences a broker token may be exchanged
-    # for; nothing is allowed by default. Per-audience algorithm, sub template, tags and TTL come from
-    # ``federation_config``: inline JSON (starting with "{") or the path of a JSON file.
+    """ISO 8601 instant to verify evidence as of (reproduce a past decision, test with old vectors); empty: the
+    system clock. Tokens are still issued and checked on the system clock. Never set this in production."""
     federation_audiences: tuple[str, ...] = ()
+    """Audiences a broker token may be exchanged for at ``POST /v1/token`` (RFC 8693; docs/federation.md); none
+    by default."""
     federation_config: str = ""
-    # Hex or base64 secret for nonce MACs; locally generated under data_dir when empty.
+    """Per-audience algorithm, ``sub`` template, tags and TTL for token exchange: inline JSON (starting with ``{``)
+    or the path of a JSON file."""
     nonce_secret: str = ""
+    """Hex or base64 secret (>= 32 bytes) for nonce MACs; empty: generated under ``data_dir``. Required with
+    ``kms``/``dynamodb`` backends, where several instances must agree."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

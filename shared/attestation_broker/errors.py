@@ -1,4 +1,4 @@
-"""Typed errors with stable codes (DESIGN.md §5 "Errors", RFC 9457 problem details).
+"""Typed errors with stable codes (docs/architecture.md "Errors", RFC 9457 problem details).
 
 Every failure in the broker is a :class:`BrokerError` subclass carrying an :class:`ErrorCode`.
 Codes are declared once with :func:`define` and collected in :data:`CATALOGUE`; declaring the same

@@ -1,4 +1,4 @@
-"""Replay ledgers for single-use nonces (DESIGN.md §3 "Freshness").
+"""Replay ledgers for single-use nonces (docs/architecture.md "Freshness").
 
 ``consume`` atomically records a nonce identifier until it expires; a second ``consume`` of the same
 identifier raises NONCE_REPLAYED. Backends: SQLite locally (this module) and DynamoDB on AWS

@@ -1,4 +1,4 @@
-"""Stateless signed nonces (DESIGN.md §3 "Freshness").
+"""Stateless signed nonces (docs/architecture.md "Freshness").
 
 Wire form: lowercase hex of ``version(1) ‖ issued_at(8, big-endian Unix seconds) ‖ random(16) ‖
 HMAC-SHA256(secret, version ‖ issued_at ‖ random)(32)`` — 57 bytes, 114 hex characters. The raw

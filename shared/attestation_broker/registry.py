@@ -1,4 +1,6 @@
-"""The explicit verifier registry, keyed by evidence kind, built once at cold start (DESIGN.md §2).
+"""The explicit verifier registry, keyed by evidence kind, built once at cold start.
+
+See docs/architecture.md "Verifier protocol".
 
 Adding a kind means adding one line to :func:`default_verifiers`. Two verifiers claiming the same
 kind is a programming error and fails when the registry is built.

@@ -1,4 +1,4 @@
-"""The Verifier protocol every evidence kind implements (DESIGN.md §2).
+"""The Verifier protocol every evidence kind implements (docs/architecture.md "Verifier protocol").
 
 A verifier takes a :class:`Submission` (evidence bytes, extra files recognized by content, kind-specific
 envelope fields, the expected nonce binding) and a :class:`VerifyContext` (injected time, collateral

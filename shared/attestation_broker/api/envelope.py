@@ -1,4 +1,4 @@
-"""Decoding of ``POST /v1/attest/{kind}`` bodies (DESIGN.md §5).
+"""Decoding of ``POST /v1/attest/{kind}`` bodies (docs/evidence.md "Submitting evidence").
 
 Two forms:
 

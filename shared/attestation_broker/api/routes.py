@@ -1,4 +1,4 @@
-"""The HTTP API of DESIGN.md §5, defined once for Lambda and the local server.
+"""The HTTP API (docs/architecture.md "Request path"), defined once for Lambda and the local server.
 
 ``Api.handle`` applies the request-size limit, content-type checks, routing, the error → problem
 mapping, and adds the correlation id to every response.

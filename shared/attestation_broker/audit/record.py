@@ -1,4 +1,4 @@
-"""Decision records: exactly one per attestation decision, pass or fail (DESIGN.md §1, §5).
+"""Decision records: exactly one per attestation decision, pass or fail (docs/architecture.md "Audit").
 
 A record carries what an auditor needs and nothing secret: correlation id, kind, evidence SHA-256
 (never the evidence), verdict, error code, a claims summary, token ``jti``, collateral identities

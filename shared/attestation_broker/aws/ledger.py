@@ -1,4 +1,6 @@
-"""Single-use nonce ledger on DynamoDB (DESIGN.md §3 "Freshness"; the ReplayLedger port of attestation_broker.ledger).
+"""Single-use nonce ledger on DynamoDB: the ReplayLedger port of attestation_broker.ledger.
+
+See docs/architecture.md "Freshness".
 
 One item per consumed nonce: ``pk`` (string, the nonce id) and ``expires_at`` (number, epoch seconds),
 which is the table's TTL attribute so DynamoDB deletes spent nonces by itself. ``consume`` is one

@@ -1,4 +1,4 @@
-"""Broker tokens: EAR-shaped JWTs (draft-ietf-rats-ear-04 §3, underscore claim names; DESIGN.md §4).
+"""Broker tokens: EAR-shaped JWTs (draft-ietf-rats-ear-04 §3, underscore claim names; docs/architecture.md "Tokens").
 
 :class:`TokenService` turns an :class:`~attestation_broker.appraisal.Appraisal` into signed claims and verifies broker
 tokens against the published key ring. Signing goes through a :class:`~attestation_broker.token.signers.Signer`

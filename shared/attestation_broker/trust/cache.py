@@ -1,4 +1,4 @@
-"""Tiered collateral cache: memory → shared store → vendor origin (DESIGN.md §3 "Collateral").
+"""Tiered collateral cache: memory → shared store → vendor origin (docs/architecture.md "Trust and collateral").
 
 The cache only stores bytes and the freshness window the caller derived from them; it never vouches
 for them. Callers re-verify every object they get, whatever tier it came from. A caller-supplied

@@ -1,4 +1,4 @@
-"""The one network port for vendor collateral (DESIGN.md §3 "Collateral").
+"""The one network port for vendor collateral (docs/architecture.md "Trust and collateral").
 
 Every vendor fetch (AMD KDS, Intel PCS, Google/MAA JWKS) goes through a :class:`Fetcher`. The
 production implementation is :class:`HttpFetcher` (urllib, hard timeouts, size cap, no retries: a

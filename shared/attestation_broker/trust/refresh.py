@@ -1,4 +1,4 @@
-"""Scheduled collateral refresh (DESIGN.md §3 "Collateral"): keep the shared store warm and current.
+"""Scheduled collateral refresh (docs/architecture.md "Trust and collateral"): keep the shared store warm and current.
 
 The refresher walks every object in the shared store (each records its URL and a collateral type tag,
 see :meth:`CachedObject.encode`), re-fetches it from the vendor origin through the one Fetcher port,

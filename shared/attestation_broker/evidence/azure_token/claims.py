@@ -1,4 +1,4 @@
-"""Normalization of MAA token claims into the broker claim schema (DESIGN.md §4).
+"""Normalization of MAA token claims into the broker claim schema (docs/evidence.md "Claims produced").
 
 | schema field | source |
 |---|---|

@@ -1,4 +1,6 @@
-"""Normalization of Google Cloud Attestation token claims into the broker claim schema (DESIGN.md §4).
+"""Normalization of Google Cloud Attestation token claims into the broker claim schema.
+
+See docs/evidence.md "Claims produced".
 
 | schema field | source |
 |---|---|

@@ -1,4 +1,4 @@
-"""Normalization of a verified SEV-SNP report into the broker's claim schema (DESIGN.md §4):
+"""Normalization of a verified SEV-SNP report into the broker's claim schema (docs/evidence.md "Claims produced"):
 ``tee``/``platform``/``measurement``/``dbgstat``/``tcb``/``report_data`` plus the namespaced raw
 fields under ``snp`` (snake_case, bytes as lowercase hex, integers as numbers)."""
 

@@ -1,4 +1,4 @@
-"""Pinned vendor roots shipped as package data (DESIGN.md §3 "Pin roots in the package").
+"""Pinned vendor roots shipped as package data (docs/architecture.md "Trust and collateral").
 
 Each vendor folder under ``attestation_broker/trust/roots/`` holds certificate files and a ``MANIFEST.json``:
 ``{"files": {"<name>": {"sha256": "<hex>", "source": "<url>", "retrieved": "<date>", "note": "..."}}}``.
