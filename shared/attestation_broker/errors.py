@@ -25,6 +25,8 @@ class BrokerError(Exception):
         self.code = code
         self.detail = detail or code.description
         self.retry_after = retry_after
+        # Set once an audit record names this error, so the HTTP edge never writes a second one.
+        self.audited = False
         super().__init__(f"{code.name}: {self.detail}")
 
 
@@ -116,6 +118,15 @@ class ErrorCode:
 
 
 CATALOGUE: dict[str, ErrorCode] = {}
+
+REFLECT_LIMIT = 64
+
+
+def reflect(value: object, limit: int = REFLECT_LIMIT) -> str:
+    """Client input quoted for a detail string, cut to ``limit`` characters: details echo enough to
+    recognize the input, never a multi-kilobyte payload (or a log line built from one)."""
+    text = repr(value) if isinstance(value, str) else repr(str(value))
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
 def define(name: str, category: type[BrokerError], description: str) -> ErrorCode:

@@ -8,6 +8,7 @@ identifier raises NONCE_REPLAYED. Backends: SQLite locally (this module) and Dyn
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from datetime import datetime
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Protocol
 
 from attestation_broker.errors import LEDGER_UNAVAILABLE, NONCE_REPLAYED
+
+log = logging.getLogger("attestation_broker")
 
 
 class ReplayLedger(Protocol):
@@ -42,6 +45,7 @@ class SqliteLedger:
                     (nonce_id, int(expires_at.timestamp())),
                 )
         except sqlite3.Error as exc:
-            raise LEDGER_UNAVAILABLE(f"replay ledger error: {type(exc).__name__}") from None
+            log.error("replay ledger error: %s", type(exc).__name__)
+            raise LEDGER_UNAVAILABLE("replay ledger error") from None
         if cursor.rowcount != 1:
             raise NONCE_REPLAYED()

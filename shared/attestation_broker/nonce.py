@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,7 @@ from attestation_broker.ledger import ReplayLedger
 VERSION = 1
 _BODY = struct.Struct(">BQ16s")
 NONCE_BYTES = _BODY.size + 32
+_NONCE_SYNTAX = re.compile(f"[0-9a-fA-F]{{{NONCE_BYTES * 2}}}")
 
 
 @dataclass(frozen=True)
@@ -67,12 +69,10 @@ class NonceService:
 
     def check(self, value: str, now: datetime) -> Nonce:
         """Verify a nonce and, when a ledger is configured, consume it (single use)."""
-        if len(value) != NONCE_BYTES * 2:
+        # Exactly 114 hex digits: bytes.fromhex would also accept spaces (and a shorter result).
+        if not _NONCE_SYNTAX.fullmatch(value):
             raise NONCE_MALFORMED(f"nonce must be {NONCE_BYTES * 2} hex characters")
-        try:
-            raw = bytes.fromhex(value)
-        except ValueError:
-            raise NONCE_MALFORMED("nonce is not hex") from None
+        raw = bytes.fromhex(value)
         body, mac = raw[: _BODY.size], raw[_BODY.size :]
         version, issued, _ = _BODY.unpack(body)
         if version != VERSION:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 
-from attestation_broker.errors import UNKNOWN_EVIDENCE_KIND
+from attestation_broker.errors import UNKNOWN_EVIDENCE_KIND, reflect
 from attestation_broker.verifier import Verifier
 
 
@@ -34,7 +34,7 @@ class Registry(Mapping[str, Verifier]):
     def require(self, kind: str) -> Verifier:
         verifier = self._by_kind.get(kind)
         if verifier is None:
-            raise UNKNOWN_EVIDENCE_KIND(f"unknown evidence kind {kind!r}; supported: {', '.join(self)}")
+            raise UNKNOWN_EVIDENCE_KIND(f"unknown evidence kind {reflect(kind)}; supported: {', '.join(self)}")
         return verifier
 
 

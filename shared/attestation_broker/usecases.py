@@ -6,7 +6,6 @@ error — emits exactly one :class:`~attestation_broker.audit.record.DecisionRec
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -19,7 +18,7 @@ from typing import Any
 
 from attestation_broker import revocation
 from attestation_broker.api.envelope import Envelope
-from attestation_broker.audit.record import DecisionRecord, summarize
+from attestation_broker.audit.record import DecisionRecord, evidence_digest, summarize
 from attestation_broker.audit.sinks import Sink
 from attestation_broker.binding import ExpectedBinding
 from attestation_broker.config import Settings
@@ -97,7 +96,7 @@ class Broker:
     ) -> AttestResult:
         """Verify, appraise, sign. ``offline_binding`` is for the CLI only: a nonce the operator vouches for."""
         started = time.perf_counter()
-        digest = hashlib.sha256(envelope.evidence).hexdigest()
+        digest = evidence_digest(envelope.evidence, envelope.extras, envelope.fields, envelope.user_data)
         record: dict[str, Any] = {"kind": kind, "evidence_sha256": digest}
         try:
             verifier = self.registry.require(kind)
@@ -124,12 +123,15 @@ class Broker:
             return AttestResult(token, claims)
         except BrokerError as exc:
             record.update(verdict="error", error_code=exc.code.name, http_status=exc.status)
+            exc.audited = True
             raise
         except Exception as exc:  # noqa: BLE001 - any verifier bug becomes an audited INTERNAL_ERROR
             # Never leak internals to the client; the type name is logged for operators.
             log.error("internal error during attestation: %s", type(exc).__name__)
             record.update(verdict="error", error_code=INTERNAL_ERROR.name, http_status=500)
-            raise INTERNAL_ERROR() from None
+            internal = INTERNAL_ERROR()
+            internal.audited = True
+            raise internal from None
         finally:
             self._emit(meta, started, record)
 
@@ -152,6 +154,7 @@ class Broker:
             return claims
         except BrokerError as exc:
             record.update(verdict="error", error_code=exc.code.name, http_status=exc.status)
+            exc.audited = True
             raise
         finally:
             self._emit(meta, started, record)
@@ -169,6 +172,7 @@ class Broker:
             return self._federate(subject, request, record)
         except BrokerError as exc:
             record.update(verdict="error", error_code=exc.code.name, http_status=exc.status)
+            exc.audited = True
             raise
         finally:
             self._emit(meta, started, record)
@@ -183,6 +187,7 @@ class Broker:
             return self._federate(claims, ExchangeRequest("", audience, TOKEN_TYPE_JWT), record)
         except BrokerError as exc:
             record.update(verdict="error", error_code=exc.code.name, http_status=exc.status)
+            exc.audited = True
             raise
         finally:
             self._emit(meta, started, record)
@@ -206,6 +211,21 @@ class Broker:
             claims_summary={k: claims.get(k) for k in ("tee", "platform", "measurement", "sub")},
         )
         return FederationToken(token, claims, request.requested_token_type, claims["exp"] - int(now.timestamp()))
+
+    def refused(self, meta: RequestMeta, error: BrokerError, *, started: float, kind: str | None = None) -> None:
+        """The one record of a request refused before any use case ran (415, unknown kind, bad JSON, 404, ...)."""
+        if error.audited:
+            return
+        error.audited = True
+        self._emit(
+            meta,
+            started,
+            {"kind": kind, "verdict": "error", "error_code": error.code.name, "http_status": error.status},
+        )
+
+    def issued_challenge(self, meta: RequestMeta, *, started: float) -> None:
+        """The record of a challenge: no decision, but every request on a decision route leaves one record."""
+        self._emit(meta, started, {"kind": None, "verdict": "none"})
 
     def _emit(self, meta: RequestMeta, started: float, fields: dict[str, Any]) -> None:
         record = DecisionRecord(

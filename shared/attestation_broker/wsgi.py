@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from attestation_broker.api.http import HttpRequest, problem
+from attestation_broker.api.http import HttpRequest
 from attestation_broker.api.routes import Api
 from attestation_broker.errors import PAYLOAD_TOO_LARGE
 
@@ -44,8 +44,8 @@ def wsgi_app(api: Api) -> Callable[[dict[str, Any], StartResponse], Iterable[byt
         except ValueError:
             declared = 0
         if declared > limit:
-            probe = HttpRequest(str(environ.get("REQUEST_METHOD", "GET")), "", headers)
-            response = problem(PAYLOAD_TOO_LARGE(f"body exceeds {limit} bytes"), probe.correlation_id())
+            probe = HttpRequest(str(environ.get("REQUEST_METHOD", "GET")), str(environ.get("PATH_INFO", "/")), headers)
+            response = api.refuse(probe, PAYLOAD_TOO_LARGE(f"body exceeds {limit} bytes"))
         else:
             # Read one byte past the limit so an undeclared (chunked) oversize body is still caught.
             body = (

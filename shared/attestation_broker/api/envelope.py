@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from attestation_broker import jsonlimits
 from attestation_broker.api.http import HttpRequest
 from attestation_broker.errors import MALFORMED_REQUEST, UNSUPPORTED_MEDIA_TYPE
 
@@ -54,10 +54,7 @@ def b64decode(value: Any, name: str) -> bytes:
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise MALFORMED_REQUEST("body is not valid JSON") from None
+    doc = jsonlimits.loads(body, MALFORMED_REQUEST, "body")
     if not isinstance(doc, dict):
         raise MALFORMED_REQUEST("body must be a JSON object")
     return doc

@@ -2,6 +2,11 @@
 
 ``Api.handle`` applies the request-size limit, content-type checks, routing, the error → problem
 mapping, and adds the correlation id to every response.
+
+Audit: every refused request leaves exactly one decision record — the use case writes it when the
+refusal comes from ``Broker.attest``/``verify_token``, the edge writes it for everything refused
+before (413, 404, 405, 415, unknown kind, malformed body, 429, internal errors). A challenge leaves one
+record too; successful reads of the published documents (JWKS, discovery, schema, health) leave none.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from attestation_broker.api.envelope import parse_attest, parse_json_object
@@ -23,6 +29,7 @@ from attestation_broker.errors import (
     ROUTE_NOT_FOUND,
     UNSUPPORTED_MEDIA_TYPE,
     BrokerError,
+    reflect,
 )
 from attestation_broker.exchange import oauth_error, token_response
 from attestation_broker.usecases import Broker, RequestMeta
@@ -32,6 +39,7 @@ log = logging.getLogger("attestation_broker")
 Handler = Callable[[HttpRequest, RequestMeta], HttpResponse]
 ATTEST_PREFIX = "/v1/attest/"
 TOKEN_PATH = "/v1/token"  # noqa: S105 - a route, not a secret
+ROUTE_RECORD_LIMIT = 256
 
 
 class Api:
@@ -57,32 +65,46 @@ class Api:
         else:
             found = self._routes.get(path)
             if found is None:
-                raise ROUTE_NOT_FOUND(f"no route {path}")
+                raise ROUTE_NOT_FOUND(f"no route {reflect(path)}")
             methods = found
         handler = methods.get(request.method.upper())
         if handler is None:
-            raise METHOD_NOT_ALLOWED(f"{request.method} not allowed; use {', '.join(methods)}")
+            raise METHOD_NOT_ALLOWED(f"{reflect(request.method)} not allowed; use {', '.join(methods)}")
         return handler
 
-    def handle(self, request: HttpRequest) -> HttpResponse:
+    def refuse(self, request: HttpRequest, error: BrokerError) -> HttpResponse:
+        """The problem response, with its one audit record, for a request a server refuses before routing
+        (framing, declared size): servers call this instead of building the problem themselves."""
         correlation_id = request.correlation_id()
-        meta = RequestMeta(
+        self.broker.refused(self._meta(request, correlation_id), error, started=time.perf_counter())
+        return self._error(request, error, correlation_id)
+
+    def _meta(self, request: HttpRequest, correlation_id: str) -> RequestMeta:
+        return RequestMeta(
             correlation_id=correlation_id,
-            route=request.path,
+            route=request.path[:ROUTE_RECORD_LIMIT],  # the audit record keeps a bounded path
             method=request.method.upper(),
             user_agent=request.header("user-agent"),
             remote_ip=request.remote_ip,
             trace=(request.header("x-cloud-trace-context") or "").split("/")[0] or None,
         )
+
+    def handle(self, request: HttpRequest) -> HttpResponse:
+        correlation_id = request.correlation_id()
+        meta = self._meta(request, correlation_id)
+        started = time.perf_counter()
         try:
             if len(request.body) > self.broker.settings.max_body_bytes:
                 raise PAYLOAD_TOO_LARGE(f"body exceeds {self.broker.settings.max_body_bytes} bytes")
             response = self._resolve(request)(request, meta)
         except BrokerError as exc:
+            self.broker.refused(meta, exc, started=started, kind=self._kind_of(request))
             return self._error(request, exc, correlation_id)
         except Exception as exc:  # noqa: BLE001 - never a stack trace to the client
-            log.error("unhandled %s on %s", type(exc).__name__, request.path)
-            return self._error(request, INTERNAL_ERROR(), correlation_id)
+            log.error("unhandled %s on %s", type(exc).__name__, meta.route)
+            internal = INTERNAL_ERROR()
+            self.broker.refused(meta, internal, started=started, kind=self._kind_of(request))
+            return self._error(request, internal, correlation_id)
         return HttpResponse(response.status, response.body, {**response.headers, "x-correlation-id": correlation_id})
 
     @staticmethod
@@ -92,13 +114,24 @@ class Api:
             return oauth_error(error, correlation_id)
         return problem(error, correlation_id)
 
+    def _kind_of(self, request: HttpRequest) -> str | None:
+        """The evidence kind an attest request names, when it is one the broker serves (else None)."""
+        path = request.path.rstrip("/")
+        if not path.startswith(ATTEST_PREFIX):
+            return None
+        kind = path[len(ATTEST_PREFIX) :]
+        return kind if kind in self.broker.registry else None
+
     # --- routes ------------------------------------------------------------------------------
     def _challenge(self, request: HttpRequest, meta: RequestMeta) -> HttpResponse:
+        started = time.perf_counter()
         if request.body and request.content_type != "application/json":
             raise UNSUPPORTED_MEDIA_TYPE("challenge takes an empty body or application/json")
         if request.body:
             parse_json_object(request.body)
-        return json_response(200, self.broker.challenge())
+        response = json_response(200, self.broker.challenge())
+        self.broker.issued_challenge(meta, started=started)
+        return response
 
     def _attest(self, request: HttpRequest, meta: RequestMeta) -> HttpResponse:
         kind = request.path.rstrip("/")[len(ATTEST_PREFIX) :]

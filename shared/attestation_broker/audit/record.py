@@ -7,7 +7,9 @@ and latency.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -39,6 +41,36 @@ class DecisionRecord:
         data["policy_ids"] = list(self.policy_ids)
         data["claims_summary"] = dict(self.claims_summary)
         return data
+
+
+EVIDENCE_DIGEST_DOMAIN = b"attestation-broker/evidence/v1"
+
+
+def evidence_digest(
+    evidence: bytes, extras: Sequence[bytes] = (), fields: Mapping[str, Any] | None = None, user_data: bytes = b""
+) -> str:
+    """Hex SHA-256 naming exactly what a verifier was given (``evidence_sha256`` in records and tokens).
+
+    Evidence alone (no extras, no envelope fields, no user data) hashes as its bytes, so the digest of a
+    single-file submission is what ``sha256sum`` prints. Otherwise the digest covers every part, in this
+    order, each framed as ``len(label) (1 byte) ‖ label ‖ len(part) (8 bytes, big-endian) ‖ part`` after
+    the domain string ``attestation-broker/evidence/v1``: ``evidence``; each ``extra`` in the order
+    submitted; ``fields`` as canonical JSON (sorted keys, no whitespace, UTF-8); ``user_data``.
+    """
+    if not extras and not fields and not user_data:
+        return hashlib.sha256(evidence).hexdigest()
+    digest = hashlib.sha256(EVIDENCE_DIGEST_DOMAIN)
+    parts: list[tuple[bytes, bytes]] = [(b"evidence", evidence)]
+    parts += [(b"extra", extra) for extra in extras]
+    if fields:
+        canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+        parts.append((b"fields", canonical.encode("utf-8", errors="surrogatepass")))
+    if user_data:
+        parts.append((b"user_data", user_data))
+    for label, data in parts:
+        digest.update(bytes([len(label)]) + label + len(data).to_bytes(8, "big"))
+        digest.update(data)
+    return digest.hexdigest()
 
 
 def summarize(attester_claims: Mapping[str, Any]) -> dict[str, Any]:

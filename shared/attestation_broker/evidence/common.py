@@ -17,17 +17,16 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Hashable, Mapping
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any, TypeVar, cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from attestation_broker.errors import CERT_EXPIRED, POLICY_INVALID
+from attestation_broker.trust.x509 import parse_der_certificate
 
 T = TypeVar("T")
 
@@ -41,13 +40,10 @@ def require_valid_at(cert: x509.Certificate, at: datetime, detail: str, *, skew:
         raise CERT_EXPIRED(detail)
 
 
-@lru_cache(maxsize=1024)
 def load_der_certificate(der: bytes) -> x509.Certificate:
-    """Parse one DER certificate, once per distinct byte string; raises ValueError when it is not one."""
-    with warnings.catch_warnings():
-        # AMD VCEK/VLEK certificates carry serial number 0, which cryptography warns about.
-        warnings.simplefilter("ignore")
-        return x509.load_der_x509_certificate(der)
+    """Parse one DER certificate with every field decoded (memoized by the exact bytes); raises ValueError
+    when it is not one (see :mod:`attestation_broker.trust.x509`)."""
+    return parse_der_certificate(der)
 
 
 def ecdsa_der_signature(raw: bytes, coordinate_size: int) -> bytes:

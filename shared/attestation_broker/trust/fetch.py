@@ -8,6 +8,8 @@ request must never wait on vendor throttling). :class:`OfflineFetcher` opens no 
 
 from __future__ import annotations
 
+import socket
+import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
@@ -39,6 +41,20 @@ def _retry_after(value: str | None) -> int:
         return 30
 
 
+def _failure(exc: BaseException) -> str:
+    """A client-safe description of a transport failure: a category, never an exception type name."""
+    reason = getattr(exc, "reason", exc)
+    if isinstance(reason, TimeoutError | socket.timeout):
+        return "timed out"
+    if isinstance(reason, socket.gaierror):
+        return "name resolution failed"
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(reason, ssl.SSLError):
+        return "TLS handshake failed"
+    return "connection failed"
+
+
 class HttpFetcher:
     """HTTP(S) GET with a timeout, a size cap and no redirects to other schemes."""
 
@@ -60,8 +76,7 @@ class HttpFetcher:
             retry = _retry_after(exc.headers.get("Retry-After") if exc.headers else None)
             raise COLLATERAL_UNAVAILABLE(f"vendor returned HTTP {exc.code} for {url}", retry_after=retry) from None
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise COLLATERAL_UNAVAILABLE(f"vendor unreachable for {url}: {type(reason).__name__}") from None
+            raise COLLATERAL_UNAVAILABLE(f"vendor unreachable for {url}: {_failure(exc)}") from None
         if len(body) > self._max_bytes:
             raise COLLATERAL_UNAVAILABLE(f"vendor response for {url} exceeds {self._max_bytes} bytes")
         return FetchResponse(url=url, body=body, headers=headers)

@@ -64,9 +64,10 @@ def test_challenge_attest_verify_flow(h) -> None:  # type: ignore[no-untyped-def
     assert verified.status == 200 and verified.json()["claims"] == claims
     raw = h.api.handle(req("POST", "/v1/verify", token.encode(), "application/jwt"))
     assert raw.status == 200
-    # one audit record per decision: attest + 2 verifies
-    assert [r.verdict for r in h.sink.records] == ["affirming", "affirming", "affirming"]
-    record = h.sink.records[0]
+    # one audit record per request on a decision route: challenge + attest + 2 verifies
+    assert [r.verdict for r in h.sink.records] == ["none", "affirming", "affirming", "affirming"]
+    assert h.sink.records[0].route == "/v1/challenge" and h.sink.records[0].kind is None
+    record = h.sink.records[1]
     assert record.correlation_id == "abc-1" and record.kind == "test-echo" and record.token_jti == claims["jti"]
     assert record.evidence_sha256 and len(record.evidence_sha256) == 64
     assert record.claims_summary["tcb_status"] == "UpToDate"
@@ -81,7 +82,8 @@ def test_replayed_nonce_and_binding_mismatch(h) -> None:  # type: ignore[no-unty
     other["nonce"] = h.api.handle(req("POST", "/v1/challenge")).json()["nonce"]
     mismatch = h.api.handle(req("POST", "/v1/attest/test-echo", other))
     assert mismatch.json()["code"] == "NONCE_BINDING_MISMATCH" and mismatch.status == 403
-    assert [r.error_code for r in h.sink.records] == [None, "NONCE_REPLAYED", "NONCE_BINDING_MISMATCH"]
+    attests = [r for r in h.sink.records if r.route.startswith("/v1/attest/")]
+    assert [r.error_code for r in attests] == [None, "NONCE_REPLAYED", "NONCE_BINDING_MISMATCH"]
 
 
 def test_expired_nonce(h) -> None:  # type: ignore[no-untyped-def]

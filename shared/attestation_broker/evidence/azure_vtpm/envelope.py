@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from attestation_broker import jsonlimits
+from attestation_broker.errors import BrokerError
 
 from .errors import AZURE_VTPM_EVIDENCE_MALFORMED
 from .hcl import looks_like_hcl
@@ -165,8 +167,10 @@ def parse_bincode_quote(data: bytes) -> TpmQuote:
 
 def _json_or_none(blob: bytes) -> Any:
     try:
-        return json.loads(blob)
-    except (ValueError, UnicodeDecodeError):
+        return jsonlimits.loads(blob, AZURE_VTPM_EVIDENCE_MALFORMED, "evidence JSON")
+    except BrokerError as exc:
+        if jsonlimits.depth(blob) > jsonlimits.MAX_DEPTH:
+            raise exc from None  # JSON, but hostile: refuse rather than try other readings
         return None
 
 

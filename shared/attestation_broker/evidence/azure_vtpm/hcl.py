@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from attestation_broker import jsonlimits
 
 from .errors import (
     AZURE_VTPM_HCL_MALFORMED,
@@ -174,10 +175,7 @@ def parse_hcl_report(data: bytes) -> HclReport:
 
 
 def _parse_runtime(runtime: bytes) -> Mapping[str, Any]:
-    try:
-        value = json.loads(runtime.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise AZURE_VTPM_RUNTIME_MALFORMED("runtime data is not UTF-8 JSON") from None
+    value = jsonlimits.loads(runtime, AZURE_VTPM_RUNTIME_MALFORMED, "runtime data")
     if not isinstance(value, dict) or not isinstance(value.get("keys"), list):
         raise AZURE_VTPM_RUNTIME_MALFORMED("runtime data is not an object with a keys list")
     return value

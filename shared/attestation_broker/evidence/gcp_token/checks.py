@@ -14,12 +14,12 @@ another relying party). Nonce: ``eat_nonce`` (string or list) must contain ``bin
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from attestation_broker import jsonlimits
 from attestation_broker.errors import TOKEN_MALFORMED
 from attestation_broker.evidence.gcp_token.abi import GcpTokenClaims, parse_claims
 from attestation_broker.evidence.gcp_token.errors import GCP_TOKEN_DISCOVERY_INVALID
@@ -66,10 +66,7 @@ def _discovery_validator(issuer: str) -> Any:
 
 
 def _jwks_uri(body: bytes, issuer: str) -> str:
-    try:
-        doc = json.loads(body)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise GCP_TOKEN_DISCOVERY_INVALID("discovery document is not JSON") from None
+    doc = jsonlimits.loads(body, GCP_TOKEN_DISCOVERY_INVALID, "discovery document")
     if not isinstance(doc, dict):
         raise GCP_TOKEN_DISCOVERY_INVALID("discovery document is not an object")
     if not isinstance(doc.get("issuer"), str) or doc["issuer"].rstrip("/") != issuer:

@@ -29,6 +29,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID
 
 from attestation_broker.errors import CERT_CHAIN_INVALID, CERT_EXPIRED
 from attestation_broker.trust.roots import root_certificates
+from attestation_broker.trust.x509 import load_certificate
 
 from . import der
 from .errors import (
@@ -81,12 +82,7 @@ def google_roots() -> tuple[tuple[str, x509.Certificate], ...]:
 
 
 def load_cert(data: bytes) -> x509.Certificate:
-    try:
-        if b"-----BEGIN" in data:
-            return x509.load_pem_x509_certificate(data)
-        return x509.load_der_x509_certificate(data)
-    except ValueError:
-        raise GCP_VTPM_AK_CERT_MALFORMED("certificate does not parse") from None
+    return load_certificate(data, GCP_VTPM_AK_CERT_MALFORMED, "certificate")
 
 
 def _signed_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:

@@ -45,6 +45,7 @@ from attestation_broker.evidence.tpm import (
     verify_event_log,
     verify_quote,
 )
+from attestation_broker.trust.x509 import parse_der_certificate, parse_pem_certificates
 from attestation_broker.verifier import VerifyContext
 
 from .abi import GcpAttestation, GcpQuote
@@ -106,12 +107,12 @@ def _extra_certs(extras: Sequence[bytes]) -> list[x509.Certificate]:
     for blob in extras:
         if b"-----BEGIN CERTIFICATE" in blob:
             try:
-                out.extend(x509.load_pem_x509_certificates(blob))
+                out.extend(parse_pem_certificates(blob))
             except ValueError:
                 raise MALFORMED_EVIDENCE("an extra PEM file does not parse") from None
         elif blob[:1] == b"\x30":
             try:
-                out.append(x509.load_der_x509_certificate(blob))
+                out.append(parse_der_certificate(blob))
             except ValueError:
                 continue  # DER that is not a certificate (e.g. a CRL) is for the TEE verifier
     return out

@@ -277,13 +277,13 @@ def decode_attestation(data: bytes) -> Any:
     if stripped[:1].isalpha() or stripped[:1] == b"#":
         try:
             text_format.Parse(data.decode("utf-8"), msg)
-        except (UnicodeDecodeError, text_format.ParseError) as exc:
-            raise MALFORMED_EVIDENCE(f"Attestation text format: {type(exc).__name__}") from None
+        except (UnicodeDecodeError, text_format.ParseError):
+            raise MALFORMED_EVIDENCE("Attestation text format does not parse") from None
         return msg
     try:
         msg.ParseFromString(data)
-    except (DecodeError, RuntimeWarning) as exc:
-        raise MALFORMED_EVIDENCE(f"Attestation protobuf: {type(exc).__name__}") from None
+    except (DecodeError, RuntimeWarning):
+        raise MALFORMED_EVIDENCE("Attestation protobuf does not decode") from None
     if _has_unknown_fields(msg):
         raise MALFORMED_EVIDENCE("Attestation protobuf carries unknown fields")
     return msg

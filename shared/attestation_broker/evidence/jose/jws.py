@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
+import logging
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -27,6 +27,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from attestation_broker import jsonlimits
 from attestation_broker.errors import TOKEN_INVALID, TOKEN_MALFORMED
 from attestation_broker.evidence.jose.errors import (
     UPSTREAM_TOKEN_ALG_REJECTED,
@@ -42,6 +43,8 @@ KEY_LOCATOR_HEADERS = ("jku", "x5u", "jwk", "x5c")
 _B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
 
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
+
+log = logging.getLogger("attestation_broker")
 
 
 @dataclass(frozen=True)
@@ -82,10 +85,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _json_object(data: bytes, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise TOKEN_MALFORMED(f"token {what} is not a JSON object") from None
+    value = jsonlimits.loads(data, TOKEN_MALFORMED, f"token {what}", object_pairs_hook=_no_duplicates)
     if not isinstance(value, dict):
         raise TOKEN_MALFORMED(f"token {what} is not a JSON object")
     return value
@@ -178,7 +178,8 @@ def verify_signature(jws: CompactJws, key: PublicKey) -> dict[str, Any]:
     except jwt.DecodeError:
         raise TOKEN_MALFORMED("token cannot be decoded") from None
     except jwt.PyJWTError as exc:
-        raise TOKEN_INVALID(f"token rejected by the JWT library: {type(exc).__name__}") from None
+        log.info("upstream token rejected by PyJWT: %s", type(exc).__name__)
+        raise TOKEN_INVALID("token claims or header rejected by the JWT library") from None
     if not isinstance(payload, dict):
         raise TOKEN_MALFORMED("token payload is not a JSON object")
     return payload

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -27,10 +26,12 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from attestation_broker import jsonlimits
 from attestation_broker.errors import CERT_CHAIN_INVALID, COLLATERAL_INVALID, BrokerError
 from attestation_broker.evidence.jose.errors import UPSTREAM_TOKEN_KEY_UNKNOWN
 from attestation_broker.evidence.jose.jws import PublicKey
 from attestation_broker.trust.cache import CachedObject
+from attestation_broker.trust.x509 import parse_der_certificate, parse_pem_certificates
 from attestation_broker.verifier import VerifyContext
 
 MIN_RSA_BITS = 2048
@@ -60,11 +61,11 @@ def load_x5c_entry(entry: object) -> x509.Certificate:
         raise CERT_CHAIN_INVALID("x5c entry is not a non-empty string")
     try:
         if "-----BEGIN CERTIFICATE-----" in entry:
-            certs = x509.load_pem_x509_certificates(entry.encode("ascii"))
+            certs = parse_pem_certificates(entry.encode("ascii"))
             if len(certs) != 1:
                 raise ValueError("one certificate per x5c entry")
             return certs[0]
-        return x509.load_der_x509_certificate(base64.b64decode(entry, validate=True))
+        return parse_der_certificate(base64.b64decode(entry, validate=True))
     except (ValueError, binascii.Error, UnicodeEncodeError):
         raise CERT_CHAIN_INVALID("x5c entry is not a certificate in base64 DER or PEM") from None
 
@@ -124,10 +125,7 @@ def key_from_jwk(jwk: Mapping[str, Any]) -> IssuerKey:
 
 def parse_jwks(body: bytes) -> dict[str, IssuerKey]:
     """Keys by kid. Unusable keys are skipped; a kid bound to two different keys is COLLATERAL_INVALID."""
-    try:
-        doc = json.loads(body)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise COLLATERAL_INVALID("key set is not JSON") from None
+    doc = jsonlimits.loads(body, COLLATERAL_INVALID, "key set")
     if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):
         raise COLLATERAL_INVALID("key set has no 'keys' array")
     keys: dict[str, IssuerKey] = {}

@@ -45,6 +45,7 @@ ES384_SIGNATURE_BYTES = 96  # r ‖ s, 48 bytes each (RFC 9053 §2.1)
 
 PCR_LENGTHS = frozenset({32, 48, 64})
 MAX_PCR_INDEX = 31
+_MAX_TIMESTAMP_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
 _REQUIRED = ("module_id", "digest", "timestamp", "pcrs", "certificate", "cabundle")
 _OPTIONAL_LIMITS = {"public_key": (1, 1024), "user_data": (0, 512), "nonce": (0, 512)}
 _ALL_KEYS = frozenset(_REQUIRED) | frozenset(_OPTIONAL_LIMITS)
@@ -211,6 +212,9 @@ def parse_payload(payload: bytes) -> AttestationDocument:
     timestamp = value["timestamp"]
     if type(timestamp) is not int or not 0 < timestamp <= _UINT64_MAX:
         raise NITRO_PAYLOAD_INVALID("timestamp must be a positive uint64 (ms)")
+    if timestamp > _MAX_TIMESTAMP_MS:
+        # A uint64 of milliseconds reaches far beyond the years a datetime can hold (9999).
+        raise NITRO_PAYLOAD_INVALID("timestamp is after the year 9999")
 
     raw_pcrs = value["pcrs"]
     if type(raw_pcrs) is not dict or not 1 <= len(raw_pcrs) <= MAX_PCR_INDEX + 1:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -45,6 +44,7 @@ from attestation_broker.evidence.snp.errors import (
     SNP_TCB_MISMATCH,
 )
 from attestation_broker.trust.roots import root_bytes
+from attestation_broker.trust.x509 import load_crl as strict_crl
 
 # ---------------------------------------------------------------------------------------------------
 # Pinned roots
@@ -296,14 +296,7 @@ _crls = LruMemo(_MEMO_MAX)  # (CRL bytes sha256, roots.fingerprint) → Verified
 
 
 def load_crl(data: bytes) -> x509.CertificateRevocationList:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if b"-----BEGIN" in data[:64]:
-                return x509.load_pem_x509_crl(data)
-            return x509.load_der_x509_crl(data)
-    except ValueError:
-        raise COLLATERAL_INVALID("AMD CRL cannot be parsed") from None
+    return strict_crl(data, COLLATERAL_INVALID, "AMD CRL")
 
 
 def verify_crl(data: bytes, roots: ProductRoots) -> VerifiedCrl:

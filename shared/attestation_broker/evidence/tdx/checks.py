@@ -40,6 +40,8 @@ from attestation_broker.evidence.tdx.errors import (
 from attestation_broker.evidence.tdx.pck import PckChain, check_validity
 from attestation_broker.evidence.tdx.pcs import QeIdentity, SignedJson, TcbInfo, parse_qe_identity, parse_tcb_info
 from attestation_broker.evidence.tdx.trust import TdxTrust
+from attestation_broker.trust.x509 import load_crl as strict_crl
+from attestation_broker.trust.x509 import parse_pem_certificates
 
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 
@@ -103,15 +105,15 @@ class VerifiedCrl:
 
 
 def _load_crl(data: bytes) -> x509.CertificateRevocationList:
-    try:
-        if data[:1] == b"\x30":
-            return x509.load_der_x509_crl(data)  # never strip DER: trailing bytes may look like whitespace
-        text = data.strip()
-        if text.startswith(b"-----BEGIN"):
-            return x509.load_pem_x509_crl(text)
-        return x509.load_der_x509_crl(binascii.unhexlify(text))  # PCCS serves hex
-    except (ValueError, binascii.Error):
-        raise COLLATERAL_INVALID("CRL does not decode") from None
+    if data[:1] == b"\x30":
+        return strict_crl(data, COLLATERAL_INVALID, "CRL")  # never strip DER: trailing bytes may look like whitespace
+    text = data.strip()
+    if not text.startswith(b"-----BEGIN"):
+        try:
+            text = binascii.unhexlify(text)  # PCCS serves hex
+        except (ValueError, binascii.Error):
+            raise COLLATERAL_INVALID("CRL does not decode") from None
+    return strict_crl(text, COLLATERAL_INVALID, "CRL")
 
 
 def crl_next_update(data: bytes) -> datetime | None:
@@ -151,7 +153,7 @@ def _signer_from_chain(chain_pem: bytes | None, trust: TdxTrust) -> x509.Certifi
     if not chain_pem:
         raise CERT_CHAIN_INVALID("TCB signing issuer chain is missing (the TCB Signing certificate is not pinned)")
     try:
-        certs = x509.load_pem_x509_certificates(chain_pem)
+        certs = parse_pem_certificates(chain_pem)
     except ValueError:
         raise CERT_CHAIN_INVALID("TCB signing issuer chain does not decode") from None
     if not certs or len(certs) > 2 or (len(certs) == 2 and certs[1] != trust.root):

@@ -20,6 +20,7 @@ from attestation_broker.errors import CERT_CHAIN_INVALID
 from attestation_broker.evidence.common import LruMemo, require_valid_at
 from attestation_broker.evidence.tdx.errors import TDX_CERT_DATA_INVALID, TDX_PCK_EXTENSIONS_INVALID
 from attestation_broker.evidence.tdx.trust import TdxTrust
+from attestation_broker.trust.x509 import parse_pem_certificates
 
 SGX_EXTENSIONS_OID = "1.2.840.113741.1.13.1"
 PLATFORM_CA_CN = "Intel SGX PCK Platform CA"
@@ -154,7 +155,7 @@ def _cn(name: x509.Name) -> str:
 
 def _verify_chain(pem: bytes, trust: TdxTrust) -> PckChain:
     try:
-        certs = x509.load_pem_x509_certificates(pem)
+        certs = parse_pem_certificates(pem)
     except ValueError:
         raise TDX_CERT_DATA_INVALID("PCK chain does not decode as PEM certificates") from None
     if len(certs) not in (2, 3):

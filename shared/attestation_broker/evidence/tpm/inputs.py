@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from attestation_broker import jsonlimits
 from attestation_broker.errors import MALFORMED_EVIDENCE, BrokerError
 from attestation_broker.verifier import Submission
 
@@ -53,10 +53,7 @@ def _classify(data: bytes) -> tuple[str, Any]:
     """Role and decoded value of one extra file, by content."""
     head = data.lstrip()[:16]
     if head.startswith(b"{"):
-        try:
-            doc = json.loads(data)
-        except ValueError as exc:
-            raise MALFORMED_EVIDENCE("extra JSON file is not valid JSON") from exc
+        doc = jsonlimits.loads(data, MALFORMED_EVIDENCE, "extra JSON file")
         if isinstance(doc, dict) and "kty" in doc:
             return "ak", load_ak_public(doc)
         if looks_like_pcr_json(doc):

@@ -13,13 +13,15 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from attestation_broker import jsonlimits
 
 from .abi import (
     ALG_ECC,
@@ -178,20 +180,17 @@ def load_ak_public(data: bytes | str | Mapping[str, Any] | AkKey | AkPublic) -> 
     if stripped.startswith(b"-----BEGIN"):
         try:
             return _from_loaded(serialization.load_pem_public_key(stripped), "spki_pem")
-        except ValueError as exc:
+        except (ValueError, UnsupportedAlgorithm) as exc:
             raise TPM_AK_MALFORMED("PEM is not a public key") from exc
     if stripped.startswith(b"{"):
-        try:
-            jwk = json.loads(stripped)
-        except ValueError as exc:
-            raise TPM_AK_MALFORMED("AK JSON is not valid") from exc
+        jwk = jsonlimits.loads(stripped, TPM_AK_MALFORMED, "AK JSON")
         if not isinstance(jwk, dict):
             raise TPM_AK_MALFORMED("AK JSON is not a JWK object")
         return _from_jwk(jwk)
     if raw[:1] == b"\x30":
         try:
             return _from_loaded(serialization.load_der_public_key(raw), "spki_der")
-        except ValueError:
+        except (ValueError, UnsupportedAlgorithm):
             pass  # fall through: may still be a TPM2B_PUBLIC whose size byte is 0x30
     if looks_like_tpm_public(raw):
         first = int.from_bytes(raw[:2], "big")

@@ -9,10 +9,11 @@
 
 from __future__ import annotations
 
-import json
 import struct
 from collections.abc import Mapping
 from typing import Any
+
+from attestation_broker import jsonlimits
 
 from .abi import DIGEST_SIZES, HASH_IDS, HASH_NAMES
 from .digest import bank_alg
@@ -109,8 +110,5 @@ def load_pcrs(value: bytes | str | Mapping[str, Any]) -> PcrBanks:
         return pcrs_from_json(value)
     raw = value.encode() if isinstance(value, str) else bytes(value)
     if raw.lstrip().startswith(b"{"):
-        try:
-            return pcrs_from_json(json.loads(raw))
-        except ValueError as exc:
-            raise TPM_PCRS_MALFORMED("PCR JSON is not valid") from exc
+        return pcrs_from_json(jsonlimits.loads(raw, TPM_PCRS_MALFORMED, "PCR JSON"))
     return pcrs_from_tpm2tools(raw)

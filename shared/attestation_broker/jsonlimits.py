@@ -1,0 +1,52 @@
+"""JSON from untrusted sources with a nesting limit (RFC 8259 §9: "An implementation may set limits on
+the maximum depth of nesting").
+
+``json.loads`` recurses once per nesting level, so a body of 100 000 ``[`` characters ends in a
+``RecursionError`` (a 500 if nothing catches it). :func:`loads` rejects such input with the caller's
+typed error, before parsing: a linear scan finds the deepest nesting outside strings, then the standard
+parser runs on what is known to be shallow. No broker input needs more than :data:`MAX_DEPTH` levels.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+from attestation_broker.errors import BrokerError
+
+MAX_DEPTH = 32
+# Strings (with escapes) or single structural characters; everything else is skipped.
+_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+
+
+def depth(data: bytes) -> int:
+    """The deepest nesting of arrays/objects outside string literals (0 for a scalar)."""
+    level = deepest = 0
+    for match in _TOKENS.finditer(data):
+        char = match.group()[:1]
+        if char in (b"[", b"{"):
+            level += 1
+            deepest = max(deepest, level)
+        elif char in (b"]", b"}"):
+            level -= 1
+    return deepest
+
+
+def loads(
+    data: bytes | str,
+    error: Callable[[str], BrokerError],
+    what: str,
+    *,
+    max_depth: int = MAX_DEPTH,
+    object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None = None,
+) -> Any:
+    """Parse JSON or raise ``error(detail)``: not UTF-8, not JSON, or nested deeper than ``max_depth``."""
+    raw = data.encode("utf-8", errors="surrogatepass") if isinstance(data, str) else bytes(data)
+    if depth(raw) > max_depth:
+        raise error(f"{what} is nested deeper than {max_depth} levels")
+    try:
+        return json.loads(raw.decode("utf-8"), object_pairs_hook=object_pairs_hook)
+    except (UnicodeError, ValueError, RecursionError):
+        raise error(f"{what} is not valid UTF-8 JSON") from None
