@@ -4,9 +4,8 @@
 (``evidence``/``extras`` base64, ``nonce`` hex, ``user_data`` base64, kind fields) → ``{"token", "claims"}``;
 ``GET /jwks`` → the broker's published keys, against which the returned token is verified before it is
 written (the client never trusts a token it cannot verify: a MITM or a misconfigured URL would otherwise
-hand the workload an arbitrary JWT). ``POST /v1/token`` is the RFC 8693 §2.1 token exchange
-(``grant_type=urn:ietf:params:oauth:grant-type:token-exchange``, form-encoded, the broker token as a
-``subject_token`` of type ``urn:ietf:params:oauth:token-type:jwt``).
+hand the workload an arbitrary JWT). ``POST /v1/token`` is the RFC 8693 §2.1 token exchange, done by
+:func:`attestation_broker.federation.exchange` over this module's transport.
 
 HTTP is urllib (stdlib): four requests do not justify a dependency in the guest. The transport is one
 injectable callable so tests and other runtimes can substitute it.
@@ -35,8 +34,6 @@ from attestation_broker.client.errors import (
 )
 
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
-TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105 - a URN
-JWT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"  # noqa: S105 - a URN, not a secret
 ALGORITHMS = ("ES256", "RS256")
 
 
@@ -151,24 +148,14 @@ class BrokerClient:
         return doc
 
     def exchange(self, subject_token: str, audience: str) -> Issued:
-        """RFC 8693 token exchange at ``/v1/token`` for ``audience``."""
-        form = urllib.parse.urlencode(
-            {
-                "grant_type": TOKEN_EXCHANGE_GRANT,
-                "subject_token": subject_token,
-                "subject_token_type": JWT_TOKEN_TYPE,
-                "audience": audience,
-            }
-        ).encode()
-        headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
-        reply = self._send("POST", self.base_url + "/v1/token", form, headers)
-        if reply.status != 200:
-            raise _refused(reply, "token exchange")
-        doc = _json(reply, "token exchange")
-        token = doc.get("access_token") if isinstance(doc, dict) else None
-        if not isinstance(token, str):
-            raise CLIENT_BROKER_RESPONSE_INVALID("token exchange: no access_token in the answer")
-        return Issued(token, {k: v for k, v in doc.items() if k != "access_token"})
+        """RFC 8693 token exchange at ``/v1/token`` for ``audience``: the workload federation client's
+        :func:`attestation_broker.federation.exchange` over this client's transport (one implementation)."""
+        from attestation_broker.federation import exchange
+
+        token = exchange(self.base_url, subject_token, audience, transport=self._send)
+        return Issued(
+            token.access_token, {"expires_in": token.expires_in, "issued_token_type": token.issued_token_type}
+        )
 
 
 def verify_token(

@@ -14,9 +14,9 @@ from pathlib import Path
 import jwt
 import pytest
 from attestation_broker.client import AttestOptions, AttestResult, Machine, attest, renew_delay, watch
-from attestation_broker.client.errors import BrokerRefused
 from attestation_broker.client.exchange import verify_token
 from attestation_broker.errors import BrokerError
+from attestation_broker.federation.errors import ExchangeRefused
 
 from tests.unit.client.platforms import snp_broker, snp_platform
 
@@ -40,14 +40,15 @@ def test_audience_exchange_returns_a_verified_token_for_that_audience(tmp_path: 
         assert result.exchanged is not None and result.exchanged["aud"] == AUDIENCE
         assert jwt.decode(result.token, options={"verify_signature": False})["aud"] == AUDIENCE
         # an audience the broker does not allow: refused with the OAuth error, no token
-        with pytest.raises(BrokerRefused) as exc:
+        with pytest.raises(ExchangeRefused) as exc:
             attest(
                 AttestOptions(
                     broker.url, kind="snp", audience="https://other.example", machine=_machine(tmp_path / "b")
                 ),
                 clock=clock,
             )
-        assert exc.value.broker_code == "invalid_target" and exc.value.broker_status == 400
+        assert exc.value.code.name == "FEDERATE_EXCHANGE_REFUSED"
+        assert exc.value.error == "invalid_target" and exc.value.http_status == 400
 
 
 def test_token_from_another_key_or_for_another_nonce_is_refused(tmp_path: Path) -> None:
