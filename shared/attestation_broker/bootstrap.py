@@ -145,6 +145,18 @@ def load_policy(settings: Settings) -> Mapping[str, Any]:
     return doc
 
 
+def fixed_evidence_clock(settings: Settings) -> Callable[[], datetime] | None:
+    """``BROKER_FIXED_TIME``: the instant evidence is verified as of (tokens and nonces keep the real clock)."""
+    if not settings.fixed_time:
+        return None
+    try:
+        pinned = datetime.fromisoformat(settings.fixed_time.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise CONFIG_INVALID("BROKER_FIXED_TIME must be an ISO 8601 instant") from None
+    pinned = pinned if pinned.tzinfo else pinned.replace(tzinfo=UTC)
+    return lambda: pinned
+
+
 def build_broker(
     settings: Settings,
     *,
@@ -157,6 +169,7 @@ def build_broker(
     policy: Mapping[str, Any] | None = None,
     clock: Callable[[], datetime] = utc_now,
     federation: FederationConfig | None = None,
+    evidence_clock: Callable[[], datetime] | None = None,
 ) -> Broker:
     """Everything injectable; anything not given is built from ``settings``."""
     registry = registry if registry is not None else default_registry()
@@ -196,4 +209,5 @@ def build_broker(
         policy=policy,
         clock=clock,
         federation=federation,
+        evidence_clock=evidence_clock if evidence_clock is not None else fixed_evidence_clock(settings),
     )

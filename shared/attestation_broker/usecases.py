@@ -74,6 +74,7 @@ class Broker:
         policy: Mapping[str, Any],
         clock: Callable[[], datetime],
         federation: FederationConfig | None = None,
+        evidence_clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -83,6 +84,9 @@ class Broker:
         self.sink = sink
         self.policy = policy
         self.clock = clock
+        # "Verify as of" (BROKER_FIXED_TIME): evidence, certificates and collateral are judged at this instant,
+        # while nonces and tokens keep the real clock, so a relying party's JWT library still accepts the token.
+        self.evidence_clock = evidence_clock
         self.federation = federation if federation is not None else FederationConfig({})
 
     # --- challenge ---------------------------------------------------------------------------
@@ -103,8 +107,9 @@ class Broker:
             now = self.clock()
             binding = offline_binding or self._binding(envelope, now)
             submission = Submission(envelope.evidence, envelope.extras, envelope.fields, binding)
+            as_of = self.evidence_clock() if self.evidence_clock is not None else now
             ctx = VerifyContext(
-                now=now, collateral=self.collateral, settings=self.settings, policy=self.policy.get(kind, {})
+                now=as_of, collateral=self.collateral, settings=self.settings, policy=self.policy.get(kind, {})
             )
             appraisal = verifier.verify(submission, ctx)
             if revocation.skipped(self.settings):

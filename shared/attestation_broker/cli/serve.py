@@ -7,8 +7,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from attestation_broker.bootstrap import build_broker, utc_now
-from attestation_broker.cli.common import parse_time
+from attestation_broker.bootstrap import build_broker
 from attestation_broker.config import Settings
 
 
@@ -23,12 +22,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings = replace(settings, data_dir=Path(args.data_dir))
     if settings.issuer == Settings.issuer:
         settings = replace(settings, issuer=f"http://{args.host}:{args.port}")
-    clock = utc_now
     if settings.fixed_time:
-        pinned = parse_time(settings.fixed_time)
-        logging.getLogger("attestation_broker").warning("clock pinned to %s (BROKER_FIXED_TIME)", pinned.isoformat())
-        clock = lambda: pinned  # noqa: E731
-    serve(Api(build_broker(settings, clock=clock)), host=args.host, port=args.port, threads=args.threads)
+        logging.getLogger("attestation_broker").warning(
+            "evidence is verified as of %s (BROKER_FIXED_TIME); tokens use the real clock", settings.fixed_time
+        )
+    serve(Api(build_broker(settings)), host=args.host, port=args.port, threads=args.threads)
     return 0
 
 
