@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps node-deps serve test lint typecheck unit smoke bench clean
+.PHONY: setup system-deps node-deps serve demo test lint typecheck unit smoke bench clean
 
 setup: $(VENV)/.stamp
 
@@ -32,9 +32,13 @@ node_modules/.stamp: package.json package-lock.json
 serve: setup
 	$(VENV)/bin/attestation-broker serve --host 127.0.0.1 --port 8080
 
+# The offline quick start: swtpm + local broker + PyJWT, then bundled real SNP/TDX evidence (examples/demo.py).
+demo: setup system-deps
+	$(PY) examples/demo.py
+
 lint: setup
-	$(VENV)/bin/ruff check shared functions tests bench tools scripts
-	$(VENV)/bin/ruff format --check shared functions tests bench tools scripts
+	$(VENV)/bin/ruff check shared functions tests bench tools scripts examples
+	$(VENV)/bin/ruff format --check shared functions tests bench tools scripts examples
 
 typecheck: setup
 	$(VENV)/bin/mypy
