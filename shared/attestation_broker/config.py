@@ -60,6 +60,10 @@ class Settings:
     """NVIDIA RIM service base URL (driver and VBIOS reference integrity manifests for ``nvidia-gpu``)."""
     nvidia_ocsp_url: str = "https://ocsp.ndis.nvidia.com"
     """NVIDIA OCSP responder for GPU device and RIM certificate revocation."""
+    nvidia_nras_issuer: str = "https://nras.attestation.nvidia.com"
+    """The pinned NVIDIA Remote Attestation Service issuer (``iss``) accepted in ``nvidia-token`` evidence."""
+    nvidia_nras_jwks_url: str = "https://nras.attestation.nvidia.com/.well-known/jwks.json"
+    """Where the NRAS signing keys are fetched; ``nvidia-token`` trusts keys from this key set only."""
     fetch_timeout_seconds: float = 3.0
     """Timeout of one vendor collateral fetch; a miss is 503 COLLATERAL_UNAVAILABLE, never a pass."""
     offline: bool = False

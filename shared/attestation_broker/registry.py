@@ -47,6 +47,7 @@ def default_verifiers() -> list[Verifier]:
     from attestation_broker.evidence.gcp_vtpm.kind import GcpVtpmVerifier
     from attestation_broker.evidence.nitro.kind import NitroVerifier
     from attestation_broker.evidence.nvidia_gpu.kind import NvidiaGpuVerifier
+    from attestation_broker.evidence.nvidia_token.kind import NvidiaTokenVerifier
     from attestation_broker.evidence.snp.kind import SnpVerifier
     from attestation_broker.evidence.tdx.kind import TdxVerifier
     from attestation_broker.evidence.tpm.kind import TpmVerifier
@@ -58,6 +59,7 @@ def default_verifiers() -> list[Verifier]:
         GcpVtpmVerifier(),
         NitroVerifier(),
         NvidiaGpuVerifier(),
+        NvidiaTokenVerifier(),
         SnpVerifier(),
         TdxVerifier(),
         TpmVerifier(),

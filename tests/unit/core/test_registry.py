@@ -3,7 +3,18 @@ from attestation_broker.registry import Registry, default_registry
 
 from tests.support.broker import EchoTestVerifier
 
-KINDS = ["azure-token", "azure-vtpm", "gcp-token", "gcp-vtpm", "nitro", "nvidia-gpu", "snp", "tdx", "tpm"]
+KINDS = [
+    "azure-token",
+    "azure-vtpm",
+    "gcp-token",
+    "gcp-vtpm",
+    "nitro",
+    "nvidia-gpu",
+    "nvidia-token",
+    "snp",
+    "tdx",
+    "tpm",
+]
 
 
 def test_default_registry_has_every_kind_once() -> None:
