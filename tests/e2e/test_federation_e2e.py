@@ -219,3 +219,28 @@ def test_cli_azure_against_entra_stand_in(broker: str, subject_file: str, ear: d
         assertion = post.form["client_assertion"]
         assert jwt.get_unverified_header(assertion)["alg"] == "RS256"
         assert jwt.decode(assertion, options={"verify_signature": False})["sub"] == subject
+
+
+def test_cli_reports_a_refused_exchange_on_stderr(broker: str, subject_file: str) -> None:
+    result = subprocess.run(
+        [
+            CLI,
+            "federate",
+            "aws",
+            "--broker",
+            broker,
+            "--subject-token",
+            subject_file,
+            "--audience",
+            "https://not-allowed.example",
+            "--role-arn",
+            "arn:aws:iam::123456789012:role/x",
+            "--credential-process",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 3 and result.stdout == ""
+    error = json.loads(result.stderr)["error"]
+    assert error["code"] == "FEDERATE_EXCHANGE_REFUSED" and error["detail"].startswith("invalid_target")

@@ -81,3 +81,14 @@ def test_rotating_an_unknown_algorithm_is_a_config_error(tmp_path: Path) -> None
     with pytest.raises(BrokerError) as info:
         rotate_local(tmp_path, now=FIXED_NOW, overlap=timedelta(hours=1), algorithm="HS256")
     assert info.value.code.name == "CONFIG_INVALID"
+
+
+def test_cli_rotates_the_rs256_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from attestation_broker.cli import main
+
+    before = local_rsa_signer(tmp_path).key_id
+    assert main(["keys", "rotate", "--alg", "RS256", "--data-dir", str(tmp_path), "--overlap-hours", "2"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["alg"], out["retired"]) == ("RS256", before) and out["active"] == local_rsa_signer(tmp_path).key_id
