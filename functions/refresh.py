@@ -18,6 +18,7 @@ from attestation_broker.config import Settings
 from attestation_broker.errors import CONFIG_INVALID
 from attestation_broker.trust.fetch import Fetcher, HttpFetcher, OfflineFetcher
 from attestation_broker.trust.refresh import ListableStore, refresh_store
+from attestation_broker.trust.upstreams import build_fetcher
 
 SAFETY_MARGIN_SECONDS = 10.0
 
@@ -33,7 +34,7 @@ def _build() -> tuple[Settings, ListableStore, Fetcher]:
             raise CONFIG_INVALID("the collateral refresher needs BROKER_CACHE=s3:<bucket>")
         from attestation_broker.aws.factory import store_from_uri
 
-        fetcher: Fetcher = OfflineFetcher() if settings.offline else HttpFetcher()
+        fetcher: Fetcher = build_fetcher(settings, OfflineFetcher() if settings.offline else HttpFetcher())
         _state = (settings, store_from_uri(cache), fetcher)
     return _state
 

@@ -28,6 +28,7 @@ from attestation_broker.token.keys import KeyRing, local_keyring, local_rsa_sign
 from attestation_broker.token.signers import RS256, Signer
 from attestation_broker.trust.cache import BlobStore, CollateralCache, DirectoryStore
 from attestation_broker.trust.fetch import Fetcher, HttpFetcher, OfflineFetcher
+from attestation_broker.trust.upstreams import build_fetcher
 from attestation_broker.usecases import Broker
 
 
@@ -195,7 +196,7 @@ def build_broker(
         ttl=timedelta(seconds=settings.token_ttl_seconds),
     )
     if fetcher is None:
-        fetcher = OfflineFetcher() if settings.offline else HttpFetcher()
+        fetcher = build_fetcher(settings, OfflineFetcher() if settings.offline else HttpFetcher())
     collateral = CollateralCache(
         fetcher, store if store is not None else build_store(settings), timeout=settings.fetch_timeout_seconds
     )

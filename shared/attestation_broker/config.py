@@ -67,12 +67,30 @@ class Settings:
     fetch_timeout_seconds: float = 3.0
     """Timeout of one vendor collateral fetch; a miss is 503 COLLATERAL_UNAVAILABLE, never a pass."""
     offline: bool = False
-    """Open no socket for collateral: only cached or supplied collateral is used."""
+    """Open no socket for collateral: only cached, bundled or supplied collateral is used."""
     collateral_stale_grace_seconds: int = 0
-    """How long past its expiry cached collateral may still be served while the vendor is unreachable (marked stale)."""
+    """Stale-if-error maximum age: how long past its expiry a cached copy may still be used while every upstream
+    fails (flagged ``stale`` in the token's verifier claims). Beyond it: 503 COLLATERAL_UNAVAILABLE, never a pass."""
     revocation: str = "check"
     """``check``: CRLs / OCSP are required (missing revocation data is COLLATERAL_UNAVAILABLE); ``skip``: an operator
     verifies recorded evidence without them; recorded in verifier claims, result capped at warning."""
+    intel_upstreams: tuple[str, ...] = ()
+    """More Intel collateral upstreams, tried in order after ``intel_pcs_url``: ``pcs:URL`` (PCS URL space) or
+    ``pccs:URL`` (Intel's PCCS API: a local PCCS, dstack or a cloud PCCS mirror). docs/collateral.md "Mirrors"."""
+    amd_upstreams: tuple[str, ...] = ()
+    """More AMD collateral upstreams (KDS mirrors, caching proxies: same paths), tried in order after ``amd_kds_url``."""
+    collateral_deadline_seconds: float = 10.0
+    """One collateral fetch, over every upstream and retry round, never takes longer than this."""
+    upstream_rounds: int = 3
+    """Rounds over the upstream list before a fetch gives up (within ``collateral_deadline_seconds``)."""
+    upstream_backoff_seconds: float = 0.25
+    """Base of the jittered exponential back-off between rounds (full jitter, capped at 4 s)."""
+    upstream_failure_threshold: int = 3
+    """Consecutive failures that open an upstream's circuit (it is skipped until the cooldown ends)."""
+    upstream_cooldown_seconds: float = 30.0
+    """How long an open circuit stays open; a 429/503 ``Retry-After`` closes an upstream for as long as it says."""
+    collateral_dir: str = ""
+    """A read-only collateral bundle directory (docs/collateral.md "Bundles"), consulted before any upstream."""
     gcp_token_issuers: tuple[str, ...] = ("https://confidentialcomputing.googleapis.com",)
     """Pinned issuers accepted in ``gcp-token`` evidence."""
     maa_issuers: tuple[str, ...] = DEFAULT_MAA_ISSUERS

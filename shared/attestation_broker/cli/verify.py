@@ -19,6 +19,7 @@ from attestation_broker.token.keys import KeyRing
 from attestation_broker.token.signers import LocalSigner
 from attestation_broker.trust.directory import DirectoryFetcher
 from attestation_broker.trust.fetch import Fetcher, HttpFetcher, OfflineFetcher
+from attestation_broker.trust.upstreams import build_fetcher
 from attestation_broker.usecases import RequestMeta
 
 
@@ -34,7 +35,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         elif args.offline:
             fetcher = OfflineFetcher()
         else:
-            fetcher = HttpFetcher()
+            fetcher = build_fetcher(settings, HttpFetcher())
     except BrokerError as exc:
         print_json({"ear_status": None, "kind": args.kind, "error": error_doc(exc)})
         return exc.exit_code

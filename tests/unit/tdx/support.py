@@ -17,6 +17,7 @@ from typing import Any
 
 from attestation_broker.evidence.tdx import TdxCollateral, TdxTrust
 from attestation_broker.evidence.tdx.abi import parse_quote
+from attestation_broker.evidence.tdx.pcs import SignedJson
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -120,6 +121,31 @@ def serve(
     for kind, target in targets.items():
         headers = {CHAIN_HEADERS[kind]: chains[kind]} if kind in chains else {}
         replay.routes[target] = Reply(bodies[kind], 200, headers)
+
+
+def pcs_routes(col: TdxCollateral, fmspc: str, ca: str = "platform") -> dict[str, Reply]:
+    """What a PCS stand-in serves for ``col``: PCS bodies composed from the pairs, issuer chains as headers."""
+
+    def body(key: str, pair: SignedJson) -> bytes:
+        return pcs_body(key, pair.signed.decode(), pair.signature.hex())
+
+    def header(name: str, pem: bytes | None) -> dict[str, str]:
+        return {name: urllib.parse.quote((pem or b"").decode(), safe="")} if pem else {}
+
+    return {
+        f"/tdx/certification/v4/tcb?fmspc={fmspc.upper()}": Reply(
+            body("tcbInfo", col.tcb_info), 200, header(CHAIN_HEADERS["tcb_info"], col.tcb_info_issuer_chain)
+        ),
+        "/tdx/certification/v4/qe/identity": Reply(
+            body("enclaveIdentity", col.qe_identity),
+            200,
+            header(CHAIN_HEADERS["qe_identity"], col.qe_identity_issuer_chain),
+        ),
+        f"/sgx/certification/v4/pckcrl?ca={ca}&encoding=der": Reply(
+            col.pck_crl, 200, header(CHAIN_HEADERS["pck_crl"], col.pck_crl_issuer_chain)
+        ),
+        "/sgx/certification/v4/rootcacrl": Reply(col.root_crl),
+    }
 
 
 def chain_header(*certs: x509.Certificate) -> str:
