@@ -61,13 +61,14 @@ def tdx_platform(pki: FakeIntelPki) -> KernelTsm:
 
 
 @contextmanager
-def snp_broker(tmp_path: Path, **settings: object) -> Iterator[LoopbackBroker]:
-    """A broker whose ``snp`` verifier trusts the test AMD root; the CRL comes from a KDS stand-in."""
+def snp_broker(tmp_path: Path, *, verifiers: Sequence[Verifier] = (), **settings: Any) -> Iterator[LoopbackBroker]:
+    """A broker whose ``snp`` verifier (or the given ones) trusts the test AMD root; the CRL comes from a KDS
+    stand-in."""
     amd = fake_amd("Turin")
     with replay_server({"/vcek/v1/Turin/crl": amd.crl()}) as kds:
         with loopback_broker(
             tmp_path,
-            verifiers=[SnpVerifier(trust=amd.trust)],
+            verifiers=verifiers or [SnpVerifier(trust=amd.trust)],
             fetcher=HttpFetcher(),
             amd_kds_url=kds.base_url,
             **settings,

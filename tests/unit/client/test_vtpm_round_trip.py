@@ -42,6 +42,7 @@ from attestation_broker.evidence.azure_vtpm.kind import AzureVtpmVerifier
 from attestation_broker.evidence.tpm import load_ak_public
 from attestation_broker.evidence.tpm.abi import parse_attest
 from attestation_broker.evidence.tpm.kind import TpmVerifier
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.support.loopback_broker import loopback_broker
@@ -263,3 +264,116 @@ def test_hcl_report_fits_the_nv_index() -> None:
     assert report[:4] == b"HCLA" and len(report) <= 2048  # swtpm's TPM2_PT_NV_INDEX_MAX
     assert struct.unpack_from("<I", report, 8)[0] == len(report)
     assert hashlib.sha256(report[RUNTIME_OFFSET:]).digest() + bytes(32) == report[32 + 128 : 32 + 192]
+
+
+# --- tpm with the TCG event log ---------------------------------------------------------------------
+
+EVENT_LOG = "tpm/gce-eventlog-ubuntu-2404-amd-sevsnp.bin"
+EV_NO_ACTION = 0x03
+BANK_NAMES = {0x0004: "sha1", 0x000B: "sha256", 0x000C: "sha384"}
+
+
+def test_tpm_round_trip_with_the_event_log(tmp_path: Path) -> None:
+    """A real firmware event log (GCE Ubuntu 24.04) replayed into a fresh swtpm as firmware would measure it;
+    the client sends the log from its securityfs path and the broker replays it against the quoted PCRs.
+    Policy relied on: ``{"tpm": {"ak_public_sha256": [<pin>]}}``."""
+    from attestation_broker.evidence.tpm.eventlog import parse_event_log
+
+    from tests.support.vectors import vector
+
+    raw = vector(EVENT_LOG)
+    log_path = tmp_path / "binary_bios_measurements"
+    log_path.write_bytes(raw)
+    specs = [
+        f"{e.pcr}:" + ",".join(f"{BANK_NAMES[a]}={d.hex()}" for a, d in sorted(e.digests.items()) if a in BANK_NAMES)
+        for e in parse_event_log(raw).events
+        if e.event_type != EV_NO_ACTION
+    ]
+    with swtpm_instance() as tpm:
+        for i in range(0, len(specs), 16):  # in log order; one tpm2_pcrextend call takes several specs
+            tpm.run("tpm2_pcrextend", *specs[i : i + 16])
+        pin = load_ak_public(Tpm(tpm.tcti).create_ak(persist=AK_HANDLE)).spki_sha256
+        with loopback_broker(
+            tmp_path, verifiers=[TpmVerifier()], policy={"tpm": {"ak_public_sha256": [pin]}}
+        ) as broker:
+            machine = Machine(tcti=tpm.tcti, ak_handle=AK_HANDLE, event_log=log_path, pcrs=tuple(range(8)))
+            result = attest(
+                AttestOptions(broker.url, kind="tpm", machine=machine), clock=lambda: broker.harness.clock[0]
+            )
+    sub = result.claims["submods"]["tpm"]
+    assert sub["ear_verifier_claims"]["event_log"] == "replayed"
+    assert (
+        sub["ear_attester_claims"]["tpm"]["pcrs"]["sha256"]["0"]
+        == "50597a27846e91d025eef597abbc89f72bff9af849094db97b0684d8bc4c515e"
+    )
+    assert sub["ear_verifier_claims"]["bindings"] == {"nonce": "checked"}
+
+
+# --- azure-vtpm on SEV-SNP ------------------------------------------------------------------------
+
+
+def hcl_snp(runtime: bytes, report: bytes) -> bytes:
+    """An HCL report (layout in evidence/azure_vtpm/hcl.py) carrying an SEV-SNP report and ``runtime``."""
+    header = b"HCLA" + struct.pack("<IIII", 2, RUNTIME_OFFSET + len(runtime), 2, 0) + bytes(12)
+    igvm = struct.pack("<IIIII", 20 + len(runtime), 1, 2, 1, len(runtime))
+    return header + report.ljust(1184, b"\0") + igvm + runtime
+
+
+def test_azure_vtpm_on_sev_snp_takes_the_vcek_from_imds(tmp_path: Path) -> None:
+    """Azure SEV-SNP CVM: the HCL report carries an SNP report (test-only AMD-like signer, VMPL 0) whose
+    REPORT_DATA binds the runtime JSON; the VCEK comes from the IMDS THIM stand-in. Policy: default ``{}``."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from tests.unit.client.platforms import CHIP_ID, TURIN_TCB, snp_broker
+    from tests.unit.snp.support import build_report, fake_amd
+
+    amd = fake_amd("Turin")
+    vcek_key, vcek_der = amd.vcek(CHIP_ID, TURIN_TCB)
+    vcek_pem = x509.load_der_x509_certificate(vcek_der).public_bytes(Encoding.PEM).decode()
+
+    def snp_hcl(ak: rsa.RSAPublicKey, user_data: bytes) -> bytes:
+        runtime = hcl_runtime(ak, user_data.hex().upper())
+        report_data = hashlib.sha256(runtime).digest() + bytes(32)
+        return hcl_snp(runtime, build_report(vcek_key, chip_id=CHIP_ID, tcb=TURIN_TCB, report_data=report_data))
+
+    class SnpParavisor(Tpm):
+        def nv_write(self, index: int, data: bytes) -> None:
+            super().nv_write(index, data)
+            if index == AZURE_USER_DATA_NV:
+                super().nv_write(AZURE_HCL_REPORT_NV, snp_hcl(ak, data))
+
+    imds_calls: list[str] = []
+
+    def thim(method: str, url: str, body: bytes | None, headers: dict[str, str]) -> bytes:
+        imds_calls.append(f"{method} {url} {headers.get('Metadata')}")
+        return json.dumps({"vcekCert": vcek_pem, "certificateChain": ""}).encode()
+
+    with swtpm_instance() as tpm:
+        public = load_ak_public(Tpm(tpm.tcti).create_ak(persist=AZURE_AK_HANDLE)).key
+        assert isinstance(public, rsa.RSAPublicKey)
+        ak = public
+        first = snp_hcl(ak, bytes(64))
+        tpm.path("hcl.bin").write_bytes(first)
+        tpm.run(
+            "tpm2_nvdefine",
+            hex(AZURE_HCL_REPORT_NV),
+            "-C",
+            "o",
+            "-s",
+            str(len(first)),
+            "-a",
+            "ownerread|ownerwrite|authread|authwrite",
+        )
+        tpm.run("tpm2_nvwrite", hex(AZURE_HCL_REPORT_NV), "-C", "o", "-i", "hcl.bin")
+        machine = Machine(tcti=tpm.tcti, imds_fetch=thim, tpm_factory=SnpParavisor)
+        with snp_broker(tmp_path, verifiers=[AzureVtpmVerifier(snp_trust=amd.trust)]) as broker:
+            result = attest(
+                AttestOptions(broker.url, user_data=USER_DATA, machine=machine), clock=lambda: broker.harness.clock[0]
+            )
+    assert result.kind == "azure-vtpm"
+    assert imds_calls == ["GET http://169.254.169.254/metadata/THIM/amd/certification true"]
+    sub = result.claims["submods"]["azure-vtpm"]
+    assert sub["ear_attester_claims"]["tee"] == "sev-snp"
+    assert sub["ear_verifier_claims"]["bindings"] == {"nonce": "checked", "runtime_data": "checked"}
+    binding = ExpectedBinding(bytes.fromhex(result.nonce), USER_DATA)
+    assert sub["ear_attester_claims"]["azure"]["user_data"] == binding.azure_user_data().hex()

@@ -16,22 +16,26 @@ from .envelope import assemble
 from .pipeline import verify_evidence
 
 if TYPE_CHECKING:
+    from attestation_broker.evidence.snp.checks import AmdTrust
     from attestation_broker.evidence.tdx import TdxTrust
 
 
 class AzureVtpmVerifier:
-    """``tdx_trust`` is a test seam passed to :func:`.pipeline.verify_evidence` (see its module doc); the
-    registry never passes it. None = the pinned Intel roots."""
+    """``tdx_trust`` / ``snp_trust`` are test seams passed to :func:`.pipeline.verify_evidence` (see its module
+    doc); the registry never passes them. None = the pinned Intel / AMD roots."""
 
     kind = "azure-vtpm"
 
-    def __init__(self, *, tdx_trust: TdxTrust | None = None) -> None:
+    def __init__(self, *, tdx_trust: TdxTrust | None = None, snp_trust: AmdTrust | None = None) -> None:
         self._tdx_trust = tdx_trust
+        self._snp_trust = snp_trust
 
     def verify(self, submission: Submission, ctx: VerifyContext) -> Appraisal:
         policy = parse_policy(ctx.policy)
         evidence = assemble(submission.evidence, submission.extras, submission.fields)
-        verified = verify_evidence(evidence, ctx, submission.binding, policy.tee, tdx_trust=self._tdx_trust)
+        verified = verify_evidence(
+            evidence, ctx, submission.binding, policy.tee, tdx_trust=self._tdx_trust, snp_trust=self._snp_trust
+        )
         vector, findings = appraise(verified, policy)
         return Appraisal(
             kind=self.kind,

@@ -19,7 +19,8 @@ Chain of trust (each step raises a typed error):
    reached the HCL report; extraData proves the quote (hence the PCRs) is fresh.
 
 Test seam: :func:`verify_evidence` takes keyword-only ``tdx_trust`` / ``tdx_collateral_override``, passed
-unchanged to :func:`attestation_broker.evidence.tdx.verify_tdx_evidence` (``trust=`` / ``collateral_override=``).
+unchanged to :func:`attestation_broker.evidence.tdx.verify_tdx_evidence` (``trust=`` / ``collateral_override=``),
+and ``snp_trust``, passed to :func:`attestation_broker.evidence.snp.verify_snp_evidence` (``trust=``).
 Only tests pass them (a generated Intel-like root); :class:`~.verifier.AzureVtpmVerifier` never does, so
 neither is reachable from a request or an envelope. ``None`` (the default) is the product behaviour:
 pinned Intel roots and collateral fetched from Intel PCS.
@@ -48,6 +49,7 @@ from .errors import (
 from .hcl import REPORT_TYPE_SNP, HclReport, check_runtime_binding, parse_hcl_report
 
 if TYPE_CHECKING:
+    from attestation_broker.evidence.snp.checks import AmdTrust
     from attestation_broker.evidence.tdx import TdxCollateral, TdxTrust
 
 
@@ -98,13 +100,19 @@ def verify_hardware(
     *,
     tdx_trust: TdxTrust | None = None,
     tdx_collateral_override: TdxCollateral | None = None,
+    snp_trust: AmdTrust | None = None,
 ) -> TeeOutcome:
     expected = check_runtime_binding(hcl)
     if hcl.report_type == REPORT_TYPE_SNP:
         from attestation_broker.evidence.snp import verify_snp_evidence
 
         snp = verify_snp_evidence(
-            hcl.hw_report, list(ev.certs), ctx, expected_report_data=expected, policy=policies.get("snp", {})
+            hcl.hw_report,
+            list(ev.certs),
+            ctx,
+            expected_report_data=expected,
+            policy=policies.get("snp", {}),
+            trust=snp_trust,
         )
         if snp.report.vmpl != 0:
             raise AZURE_VTPM_VMPL_NOT_ZERO(f"SEV-SNP report VMPL is {snp.report.vmpl}")
@@ -133,6 +141,7 @@ def verify_evidence(
     *,
     tdx_trust: TdxTrust | None = None,
     tdx_collateral_override: TdxCollateral | None = None,
+    snp_trust: AmdTrust | None = None,
 ) -> VerifiedAzure:
     """Verify ``ev`` end to end. ``tdx_trust`` / ``tdx_collateral_override`` are test-only (module doc)."""
     hcl = parse_hcl_report(ev.hcl_report)
@@ -143,7 +152,13 @@ def verify_evidence(
     if binding is not None:
         check_user_data(hcl, binding)
     hardware = verify_hardware(
-        ev, hcl, ctx, policies, tdx_trust=tdx_trust, tdx_collateral_override=tdx_collateral_override
+        ev,
+        hcl,
+        ctx,
+        policies,
+        tdx_trust=tdx_trust,
+        tdx_collateral_override=tdx_collateral_override,
+        snp_trust=snp_trust,
     )
     pcrs = dict(enumerate(ev.quote.pcrs)) if ev.quote.pcrs is not None else None
     quote = verify_quote(
