@@ -10,13 +10,13 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cached_property
 from importlib import resources
 from typing import Any
 
-from attestation_broker import revocation
+from attestation_broker import composite, revocation
 from attestation_broker.api.envelope import Envelope
 from attestation_broker.audit.record import DecisionRecord, evidence_digest, summarize
 from attestation_broker.audit.sinks import Sink
@@ -106,17 +106,26 @@ class Broker:
             verifier = self.registry.require(kind)
             now = self.clock()
             binding = offline_binding or self._binding(envelope, now)
-            submission = Submission(envelope.evidence, envelope.extras, envelope.fields, binding)
+            cpu_fields, gpu_part = composite.split(kind, envelope.fields)
+            submission = Submission(envelope.evidence, envelope.extras, cpu_fields, binding)
             as_of = self.evidence_clock() if self.evidence_clock is not None else now
             ctx = VerifyContext(
                 now=as_of, collateral=self.collateral, settings=self.settings, policy=self.policy.get(kind, {})
             )
             appraisal = verifier.verify(submission, ctx)
+            gpus = []
+            if gpu_part is not None:  # composite CPU + GPU: same binding, one submod per device
+                gpu_ctx = replace(ctx, policy=self.policy.get(composite.GPU_KIND, {}))
+                gpus = composite.verify_gpus(self.registry, gpu_part, submission, gpu_ctx)
             if revocation.skipped(self.settings):
                 appraisal = revocation.cap(appraisal)
-            claims = self.tokens.claims_for(
-                appraisal, evidence_sha256=digest, now=now, nonce=binding.nonce if binding else None
-            )
+                gpus = [revocation.cap(gpu) for gpu in gpus]
+            nonce = binding.nonce if binding else None
+            claims = self.tokens.claims_for(appraisal, evidence_sha256=digest, now=now, nonce=nonce)
+            if gpus:
+                composite.merge(
+                    claims, [self.tokens.claims_for(g, evidence_sha256=digest, now=now, nonce=nonce) for g in gpus]
+                )
             token = self.tokens.sign(claims)
             record.update(
                 verdict=appraisal.status.value,

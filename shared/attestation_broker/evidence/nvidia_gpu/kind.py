@@ -15,7 +15,7 @@ from attestation_broker import revocation
 from attestation_broker.appraisal import Appraisal
 from attestation_broker.verifier import Submission, VerifyContext
 
-from .appraise import GpuPolicy, appraise
+from .appraise import GpuPolicy, appraise, enforce
 from .claims import attester_claims, verifier_claims
 from .errors import NVIDIA_DEVICE_DUPLICATE, NVIDIA_RIM_MISMATCH
 from .inputs import collect
@@ -37,7 +37,8 @@ class NvidiaGpuVerifier:
             self._roots = NvidiaRoots.pinned()
         return self._roots
 
-    def verify(self, submission: Submission, ctx: VerifyContext) -> Appraisal:
+    def verify_devices(self, submission: Submission, ctx: VerifyContext) -> tuple[GpuPolicy, list[DeviceResult]]:
+        """Every device verified and the set checked against the policy's requirements."""
         policy = GpuPolicy.parse(ctx.policy)
         collected = collect(submission)
         skew = timedelta(seconds=ctx.settings.clock_skew_seconds)
@@ -56,6 +57,10 @@ class NvidiaGpuVerifier:
         for rim in rims:
             if rim.sha256 not in used:
                 raise NVIDIA_RIM_MISMATCH(f"supplied RIM {rim.product} {rim.version} belongs to no device")
+        enforce(devices, policy)
+        return policy, devices
+
+    def _appraisal(self, devices: list[DeviceResult], policy: GpuPolicy) -> Appraisal:
         verdict = appraise(devices, policy)
         return Appraisal(
             kind=self.kind,
@@ -65,3 +70,12 @@ class NvidiaGpuVerifier:
             policy_ids=(policy.policy_id,),
             findings=verdict.findings,
         )
+
+    def verify(self, submission: Submission, ctx: VerifyContext) -> Appraisal:
+        policy, devices = self.verify_devices(submission, ctx)
+        return self._appraisal(devices, policy)
+
+    def verify_each(self, submission: Submission, ctx: VerifyContext) -> list[Appraisal]:
+        """One appraisal per device (composite CPU + GPU tokens carry one submod per device)."""
+        policy, devices = self.verify_devices(submission, ctx)
+        return [self._appraisal([device], policy) for device in devices]
