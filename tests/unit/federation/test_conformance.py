@@ -31,6 +31,7 @@ from attestation_broker.registry import default_registry
 
 from tests.support.broker import Harness, make_harness
 from tests.support.federation import AUDIENCES, AWS_AUDIENCE, AZURE_AUDIENCE, GCP_AUDIENCE, attest, exchange
+from tests.support.vectors import vector
 from tests.unit.core.test_schema import CASES
 
 ALGS = {AZURE_AUDIENCE: {"RS256"}, AWS_AUDIENCE: {"RS256", "ES256"}, GCP_AUDIENCE: {"RS256", "ES256"}}
@@ -156,3 +157,30 @@ def test_real_evidence_tokens_conform_for_every_cloud(
         assert exchanged.status == 200, exchanged.body
         claims = check_token(h, exchanged.json()["access_token"], audience, ear["claims"])
         assert claims["tee"] == next(iter(ear["claims"]["submods"].values()))["ear_attester_claims"]["tee"]
+
+
+def test_largest_ear_token_gcp_vtpm_still_gives_a_small_federation_token(tmp_path: Path) -> None:
+    """A real GCE vTPM attestation (the biggest EAR tokens: full PCR banks, event-log facts, instance identity):
+    the federation token stays under 2 KB, and the instance id appears only as a flat claim, never in ``sub``."""
+    import base64
+
+    from tests.unit.gcp_vtpm.test_gcp_vtpm import INTERMEDIATE_2, NOW, PB
+
+    h = make_harness(tmp_path, verifiers=[default_registry()["gcp-vtpm"]], federation_audiences=AUDIENCES)
+    h.clock[0] = NOW
+    body = {
+        "evidence": base64.b64encode(vector(PB)).decode(),
+        "extras": [base64.b64encode(vector(INTERMEDIATE_2)).decode()],
+    }
+    resp = h.api.handle(
+        HttpRequest("POST", "/v1/attest/gcp-vtpm", {"content-type": "application/json"}, json.dumps(body).encode())
+    )
+    assert resp.status == 200, resp.body
+    ear = resp.json()
+    assert len(ear["token"]) > 4096
+    for audience in AUDIENCES:
+        exchanged = exchange(h, ear["token"], audience)
+        assert exchanged.status == 200, exchanged.body
+        claims = check_token(h, exchanged.json()["access_token"], audience, ear["claims"])
+        assert claims["instance_id"] == "6797026933021542085" and claims["instance_zone"] == "us-central1-a"
+        assert claims["platform"] == "gcp" and claims["tee"] == "vtpm"
