@@ -78,7 +78,7 @@ class Settings:
     """More Intel collateral upstreams, tried in order after ``intel_pcs_url``: ``pcs:URL`` (PCS URL space) or
     ``pccs:URL`` (Intel's PCCS API: a local PCCS, dstack or a cloud PCCS mirror). docs/collateral.md "Mirrors"."""
     amd_upstreams: tuple[str, ...] = ()
-    """More AMD collateral upstreams (KDS mirrors, caching proxies: same paths), tried in order after ``amd_kds_url``."""
+    """More AMD collateral upstreams (KDS mirrors, caching proxies: same paths), tried after ``amd_kds_url``."""
     collateral_deadline_seconds: float = 10.0
     """One collateral fetch, over every upstream and retry round, never takes longer than this."""
     upstream_rounds: int = 3
