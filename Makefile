@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps node-deps serve demo test lint typecheck unit smoke bench clean
+.PHONY: setup system-deps node-deps serve demo test lint typecheck unit smoke bench fuzz clean
 
 setup: $(VENV)/.stamp
 
@@ -53,6 +53,11 @@ smoke: setup node-deps
 
 unit: setup
 	$(VENV)/bin/pytest tests/unit tests/functional $(PYTEST_ARGS)
+
+# Mutation fuzzing of every evidence kind for FUZZ_SECONDS per kind (the suite runs a bounded pass).
+FUZZ_SECONDS ?= 600
+fuzz: setup
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) -m tests.fuzz.run
 
 bench: setup
 	@for b in bench/bench_*.py; do $(PY) -m bench.$$(basename $$b .py) || exit 1; done

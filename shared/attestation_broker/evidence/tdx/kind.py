@@ -42,6 +42,8 @@ class TdxVerifier:
         override = None
         if "collateral" in submission.fields:
             value = submission.fields["collateral"]
+            if not isinstance(value, dict | str):
+                raise MALFORMED_EVIDENCE("field collateral must be a dcap-qvl collateral object")
             override = TdxCollateral.from_dcap_qvl_json(json.dumps(value) if isinstance(value, dict) else value)
         result = verify_tdx_evidence(
             _quote_bytes(submission.evidence),
