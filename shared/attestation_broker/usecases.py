@@ -27,7 +27,7 @@ from attestation_broker.exchange import TOKEN_TYPE_JWT, ExchangeRequest, parse_r
 from attestation_broker.nonce import NonceService
 from attestation_broker.registry import Registry
 from attestation_broker.token.federation import MAX_TOKEN_BYTES as FEDERATION_MAX_BYTES
-from attestation_broker.token.federation import FederationConfig, federation_claims
+from attestation_broker.token.federation import FederationConfig, federation_claims, primary_kind
 from attestation_broker.token.issuer import TokenService
 from attestation_broker.trust.cache import CollateralCache
 from attestation_broker.verifier import Submission, VerifyContext
@@ -210,11 +210,9 @@ class Broker:
         self, subject: Mapping[str, Any], request: ExchangeRequest, record: dict[str, Any]
     ) -> FederationToken:
         rule = self.federation.rule(request.audience)
-        submods = subject.get("submods")
-        if isinstance(submods, dict) and submods:
-            record["kind"] = str(next(iter(submods)))
         now = self.clock()
         claims = federation_claims(subject, rule, issuer=self.tokens.issuer, now=now)
+        record["kind"] = primary_kind(subject)
         token = self.tokens.sign(claims, algorithm=rule.algorithm)
         if len(token) > FEDERATION_MAX_BYTES:
             raise FEDERATION_CLAIM_LIMIT(f"the federation token exceeds {FEDERATION_MAX_BYTES} bytes")

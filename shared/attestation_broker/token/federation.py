@@ -180,14 +180,22 @@ def policy_name(policy_id: str) -> str:
 
 
 def _primary(subject: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
-    """The (kind, submodule) the subject token's result rests on: its first submodule."""
+    """The (kind, submodule) the subject token's result rests on: the submodule of the evidence kind the EAR
+    ``sub`` names (``<kind>:...``) — in a composite CPU + GPU token that is the CPU's, not ``nvidia-gpu-<n>``,
+    whatever the (sorted) key order — else the first. The overall ``ear_status`` covers every submodule."""
     submods = subject.get("submods")
     if not isinstance(submods, dict) or not submods:
         raise FEDERATION_SUBJECT_REFUSED("the subject token is not a broker EAR token")
-    kind, submod = next(iter(submods.items()))
+    named = str(subject.get("sub", "")).partition(":")[0]
+    kind = named if named in submods else next(iter(submods))
+    submod = submods[kind]
     if not isinstance(submod, dict):
         raise FEDERATION_SUBJECT_REFUSED("the subject token is not a broker EAR token")
     return str(kind), submod
+
+
+def primary_kind(subject: Mapping[str, Any]) -> str:
+    return _primary(subject)[0]
 
 
 def facts_of(subject: Mapping[str, Any]) -> dict[str, str]:

@@ -320,3 +320,24 @@ def test_sub_over_127_bytes_is_refused_not_truncated(tmp_path: Path) -> None:
     resp = exchange(h, attest(h)["token"], GCP_AUDIENCE)
     assert (resp.status, resp.json()["error"]) == (500, "server_error")
     assert [r.error_code for r in h.sink.records if r.route == "/v1/token"] == ["FEDERATION_CLAIM_LIMIT"]
+
+
+def test_composite_token_federates_the_cpu_submodule_whatever_the_key_order(h) -> None:  # type: ignore[no-untyped-def]
+    ear = attest(h)
+    claims = json.loads(json.dumps(ear["claims"]))
+    cpu = claims["submods"]["test-echo"]
+    gpu = json.loads(json.dumps(cpu))
+    gpu["ear_attester_claims"].update(tee="nvidia-cc", measurement="ab" * 48)
+    gpu["ear_appraisal_policy_ids"] = ["gpu-policy"]
+    # Keys sort "nvidia-gpu-0" before the CPU kind in the signed payload, as in composite CPU + GPU tokens.
+    claims["submods"] = {"nvidia-gpu-0": gpu, "test-echo": cpu}
+    claims["sub"] = "test-echo:measurement:" + cpu["ear_attester_claims"]["measurement"]
+    h.sink.records.clear()
+    resp = exchange(h, h.broker.tokens.sign(claims), AWS_AUDIENCE)
+    assert resp.status == 200, resp.body
+    _, federated = unverified(resp.json()["access_token"])
+    assert (federated["tee"], federated["sub"]) == ("sev-snp", "test")
+    assert [r.kind for r in h.sink.records] == ["test-echo"]
+    # A GPU that is contraindicated makes the whole result refused.
+    gpu["ear_status"] = claims["ear_status"] = "contraindicated"
+    assert exchange(h, h.broker.tokens.sign(claims), AWS_AUDIENCE).json()["error"] == "invalid_grant"
