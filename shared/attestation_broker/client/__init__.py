@@ -140,6 +140,7 @@ def watch(
     done = 0
     while rounds is None or done < rounds:
         done += 1
+        last = rounds is not None and done >= rounds
         try:
             current = run_once()
         except BrokerError as exc:
@@ -147,9 +148,11 @@ def watch(
             delay = retry_seconds
             if current is not None:
                 delay = min(retry_seconds, max(1.0, current.expires_at - clock().timestamp()))
-            sleep(delay)
+            if not last:
+                sleep(delay)
             continue
         obtained += 1
         on_token(current)
-        sleep(renew_delay(current, clock()))
+        if not last:  # a bounded run ends with its last token, not with a sleep
+            sleep(renew_delay(current, clock()))
     return obtained

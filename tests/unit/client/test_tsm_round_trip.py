@@ -221,3 +221,38 @@ def test_cli_writes_the_token_and_prints_one_line(
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     assert json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "==").decode())["submods"]["snp"]
     assert jwt.get_unverified_header(token)["alg"] in ("ES256", "RS256")
+
+
+def test_cli_watch_bounded_and_exit_codes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    platform = snp_platform()
+    root = tsm_root(tmp_path)
+    monkeypatch.setattr("attestation_broker.cli.attest.Machine", functools.partial(Machine, tsm_files=platform.tsm))
+    out = tmp_path / "watched.jwt"
+    with snp_broker(tmp_path) as broker:
+        import attestation_broker.client as client_pkg
+
+        monkeypatch.setattr(client_pkg, "utc_now", lambda: broker.harness.clock[0])
+        base = ["attest", "--broker", broker.url, "--tsm-root", str(root)]
+        assert main([*base, "--watch", "--rounds", "1", "--out", str(out)]) == 0
+        assert out.read_text().count(".") == 2 and platform.tsm.reports == 1
+        assert main([*base, "--watch"]) == 2  # --watch needs --out
+    captured = capsys.readouterr()
+    assert "attested kind=snp" in captured.out
+    # nothing on this machine: exit 3 with the code that names it
+    assert (
+        main(
+            [
+                "attest",
+                "--broker",
+                "http://127.0.0.1:9",
+                "--tsm-root",
+                str(tmp_path / "none"),
+                "--tcti",
+                "swtpm:host=127.0.0.1,port=9",
+            ]
+        )
+        == 3
+    )
+    assert "CLIENT_NO_PLATFORM" in capsys.readouterr().err

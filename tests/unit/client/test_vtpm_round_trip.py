@@ -128,6 +128,35 @@ def test_tpm_binding_is_byte_for_byte_the_broker_check(tmp_path: Path, swtpm: Sw
         assert [r for r in broker.harness.sink.records if r.token_jti] == []
 
 
+def test_cli_refusal_writes_no_token_and_exits_1(
+    tmp_path: Path, swtpm: Swtpm, ak_pin: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Policy relied on: ``{"tpm": {"ak_public_sha256": [<another key's pin>]}}`` — the broker refuses."""
+    policy = {"tpm": {"ak_public_sha256": ["ab" * 32]}}
+    out = tmp_path / "token.jwt"
+    with loopback_broker(tmp_path, verifiers=[TpmVerifier()], policy=policy) as broker:
+        import attestation_broker.client as client_pkg
+
+        monkeypatch.setattr(client_pkg, "utc_now", lambda: broker.harness.clock[0])
+        code = main(
+            [
+                "attest",
+                "--broker",
+                broker.url,
+                "--kind",
+                "tpm",
+                "--tcti",
+                swtpm.tcti,
+                "--ak-handle",
+                hex(AK_HANDLE),
+                "--out",
+                str(out),
+            ]
+        )
+    assert code == 1 and not out.exists()
+    assert "TPM_AK_NOT_PINNED (403)" in capsys.readouterr().err
+
+
 def test_tpm_errors_name_what_is_missing(tmp_path: Path, swtpm: Swtpm) -> None:
     with pytest.raises(BrokerError) as exc:
         collect("tpm", ExpectedBinding(b"n"), Machine(tcti=swtpm.tcti, ak_handle=0x81010099))

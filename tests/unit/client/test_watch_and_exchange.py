@@ -107,6 +107,7 @@ def test_watch_renews_before_expiry_and_survives_a_failed_round(tmp_path: Path) 
             rounds=4,
         )
     assert obtained == 3 and len(tokens) == 3 and errors == ["CLIENT_BROKER_UNREACHABLE"]
+    assert len(slept) == 3  # between rounds only: a bounded run ends with its last token
     ttl = tokens[0].expires_at - int(tokens[0].claims["iat"])
     assert slept[0] == pytest.approx(ttl * 2 / 3)  # renewed at two thirds of the lifetime, before expiry
     assert slept[1] == 10.0  # retry delay after the failed round
