@@ -79,11 +79,12 @@ def test_wrong_rim_root_is_not_ours() -> None:
 
 
 def test_expired_rims() -> None:
-    # The SDK's "expired" driver RIM: its signer was valid for one day in 2025-01.
+    # The SDK's "expired" driver RIM: its signer was valid for one day in 2025-01, and its payload was edited
+    # after signing; signatures are checked (once, memoized) before validity, so the edit is what is reported.
     expired = vector(NV + "attestation-sdk/h100pcie_570.124.03_expiredRIM/NV_GPU_DRIVER_GH100_570.124.03_expired.xml")
     report = vector(NV + "attestation-sdk/h100pcie_570.124.03_expiredRIM/hopperAttestationReportExpired.txt")
     chain = vector(NV + "attestation-sdk/h100pcie_570.124.03_expiredRIM/hopperCertChainExpired.txt")
-    assert _code(lambda: verify(report, (chain, expired), at("2026-11-29"))) == "COLLATERAL_EXPIRED"
+    assert _code(lambda: verify(report, (chain, expired), at("2026-11-29"))) == "NVIDIA_RIM_SIGNATURE_INVALID"
     # E1's RIMs verify at capture time and are refused after their signer expired (2025-06-26).
     assert _code(lambda: verify(E1.report_bytes(), (E1.chain_bytes(), *E1.rim_bytes()), at("2025-07-01"))) == (
         "COLLATERAL_EXPIRED"

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from attestation_broker.errors import CERT_CHAIN_INVALID, CERT_EXPIRED
-from attestation_broker.evidence.common import ecdsa_der_signature
+from attestation_broker.evidence.common import LruMemo, ecdsa_der_signature
 
 from .abi import FIELD_FWID, Report
 from .errors import NVIDIA_FWID_MISMATCH, NVIDIA_REPORT_SIGNATURE_INVALID
@@ -40,6 +40,7 @@ TCB_INFO_OIDS = (
     x509.ObjectIdentifier("2.23.133.5.4.1.1"),  # as carried by Blackwell leaves
 )
 MAX_CHAIN = 8
+_chains = LruMemo(1024)  # (certificate fingerprints, root fingerprint) → DeviceChain whose signatures verified
 
 
 @dataclass(frozen=True)
@@ -74,10 +75,10 @@ def _is_ca(cert: x509.Certificate) -> bool:
         return False
 
 
-def verify_chain(
-    certs: tuple[x509.Certificate, ...], root: x509.Certificate, *, now: datetime, skew: timedelta, what: str
-) -> DeviceChain:
-    """Leaf-first ``certs`` (a trailing copy of ``root`` allowed) chaining to the pinned ``root``."""
+def chain_signatures(certs: tuple[x509.Certificate, ...], root: x509.Certificate, *, what: str) -> DeviceChain:
+    """Leaf-first ``certs`` (a trailing copy of ``root`` allowed) signed link by link up to the pinned ``root``.
+
+    Time-independent: validity periods are :func:`check_validity`'s job."""
     pinned = fingerprint(root)
     body = list(certs)
     if body and body[-1].subject == root.subject and body[-1].issuer == root.subject:
@@ -94,10 +95,24 @@ def verify_chain(
             cert.verify_directly_issued_by(issuer)
         except (ValueError, TypeError, InvalidSignature):
             raise CERT_CHAIN_INVALID(f"{what} chain certificate {index} is not issued by the next one") from None
+    return DeviceChain(tuple(body), root)
+
+
+def check_validity(chain: DeviceChain, *, now: datetime, skew: timedelta, what: str) -> None:
+    for index, cert in enumerate(chain.certificates):
         # Written as now ± skew: NVIDIA device certificates end at 9999-12-31, where notAfter + skew overflows.
         if not cert.not_valid_before_utc <= now + skew or not now - skew <= cert.not_valid_after_utc:
             raise CERT_EXPIRED(f"{what} chain certificate {index} is outside its validity period")
-    return DeviceChain(tuple(body), root)
+
+
+def verify_chain(
+    certs: tuple[x509.Certificate, ...], root: x509.Certificate, *, now: datetime, skew: timedelta, what: str
+) -> DeviceChain:
+    """:func:`chain_signatures` (memoized by the certificates' bytes) then :func:`check_validity` at ``now``."""
+    key = (tuple(c.fingerprint(hashes.SHA256()) for c in certs), fingerprint(root))
+    chain = _chains.get(key, lambda: chain_signatures(certs, root, what=what))
+    check_validity(chain, now=now, skew=skew, what=what)
+    return chain
 
 
 def verify_report_signature(report: Report, leaf: x509.Certificate) -> None:

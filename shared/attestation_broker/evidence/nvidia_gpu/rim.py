@@ -26,9 +26,11 @@ from signxml.exceptions import InvalidCertificate, InvalidDigest, InvalidInput, 
 from signxml.verifier import SignatureConfiguration, XMLVerifier
 
 from attestation_broker.errors import CERT_EXPIRED, COLLATERAL_EXPIRED, BrokerError
+from attestation_broker.evidence.common import LruMemo
 
-from .checks import DeviceChain, verify_chain
+from .checks import DeviceChain, chain_signatures, check_validity
 from .errors import NVIDIA_RIM_MALFORMED, NVIDIA_RIM_SIGNATURE_INVALID
+from .trust import fingerprint
 
 SWID_NS = "http://standards.iso.org/iso/19770/-2/2015/schema.xsd"
 DSIG_NS = "http://www.w3.org/2000/09/xmldsig#"
@@ -98,30 +100,42 @@ def _measurements(signed: etree._Element) -> tuple[Golden, ...]:
     return tuple(out)
 
 
+_verified = LruMemo(256)  # (RIM SHA-256, root fingerprint) → Rim: signatures checked once per distinct RIM
+
+
 def verify_rim(data: bytes, root: x509.Certificate, *, now: datetime, skew: timedelta = timedelta(0)) -> Rim:
-    """Parse, chain and signature-check one RIM; raise a typed error on any failure."""
+    """Parse, chain and signature-check one RIM (memoized by its bytes), then its signer chain's validity at
+    ``now``; raise a typed error on any failure."""
     if len(data) > MAX_RIM_BYTES:
         raise NVIDIA_RIM_MALFORMED("RIM exceeds the size limit")
+    key = (hashlib.sha256(data).hexdigest(), fingerprint(root))
+    rim = _verified.get(key, lambda: _verify_signed(data, root))
+    try:
+        check_validity(rim.signer, now=now, skew=skew, what="RIM signer")
+    except BrokerError as exc:
+        if exc.code is not CERT_EXPIRED:
+            raise
+        raise COLLATERAL_EXPIRED("a RIM signer certificate is outside its validity period") from None
+    return rim
+
+
+def _verify_signed(data: bytes, root: x509.Certificate) -> Rim:
+    """The time-independent part: XML, signer chain signatures, XML-DSig (at a time the signer was valid)."""
     try:
         tree = etree.fromstring(data, parser=_PARSER)
     except etree.XMLSyntaxError:
         raise NVIDIA_RIM_MALFORMED("RIM is not well-formed XML") from None
     if tree.tag != f"{{{SWID_NS}}}SoftwareIdentity":
         raise NVIDIA_RIM_MALFORMED("RIM root element is not a SWID SoftwareIdentity")
-    try:
-        signer = verify_chain(_certificates(tree), root, now=now, skew=skew, what="RIM signer")
-    except BrokerError as exc:
-        if exc.code is not CERT_EXPIRED:
-            raise
-        raise COLLATERAL_EXPIRED("a RIM signer certificate is outside its validity period") from None
-    config = SignatureConfiguration(**_CONFIG_ALGS, verification_time=now)  # type: ignore[arg-type]
+    signer = chain_signatures(_certificates(tree), root, what="RIM signer")
+    # signxml insists on a verification time for the signer certificate; validity against the real "now" is
+    # checked by the caller for the whole chain, so any instant inside the signer's window is right here.
+    config = SignatureConfiguration(**_CONFIG_ALGS, verification_time=signer.leaf.not_valid_before_utc)  # type: ignore[arg-type]
     try:
         result = XMLVerifier().verify(data, x509_cert=signer.leaf, expect_config=config)
     except (InvalidDigest, InvalidSignature):
         raise NVIDIA_RIM_SIGNATURE_INVALID() from None
-    except InvalidCertificate:
-        raise COLLATERAL_EXPIRED("the RIM signer certificate is outside its validity period") from None
-    except (InvalidInput, ValueError, etree.LxmlError):
+    except (InvalidCertificate, InvalidInput, ValueError, etree.LxmlError):
         raise NVIDIA_RIM_MALFORMED("the RIM signature is not an enveloped XML-DSig signature") from None
     if isinstance(result, list):
         raise NVIDIA_RIM_MALFORMED("the RIM carries more than one signature")
