@@ -64,10 +64,10 @@ def main() -> None:
     )
 
     def verify_kds() -> object:
-        return verify_snp_evidence(raw, (), ctx, expected_report_data=None, policy={})
+        return verify_snp_evidence(raw, (), ctx, expected_report_data=None)
 
     def verify_supplied() -> object:
-        return verify_snp_evidence(raw, (vcek_der,), ctx, expected_report_data=None, policy={})
+        return verify_snp_evidence(raw, (vcek_der,), ctx, expected_report_data=None)
 
     verify_kds()  # warm: one origin fetch per URL, chains and CRL verified once
     assert ctx.collateral.stats.origin_fetches == 2

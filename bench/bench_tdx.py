@@ -74,10 +74,10 @@ def main() -> None:
     )
 
     def broker_cache() -> object:
-        return verify_tdx_evidence(quote, ctx, expected_report_data=None, policy={})
+        return verify_tdx_evidence(quote, ctx, expected_report_data=None)
 
     def broker_override() -> object:
-        return verify_tdx_evidence(quote, ctx, expected_report_data=None, policy={}, collateral_override=col)
+        return verify_tdx_evidence(quote, ctx, expected_report_data=None, collateral_override=col)
 
     q = parse_quote(quote)
     pck_key = verify_pck_chain(q.pck_chain_pem, intel_trust(), NOW).leaf_key

@@ -144,9 +144,13 @@ def b64(data: bytes) -> str:
 
 
 def write_policy(path: Path, ak_pin: str) -> None:
-    """The broker refuses a TPM quote whose AK is not pinned by policy (TPM_AK_NOT_PINNED). This is the policy
-    document the broker reads from BROKER_POLICY_FILE: one section per evidence kind."""
-    path.write_text(json.dumps({"tpm": {"ak_public_sha256": [ak_pin], "platform": "baremetal"}}, indent=2) + "\n")
+    """The broker refuses a TPM quote whose AK no policy pins (403 POLICY_REJECTED). This is the policy document
+    the broker reads from BROKER_POLICY_FILE (docs/policy.md): one named policy, here for the ``tpm`` kind."""
+    doc = {
+        "version": 1,
+        "policies": {"demo-swtpm": {"kinds": ["tpm"], "rules": {"ak_keys": [{"label": "swtpm", "sha256": ak_pin}]}}},
+    }
+    path.write_text(json.dumps(doc, indent=2) + "\n")
 
 
 def expect(condition: bool, message: str) -> None:

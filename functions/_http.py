@@ -8,12 +8,36 @@ The broker is built once per execution environment (cold start) and reused.
 from __future__ import annotations
 
 import base64
+import os
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attestation_broker.api.http import HttpRequest
 from attestation_broker.api.routes import Api
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+
+if TYPE_CHECKING:
+    from attestation_broker.policy import PolicySet
+
+
+def _startup_policies() -> PolicySet | None:
+    """Parse and validate the operator's policy document during the INIT phase (cold start), so a broken
+    document stops every handler from starting with a clear message instead of reaching a caller
+    (docs/policy.md). None when no document is configured (the built-in defaults need no parsing)."""
+    path = os.environ.get("BROKER_POLICY_FILE", "")
+    if not path:
+        return None
+    from attestation_broker.errors import BrokerError
+    from attestation_broker.policy import load_policy_set
+    from attestation_broker.registry import default_registry
+
+    try:
+        return load_policy_set(path, known_kinds=default_registry())
+    except BrokerError as exc:
+        raise RuntimeError(f"attestation-broker refuses to start: {exc.detail}") from None
+
+
+_POLICIES = _startup_policies()
 
 
 @cache
@@ -21,7 +45,7 @@ def api() -> Api:
     from attestation_broker.bootstrap import build_broker
     from attestation_broker.config import Settings
 
-    return Api(build_broker(Settings.from_env()))
+    return Api(build_broker(Settings.from_env(), policies=_POLICIES))
 
 
 def _dispatch(resolver: APIGatewayHttpResolver) -> Response[str]:

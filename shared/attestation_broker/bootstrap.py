@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from attestation_broker.audit.sinks import CloudLoggingSink, FallbackSink, Sink, StdoutSink
 from attestation_broker.config import Settings
 from attestation_broker.errors import CONFIG_INVALID
 from attestation_broker.ledger import ReplayLedger, SqliteLedger
 from attestation_broker.nonce import NonceService
+from attestation_broker.policy import PolicyEngine, PolicySet, TcbCurrency, load_policy_set
 from attestation_broker.registry import Registry, default_registry
 from attestation_broker.token.federation import FederationConfig
 from attestation_broker.token.issuer import TokenService
@@ -134,18 +133,6 @@ def build_sink(settings: Settings) -> Sink:
     raise CONFIG_INVALID(f"unknown audit sink {settings.audit!r}")
 
 
-def load_policy(settings: Settings) -> Mapping[str, Any]:
-    if not settings.policy_file:
-        return {}
-    try:
-        doc = json.loads(Path(settings.policy_file).read_text())
-    except (OSError, ValueError) as exc:
-        raise CONFIG_INVALID(f"policy file unreadable: {type(exc).__name__}") from None
-    if not isinstance(doc, dict):
-        raise CONFIG_INVALID("policy file must hold a JSON object keyed by evidence kind")
-    return doc
-
-
 def fixed_evidence_clock(settings: Settings) -> Callable[[], datetime] | None:
     """``BROKER_FIXED_TIME``: the instant evidence is verified as of (tokens and nonces keep the real clock)."""
     if not settings.fixed_time:
@@ -167,17 +154,18 @@ def build_broker(
     store: BlobStore | None = None,
     fetcher: Fetcher | None = None,
     sink: Sink | None = None,
-    policy: Mapping[str, Any] | None = None,
+    policies: PolicySet | None = None,
+    tcb_currency: TcbCurrency | None = None,
     clock: Callable[[], datetime] = utc_now,
     federation: FederationConfig | None = None,
     evidence_clock: Callable[[], datetime] | None = None,
 ) -> Broker:
-    """Everything injectable; anything not given is built from ``settings``."""
+    """Everything injectable; anything not given is built from ``settings``.
+
+    The policy document is parsed, validated and compiled here, once: a broken document raises
+    CONFIG_INVALID listing every problem, so ``serve`` and every Lambda handler refuse to start."""
     registry = registry if registry is not None else default_registry()
-    policy = policy if policy is not None else load_policy(settings)
-    unknown = set(policy) - set(registry)
-    if unknown:
-        raise CONFIG_INVALID(f"policy names unknown evidence kinds: {', '.join(sorted(unknown))}")
+    policies = policies if policies is not None else load_policy_set(settings.policy_file, known_kinds=registry)
     nonces = NonceService(
         nonce_secret(settings),
         ttl=timedelta(seconds=settings.nonce_ttl_seconds),
@@ -207,7 +195,8 @@ def build_broker(
         tokens=tokens,
         collateral=collateral,
         sink=sink if sink is not None else build_sink(settings),
-        policy=policy,
+        policies=policies,
+        engine=PolicyEngine(tcb_currency=tcb_currency),
         clock=clock,
         federation=federation,
         evidence_clock=evidence_clock if evidence_clock is not None else fixed_evidence_clock(settings),

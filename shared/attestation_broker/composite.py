@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from attestation_broker.appraisal import Appraisal, EarStatus, worst
@@ -82,3 +82,20 @@ def merge(claims: dict[str, Any], device_claims: list[dict[str, Any]]) -> dict[s
         statuses.append(EarStatus(submod["ear_status"]))
     claims["ear_status"] = worst(statuses).value
     return claims
+
+
+def annotate(devices: list[Appraisal]) -> list[Appraisal]:
+    """Record in each device's verifier claims how many GPUs and switches the whole submission attested, so a
+    policy can require a device count of a composite (``verifier.composite.gpus >= 8``, docs/policy.md) while
+    every device keeps its own submod."""
+
+    def count(key: str) -> int:
+        total = 0
+        for device in devices:
+            nvidia = device.attester_claims.get("nvidia")
+            value = nvidia.get(key) if isinstance(nvidia, Mapping) else None
+            total += value if isinstance(value, int) else 0
+        return total
+
+    summary = {"gpus": count("gpus"), "switches": count("switches")}
+    return [replace(d, verifier_claims={**d.verifier_claims, "composite": summary}) for d in devices]

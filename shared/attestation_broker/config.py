@@ -102,7 +102,11 @@ class Settings:
     require_nonce: bool = False
     """Refuse attestations that name no broker nonce (403 NONCE_REQUIRED)."""
     policy_file: str = ""
-    """Policy document (JSON, keyed by evidence kind); empty: every kind's default policy."""
+    """Policy document (YAML or JSON, docs/policy.md): named policies per evidence kind, validated and compiled at
+    start (a broken document stops the server and every Lambda handler); empty: every kind's built-in default."""
+    issue_contraindicated: bool = False
+    """EAR-style contraindicated tokens for EAR-aware consumers (docs/policy.md); off: every refusal is 403
+    ``POLICY_REJECTED`` with no token. ``/v1/verify`` never calls a contraindicated token valid."""
     signer: str = "local"
     """Token signer: ``local`` (ES256 key under ``data_dir``) or ``kms:<key-id|ARN|alias>`` (AWS KMS)."""
     signer_rs256: str = ""

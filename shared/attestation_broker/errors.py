@@ -10,8 +10,9 @@ Error ``detail`` strings are shown to clients: they must never contain evidence 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class BrokerError(Exception):
@@ -50,6 +51,28 @@ class PolicyViolation(BrokerError):
 
     status = 403
     title = "Policy violation"
+
+
+class PolicyRejected(PolicyViolation):
+    """The issuance contract refused a verified result (docs/policy.md "Issuance contract").
+
+    ``failed_rules``: one ``{policy, rule, expected, actual, detail}`` mapping per failed rule (claim values
+    and short summaries only — no secrets, no evidence bytes); rendered as the ``failed_rules`` extension
+    member of the problem document. ``appraisal``: the claims the broker would have signed (no token).
+    """
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        detail: str = "",
+        *,
+        retry_after: int | None = None,
+        failed_rules: Sequence[Mapping[str, Any]] = (),
+        appraisal: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(code, detail, retry_after=retry_after)
+        self.failed_rules = tuple(failed_rules)
+        self.appraisal = appraisal
 
 
 class NotFound(BrokerError):
@@ -180,8 +203,11 @@ CERT_CHAIN_INVALID = define(
 )
 CERT_EXPIRED = define("CERT_EXPIRED", VerificationFailed, "A certificate is outside its validity period.")
 CERT_REVOKED = define("CERT_REVOKED", VerificationFailed, "A certificate is revoked by its issuer's CRL.")
-POLICY_REJECTED = define("POLICY_REJECTED", PolicyViolation, "The evidence does not satisfy the appraisal policy.")
-POLICY_INVALID = define("POLICY_INVALID", MalformedInput, "The appraisal policy is malformed or constrains nothing.")
+POLICY_REJECTED = define(
+    "POLICY_REJECTED",
+    PolicyRejected,
+    "The evidence verified but the result is not affirming or warning under the appraisal policy; no token.",
+)
 
 TOKEN_MALFORMED = define("TOKEN_MALFORMED", MalformedInput, "The token is not a well-formed JWT.")
 TOKEN_INVALID = define("TOKEN_INVALID", VerificationFailed, "The token signature or claims do not verify.")

@@ -1,5 +1,12 @@
 """The broker's use cases, independent of HTTP: challenge, attest, verify a token, publish keys.
 
+The issuance contract (docs/policy.md "Issuance contract") is enforced here, in one place, for every
+evidence kind: after the kind's verifier returns an appraisal, the policy engine evaluates the operator's
+policy for that kind (or the kind's built-in default); a token is signed only when no rule failed and the
+result is affirming or warning. Anything else is 403 ``POLICY_REJECTED`` carrying the failed rules and the
+claims that would have been signed — unless the operator opted into EAR-style contraindicated tokens
+(``BROKER_ISSUE_CONTRAINDICATED``).
+
 Every attestation decision — success, verification failure, policy failure, bad input or internal
 error — emits exactly one :class:`~attestation_broker.audit.record.DecisionRecord` through the configured sink.
 """
@@ -18,13 +25,22 @@ from typing import Any
 
 from attestation_broker import composite, revocation
 from attestation_broker.api.envelope import Envelope
+from attestation_broker.appraisal import Appraisal, EarStatus
 from attestation_broker.audit.record import DecisionRecord, evidence_digest, summarize
 from attestation_broker.audit.sinks import Sink
 from attestation_broker.binding import ExpectedBinding
 from attestation_broker.config import Settings
-from attestation_broker.errors import FEDERATION_CLAIM_LIMIT, INTERNAL_ERROR, NONCE_REQUIRED, BrokerError
+from attestation_broker.errors import (
+    FEDERATION_CLAIM_LIMIT,
+    INTERNAL_ERROR,
+    NONCE_REQUIRED,
+    POLICY_REJECTED,
+    BrokerError,
+    PolicyRejected,
+)
 from attestation_broker.exchange import TOKEN_TYPE_JWT, ExchangeRequest, parse_request
 from attestation_broker.nonce import NonceService
+from attestation_broker.policy import Decision, PolicyEngine, PolicySet, RuleResult
 from attestation_broker.registry import Registry
 from attestation_broker.token.federation import MAX_TOKEN_BYTES as FEDERATION_MAX_BYTES
 from attestation_broker.token.federation import FederationConfig, federation_claims, primary_kind
@@ -71,10 +87,11 @@ class Broker:
         tokens: TokenService,
         collateral: CollateralCache,
         sink: Sink,
-        policy: Mapping[str, Any],
+        policies: PolicySet,
         clock: Callable[[], datetime],
         federation: FederationConfig | None = None,
         evidence_clock: Callable[[], datetime] | None = None,
+        engine: PolicyEngine | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -82,7 +99,8 @@ class Broker:
         self.tokens = tokens
         self.collateral = collateral
         self.sink = sink
-        self.policy = policy
+        self.policies = policies
+        self.engine = engine if engine is not None else PolicyEngine()
         self.clock = clock
         # "Verify as of" (BROKER_FIXED_TIME): evidence, certificates and collateral are judged at this instant,
         # while nonces and tokens keep the real clock, so a relying party's JWT library still accepts the token.
@@ -109,32 +127,59 @@ class Broker:
             cpu_fields, gpu_part = composite.split(kind, envelope.fields)
             submission = Submission(envelope.evidence, envelope.extras, cpu_fields, binding)
             as_of = self.evidence_clock() if self.evidence_clock is not None else now
-            ctx = VerifyContext(
-                now=as_of, collateral=self.collateral, settings=self.settings, policy=self.policy.get(kind, {})
-            )
-            appraisal = verifier.verify(submission, ctx)
-            gpus = []
+            ctx = VerifyContext(now=as_of, collateral=self.collateral, settings=self.settings)
+            verified = verifier.verify(submission, ctx)
+            gpus: list[Appraisal] = []
             if gpu_part is not None:  # composite CPU + GPU: same binding, one submod per device
-                gpu_ctx = replace(ctx, policy=self.policy.get(composite.GPU_KIND, {}))
-                gpus = composite.verify_gpus(self.registry, gpu_part, submission, gpu_ctx)
+                gpus = composite.verify_gpus(self.registry, gpu_part, submission, ctx)
             if revocation.skipped(self.settings):
-                appraisal = revocation.cap(appraisal)
+                verified = revocation.cap(verified)
                 gpus = [revocation.cap(gpu) for gpu in gpus]
+            # Time rules (evidence age, TCB grace periods) judge the evidence as of the same instant.
+            nonce_bound = binding is not None
+            decision = self.engine.evaluate(self.policies.for_kind(kind), verified, now=as_of, nonce_bound=nonce_bound)
+            appraisal, failed = self._contract(decision)
+            # Every device of a composite is appraised under the nvidia-gpu policy; one failed rule refuses all.
+            gpu_policy = self.policies.for_kind(composite.GPU_KIND)
+            gpu_results = [
+                self._contract(self.engine.evaluate(gpu_policy, gpu, now=as_of, nonce_bound=nonce_bound))
+                for gpu in composite.annotate(gpus)
+            ]
+            failed = failed + tuple(r for _, rules in gpu_results for r in rules)
             nonce = binding.nonce if binding else None
             claims = self.tokens.claims_for(appraisal, evidence_sha256=digest, now=now, nonce=nonce)
-            if gpus:
+            if gpu_results:
                 composite.merge(
-                    claims, [self.tokens.claims_for(g, evidence_sha256=digest, now=now, nonce=nonce) for g in gpus]
+                    claims,
+                    [self.tokens.claims_for(g, evidence_sha256=digest, now=now, nonce=nonce) for g, _ in gpu_results],
                 )
-            token = self.tokens.sign(claims)
             record.update(
                 verdict=appraisal.status.value,
                 claims_summary=summarize(appraisal.attester_claims),
-                token_jti=claims["jti"],
                 collateral=tuple(appraisal.verifier_claims.get("collateral", ())),
                 policy_ids=appraisal.policy_ids,
             )
+            if failed and not self.settings.issue_contraindicated:
+                claims.pop("jti", None)
+                names = ", ".join(r.rule for r in failed)
+                raise PolicyRejected(
+                    POLICY_REJECTED,
+                    f"refused under policy {decision.policy.name}: {names}"[:500],
+                    failed_rules=[r.as_dict() for r in failed],
+                    appraisal=claims,
+                )
+            token = self.tokens.sign(claims)
+            record.update(token_jti=claims["jti"])
             return AttestResult(token, claims)
+        except PolicyRejected as exc:
+            # The verdict stays the appraisal's status; the record names the failed rules, not their values.
+            record.update(
+                error_code=exc.code.name,
+                http_status=exc.status,
+                failed_rules=tuple(str(r["rule"]) for r in exc.failed_rules),
+            )
+            exc.audited = True
+            raise
         except BrokerError as exc:
             record.update(verdict="error", error_code=exc.code.name, http_status=exc.status)
             exc.audited = True
@@ -148,6 +193,29 @@ class Broker:
             raise internal from None
         finally:
             self._emit(meta, started, record)
+
+    @staticmethod
+    def _contract(decision: Decision) -> tuple[Appraisal, tuple[RuleResult, ...]]:
+        """The one place that decides whether a result may carry a token: no failed rule, and a status of
+        affirming or warning. Returns the appraisal to sign (or show) and the failed rules."""
+        appraisal = decision.appraisal
+        failed = list(decision.failed)
+        if not failed and appraisal.status not in (EarStatus.AFFIRMING, EarStatus.WARNING):
+            # Unreachable with the engine's trustworthiness rule; kept so no engine change can issue one.
+            failed.append(
+                RuleResult(
+                    decision.policy.name,
+                    "trustworthiness",
+                    False,
+                    "affirming or warning",
+                    appraisal.status.value,
+                    "the appraisal is not affirming or warning",
+                )
+            )
+        if failed:
+            verifier_claims = {**appraisal.verifier_claims, "policy_failed_rules": [r.rule for r in failed]}
+            appraisal = replace(appraisal, verifier_claims=verifier_claims)
+        return appraisal, tuple(failed)
 
     def _binding(self, envelope: Envelope, now: datetime) -> ExpectedBinding | None:
         """Check (and consume) the broker nonce the request names; None when it names none."""

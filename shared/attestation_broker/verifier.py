@@ -1,10 +1,16 @@
-"""The Verifier protocol every evidence kind implements (docs/architecture.md "Verifier protocol").
+"""The Verifier protocol every evidence kind implements (docs/architecture.md "Verifier protocol", docs/policy.md).
 
 A verifier takes a :class:`Submission` (evidence bytes, extra files recognized by content, kind-specific
 envelope fields, the expected nonce binding) and a :class:`VerifyContext` (injected time, collateral
-cache, policy section, settings) and either returns an :class:`~attestation_broker.appraisal.Appraisal`
+cache, settings) and either returns an :class:`~attestation_broker.appraisal.Appraisal` of verified facts
 or raises a typed :class:`~attestation_broker.errors.BrokerError`. Verifiers hold no per-request state
 and are built once.
+
+Issuance contract (the same for every kind, enforced once in ``usecases.Broker.attest``): a verifier never
+reads the operator's policy and never decides whether a token is issued. It grades facts (TCB status,
+debug, chain, configuration) into registered AR4SI values; the policy engine then evaluates the operator's
+policy for the kind, and **a token is issued only when no rule failed and the result is affirming or
+warning**. Everything else is 403 ``POLICY_REJECTED`` with no token.
 """
 
 from __future__ import annotations
@@ -34,8 +40,6 @@ class VerifyContext:
     now: datetime
     collateral: CollateralCache
     settings: Settings
-    # This kind's section of the policy document (``{}``: the kind's default policy).
-    policy: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Verifier(Protocol):
@@ -43,5 +47,8 @@ class Verifier(Protocol):
     def kind(self) -> str: ...
 
     def verify(self, submission: Submission, ctx: VerifyContext) -> Appraisal:
-        """Verify, appraise and normalize; raise a BrokerError on any failure."""
+        """Verify, grade facts and normalize; raise a BrokerError on any verification failure.
+
+        Never consults policy and never issues: the Broker applies the policy engine and the issuance
+        contract (a token only for affirming/warning with no failed rule) to whatever this returns."""
         ...

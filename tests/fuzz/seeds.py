@@ -24,7 +24,6 @@ from attestation_broker.evidence.gcp_vtpm.kind import GcpVtpmVerifier
 from attestation_broker.evidence.nitro.kind import NitroVerifier
 from attestation_broker.evidence.snp.kind import SnpVerifier
 from attestation_broker.evidence.tdx.kind import TdxVerifier
-from attestation_broker.evidence.tpm import load_ak_public
 from attestation_broker.evidence.tpm.kind import TpmVerifier
 from attestation_broker.trust.cache import CollateralCache
 from attestation_broker.trust.fetch import FetchResponse
@@ -59,15 +58,12 @@ class Seed:
     make_ctx: Callable[[], VerifyContext]
 
 
-def _ctx(
-    now: datetime, routes: Mapping[str, bytes] | None = None, policy: Mapping[str, Any] | None = None, **settings: Any
-) -> Callable[[], VerifyContext]:
+def _ctx(now: datetime, routes: Mapping[str, bytes] | None = None, **settings: Any) -> Callable[[], VerifyContext]:
     def build() -> VerifyContext:
         return VerifyContext(
             now=now,
             collateral=CollateralCache(MapFetcher(routes or {}), timeout=2.0),
             settings=Settings(**settings),
-            policy=dict(policy or {}),
         )
 
     return build
@@ -128,9 +124,7 @@ def _nitro() -> list[Seed]:
     seeds = []
     for name, when in cases:
         now = datetime.fromisoformat(when).replace(tzinfo=UTC)
-        seeds.append(
-            Seed(name, "nitro", v, Submission(vector(name)), _ctx(now, policy={"max_age_seconds": 10**9}, offline=True))
-        )
+        seeds.append(Seed(name, "nitro", v, Submission(vector(name)), _ctx(now, offline=True)))
     return seeds
 
 
@@ -146,10 +140,8 @@ def _tpm() -> list[Seed]:
         "ak_public": ak.decode(),
         "pcrs": {"sha256": {str(i): val.hex() for i, val in az.pcrs.items()}},
     }
-    pin = load_ak_public(ak).spki_sha256
     g = gce_attestation()
     q = g.quotes[1]
-    gpin = load_ak_public(g.ak_pub).spki_sha256
     gfields = {
         "signature": _b64(q.raw_sig),
         "ak_public": _b64(g.ak_pub),
@@ -162,21 +154,21 @@ def _tpm() -> list[Seed]:
             "tpm",
             v,
             Submission(az.message, fields=fields),
-            _ctx(now, policy={"ak_public_sha256": [pin]}, offline=True),
+            _ctx(now, offline=True),
         ),
         Seed(
             "tpm-gce-extras",
             "tpm",
             v,
             Submission(q.quote, extras=(q.raw_sig, g.ak_pub)),
-            _ctx(now, policy={"ak_public_sha256": [gpin]}, offline=True),
+            _ctx(now, offline=True),
         ),
         Seed(
             "tpm-gce-eventlog",
             "tpm",
             v,
             Submission(q.quote, fields=gfields),
-            _ctx(now, policy={"ak_public_sha256": [gpin], "event_log_ignore_pcrs": [10]}, offline=True),
+            _ctx(now, offline=True),
         ),
     ]
 

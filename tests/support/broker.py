@@ -21,6 +21,8 @@ from attestation_broker.trust.fetch import Fetcher, OfflineFetcher
 from attestation_broker.usecases import Broker
 from attestation_broker.verifier import Submission, Verifier, VerifyContext
 
+from tests.support.policy import policy_set
+
 FIXED_NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
@@ -54,8 +56,11 @@ class EchoTestVerifier:
                 "tcb": {"status": "UpToDate"},
             },
             verifier_claims={"bindings": bindings, "collateral": [{"type": "none"}]},
-            policy_ids=("test",),
         )
+
+
+# The echo kind's policy in tests: named "test" (federation tests derive ``sub``/``policy`` from the name).
+ECHO_POLICY = {"version": 1, "policies": {"test": {"kinds": ["test-echo"], "rules": {"debug": "forbidden"}}}}
 
 
 @dataclass
@@ -85,7 +90,7 @@ def make_harness(
         registry=Registry(verifiers or [EchoTestVerifier()]),
         fetcher=fetcher or OfflineFetcher(),
         sink=sink,
-        policy=policy or {},
+        policies=policy_set(policy if policy else ECHO_POLICY) if policy or not verifiers else None,
         clock=now,
     )
     return Harness(broker, Api(broker), sink, clock)

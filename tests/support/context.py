@@ -7,7 +7,6 @@ client code runs. Extra keyword arguments are ``Settings`` fields.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +18,6 @@ from attestation_broker.verifier import VerifyContext
 
 def verify_context(
     now: datetime,
-    policy: Mapping[str, Any] | None = None,
     *,
     fetcher: Fetcher | None = None,
     cache: CollateralCache | None = None,
@@ -30,24 +28,22 @@ def verify_context(
         settings = Settings(**{"offline": fetcher is None and cache is None, **overrides})
     if cache is None:
         cache = CollateralCache(fetcher or OfflineFetcher(), timeout=2.0)
-    return VerifyContext(now=now, collateral=cache, settings=settings, policy=policy or {})
+    return VerifyContext(now=now, collateral=cache, settings=settings)
 
 
-def offline_context(now: datetime, policy: Mapping[str, Any] | None = None, **overrides: Any) -> VerifyContext:
-    return verify_context(now, policy, **overrides)
+def offline_context(now: datetime, **overrides: Any) -> VerifyContext:
+    return verify_context(now, **overrides)
 
 
-def http_context(now: datetime, policy: Mapping[str, Any] | None = None, **kwargs: Any) -> VerifyContext:
+def http_context(now: datetime, **kwargs: Any) -> VerifyContext:
     """Fetches over HTTP (real client code); point the ``*_url`` settings at a loopback replay."""
     kwargs.setdefault("fetcher", HttpFetcher())
-    return verify_context(now, policy, **kwargs)
+    return verify_context(now, **kwargs)
 
 
-def replay_context(
-    base_url: str, now: datetime, policy: Mapping[str, Any] | None = None, **overrides: Any
-) -> VerifyContext:
+def replay_context(base_url: str, now: datetime, **overrides: Any) -> VerifyContext:
     """Collateral from the loopback replay at ``base_url`` (AMD KDS, Intel PCS and the Intel root CRL)."""
     overrides.setdefault("amd_kds_url", base_url)
     overrides.setdefault("intel_pcs_url", base_url)
     overrides.setdefault("intel_root_crl_url", f"{base_url}/sgx/certification/v4/rootcacrl")
-    return http_context(now, policy, **overrides)
+    return http_context(now, **overrides)

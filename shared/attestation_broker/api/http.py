@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from attestation_broker.errors import BrokerError
+from attestation_broker.errors import BrokerError, PolicyRejected
 
 _CORRELATION = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 CORRELATION_HEADER = "x-correlation-id"
@@ -68,6 +68,9 @@ def problem(error: BrokerError, correlation_id: str) -> HttpResponse:
         "detail": error.detail,
         "correlation_id": correlation_id,
     }
+    if isinstance(error, PolicyRejected):
+        # RFC 9457 §3.2 extension member: which rules refused the result, with expected and actual values.
+        payload["failed_rules"] = [dict(rule) for rule in error.failed_rules]
     headers = {"x-correlation-id": correlation_id}
     if error.retry_after is not None and error.status in (429, 503):
         headers["retry-after"] = str(error.retry_after)

@@ -32,6 +32,7 @@ from attestation_broker.errors import (
     reflect,
 )
 from attestation_broker.exchange import oauth_error, token_response
+from attestation_broker.policy import schema as policy_schema
 from attestation_broker.usecases import Broker, RequestMeta
 
 log = logging.getLogger("attestation_broker")
@@ -53,6 +54,7 @@ class Api:
             "/v1/verify": {"POST": self._verify},
             TOKEN_PATH: {"POST": self._token},
             "/v1/schema": {"GET": self._schema},
+            "/v1/policy-schema": {"GET": self._policy_schema},
             "/jwks": {"GET": self._jwks},
             "/.well-known/openid-configuration": {"GET": self._discovery},
             "/healthz": {"GET": self._health},
@@ -181,10 +183,18 @@ class Api:
         if not isinstance(token, str) or not token:
             raise MALFORMED_REQUEST("missing 'token'")
         claims = self.broker.verify_token(token, meta, audience=audience)
-        return json_response(200, {"valid": True, "claims": claims})
+        # A genuine broker token is still not "valid" for acting on unless its result is affirming or
+        # warning (an operator may have opted into EAR-style contraindicated tokens): docs/policy.md.
+        status = claims.get("ear_status")
+        if status in ("affirming", "warning"):
+            return json_response(200, {"valid": True, "claims": claims})
+        return json_response(200, {"valid": False, "reason": f"ear_status is {status}", "claims": claims})
 
     def _schema(self, request: HttpRequest, meta: RequestMeta) -> HttpResponse:
         return json_response(200, self.broker.schema, content_type="application/schema+json")
+
+    def _policy_schema(self, request: HttpRequest, meta: RequestMeta) -> HttpResponse:
+        return json_response(200, policy_schema(), content_type="application/schema+json")
 
     def _jwks(self, request: HttpRequest, meta: RequestMeta) -> HttpResponse:
         return json_response(200, self.broker.jwks(), content_type="application/jwk-set+json")

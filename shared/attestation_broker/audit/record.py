@@ -30,6 +30,7 @@ class DecisionRecord:
     policy_ids: tuple[str, ...] = ()
     # The federation audience of a token exchange (RFC 8693), when the decision is one.
     audience: str | None = None
+    failed_rules: tuple[str, ...] = ()  # names of the policy rules that refused the result
     method: str = "POST"
     user_agent: str | None = None
     remote_ip: str | None = None
@@ -39,6 +40,7 @@ class DecisionRecord:
         data = asdict(self)
         data["collateral"] = [dict(c) for c in self.collateral]
         data["policy_ids"] = list(self.policy_ids)
+        data["failed_rules"] = list(self.failed_rules)
         data["claims_summary"] = dict(self.claims_summary)
         return data
 

@@ -1,7 +1,7 @@
 """``attestation-broker``: serve, verify evidence files offline, verify broker tokens, rotate keys.
 
-Exit codes of ``verify`` and ``token verify``: 0 verified (affirming or warning),
-1 verification or policy failure (or a contraindicated result), 2 unusable input.
+Exit codes of ``verify`` and ``token verify``: 0 verified (affirming or warning) and a token issued,
+1 verification failure or POLICY_REJECTED (no token), 2 unusable input or a broken policy document.
 
 Each subcommand lives in its own module with a ``register(subparsers)`` function; :data:`COMMANDS`
 lists them in the order ``--help`` shows them.

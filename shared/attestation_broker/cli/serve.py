@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 from attestation_broker.bootstrap import build_broker
 from attestation_broker.config import Settings
+from attestation_broker.errors import ConfigError
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -26,7 +28,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         logging.getLogger("attestation_broker").warning(
             "evidence is verified as of %s (BROKER_FIXED_TIME); tokens use the real clock", settings.fixed_time
         )
-    serve(Api(build_broker(settings)), host=args.host, port=args.port, threads=args.threads)
+    try:
+        broker = build_broker(settings)
+    except ConfigError as exc:
+        # A broken configuration (e.g. an invalid policy document) stops the server before it listens.
+        print(f"attestation-broker: refusing to start: {exc.detail}", file=sys.stderr)
+        return 2
+    serve(Api(broker), host=args.host, port=args.port, threads=args.threads)
     return 0
 
 

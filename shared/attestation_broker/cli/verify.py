@@ -14,7 +14,7 @@ from attestation_broker.binding import ExpectedBinding
 from attestation_broker.bootstrap import build_broker
 from attestation_broker.cli.common import error_doc, hex_bytes, parse_time, print_json
 from attestation_broker.config import Settings
-from attestation_broker.errors import BrokerError
+from attestation_broker.errors import CONFIG_INVALID, BrokerError, PolicyRejected
 from attestation_broker.token.keys import KeyRing
 from attestation_broker.token.signers import LocalSigner
 from attestation_broker.trust.directory import DirectoryFetcher
@@ -60,23 +60,39 @@ def cmd_verify(args: argparse.Namespace) -> int:
             RequestMeta(correlation_id="cli", route=f"cli:verify:{args.kind}"),
             offline_binding=binding,
         )
+    except PolicyRejected as exc:
+        # The issuance contract: a refused result is printed with its failed rules and the appraisal that
+        # would have been signed, and never with a token (docs/policy.md).
+        appraisal = dict(exc.appraisal or {})
+        print_json(
+            {
+                "ear_status": appraisal.get("ear_status"),
+                "kind": args.kind,
+                "error": {**error_doc(exc), "failed_rules": [dict(r) for r in exc.failed_rules]},
+                "appraisal": appraisal,
+            }
+        )
+        return exc.exit_code
     except BrokerError as exc:
         print_json({"ear_status": None, "kind": args.kind, "error": error_doc(exc)})
-        return exc.exit_code
+        # A broken policy document is unusable input for the CLI (the server refuses to start instead).
+        return 2 if exc.code is CONFIG_INVALID else exc.exit_code
     status = str(result.claims["ear_status"])
     print_json({"ear_status": status, "kind": args.kind, "claims": dict(result.claims), "token": result.token})
     return 0 if status in ("affirming", "warning") else 1
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    verify = sub.add_parser("verify", help="verify an evidence file offline and print claims and a token")
+    verify = sub.add_parser(
+        "verify", help="verify an evidence file offline under the policy; print claims and a token, or the refusal"
+    )
     verify.add_argument("kind")
     verify.add_argument("evidence")
     verify.add_argument("extra", nargs="*", help="certificates, runtime JSON, event logs, AK keys (by content)")
     verify.add_argument("--now", type=parse_time, help="pin the clock (ISO 8601)")
     verify.add_argument("--nonce", type=hex_bytes, help="raw nonce bytes (hex) the evidence must bind")
     verify.add_argument("--user-data", type=hex_bytes, help="user data (hex) bound with the nonce")
-    verify.add_argument("--policy", help="policy JSON file keyed by evidence kind")
+    verify.add_argument("--policy", help="policy document (YAML or JSON, docs/policy.md); default: built-in")
     verify.add_argument("--collateral", help="directory of recorded vendor collateral")
     verify.add_argument("--offline", action="store_true", help="open no socket")
     verify.add_argument(

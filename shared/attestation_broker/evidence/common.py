@@ -8,24 +8,22 @@ their logic is the same.
   RFC 9053 §2.1) in the DER form ``cryptography`` verifies.
 * :class:`LruMemo`: a bounded, thread-safe LRU for the results of pure verification functions
   (signatures, chains, CRLs); failures are never memoized, time-dependent checks stay with the caller.
-* Policy-section parsing: :func:`policy_section` (an object with no unknown keys), :func:`policy_bool`,
-  :func:`require_policy_id`, :func:`content_policy_id` and :func:`policy_hex`.
+
+Policy is not parsed here or anywhere in a kind: see :mod:`attestation_broker.policy`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Hashable, Mapping
+from collections.abc import Callable, Hashable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from attestation_broker.errors import CERT_EXPIRED, POLICY_INVALID
+from attestation_broker.errors import CERT_EXPIRED
 from attestation_broker.trust.x509 import parse_der_certificate
 
 T = TypeVar("T")
@@ -85,48 +83,3 @@ class LruMemo:
 
     def __len__(self) -> int:
         return len(self._data)
-
-
-# --- policy sections --------------------------------------------------------------------------------
-
-
-def policy_section(kind: str, section: object, allowed: Collection[str]) -> Mapping[str, Any]:
-    """The policy section as a mapping; POLICY_INVALID if it is not an object or has unknown keys."""
-    if not isinstance(section, Mapping):
-        raise POLICY_INVALID(f"{kind} policy must be an object")
-    unknown = set(section) - set(allowed)
-    if unknown:
-        raise POLICY_INVALID(f"{kind} policy: unknown keys {', '.join(sorted(map(str, unknown)))}")
-    return section
-
-
-def policy_bool(kind: str, section: Mapping[str, Any], key: str, default: bool = False) -> bool:
-    value = section.get(key, default)
-    if not isinstance(value, bool):
-        raise POLICY_INVALID(f"{kind} policy: {key} must be a boolean")
-    return value
-
-
-def require_policy_id(kind: str, value: object) -> str:
-    """An explicit policy id: a non-empty string."""
-    if type(value) is not str or not value:
-        raise POLICY_INVALID(f"{kind} policy: id must be a non-empty string")
-    return value
-
-
-def content_policy_id(prefix: str, section: Mapping[str, Any]) -> str:
-    """An id derived from the section's content (canonical JSON), for sections that name none."""
-    canonical = json.dumps(section, sort_keys=True, separators=(",", ":")).encode()
-    return prefix + hashlib.sha256(canonical).hexdigest()[:16]
-
-
-def policy_hex(kind: str, value: object, sizes: Collection[int], what: str) -> bytes:
-    """The bytes of a hex string whose decoded length is one of ``sizes``; POLICY_INVALID otherwise."""
-    try:
-        raw = bytes.fromhex(value) if type(value) is str else None
-    except ValueError:
-        raw = None
-    if raw is None or len(raw) not in sizes:
-        lengths = "/".join(str(n) for n in sorted(sizes))
-        raise POLICY_INVALID(f"{kind} policy: {what} must be hex of {lengths} bytes")
-    return raw

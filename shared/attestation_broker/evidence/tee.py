@@ -18,7 +18,6 @@ class TeeOutcome:
     trustworthiness_vector: Mapping[str, int]
     attester_claims: Mapping[str, Any]
     verifier_claims: Mapping[str, Any]
-    policy_id: str
     findings: tuple[str, ...]
 
     @classmethod
@@ -28,7 +27,6 @@ class TeeOutcome:
             snp.trustworthiness_vector,
             snp.attester_claims,
             snp.verifier_claims,
-            snp.policy_id,
             tuple(snp.findings),
         )
 
@@ -39,6 +37,5 @@ class TeeOutcome:
             tdx.trustworthiness_vector,
             tdx.attester_claims,
             tdx.verifier_claims,
-            tdx.policy_id,
             tuple(tdx.findings),
         )

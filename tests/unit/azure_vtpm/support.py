@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from attestation_broker.verifier import VerifyContext
 from cryptography import x509
@@ -64,9 +63,9 @@ def serve_kds(replay: ReplayServer) -> None:
         replay.add(f"/vcek/v1/{product}/crl", crl_der(product))
 
 
-def replay_ctx(replay: ReplayServer, now: datetime, policy: dict[str, Any] | None = None) -> VerifyContext:
+def replay_ctx(replay: ReplayServer, now: datetime) -> VerifyContext:
     serve_kds(replay)
-    return replay_context(replay.base_url, now, policy)
+    return replay_context(replay.base_url, now)
 
 
 def flip(data: bytes, offset: int, mask: int = 0x01) -> bytes:

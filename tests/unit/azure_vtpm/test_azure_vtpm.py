@@ -20,6 +20,7 @@ from attestation_broker.verifier import Submission
 
 from tests.support.context import offline_context
 from tests.support.errors import raised_code
+from tests.support.policy import decide, failed
 from tests.support.replay import ReplayServer
 from tests.unit.azure_vtpm.support import NOW_MILAN, SNP_CASES, az, flip, replay_ctx
 
@@ -34,10 +35,10 @@ HCL_FACTS = {
 EXTRA_DATA = {"genoa-390CBCF5": None}  # 48-byte binary nonce; the others quote ASCII "challenge"
 
 
-def run(replay: ReplayServer, name: str, *, binding: ExpectedBinding | None = None, policy: dict | None = None):  # type: ignore[no-untyped-def, type-arg]
+def run(replay: ReplayServer, name: str, *, binding: ExpectedBinding | None = None):  # type: ignore[no-untyped-def]
     evidence, extras, now, _ = SNP_CASES[name]
     submission = Submission(az(evidence), tuple(az(e) for e in extras), binding=binding)
-    return AzureVtpmVerifier().verify(submission, replay_ctx(replay, now, policy))
+    return AzureVtpmVerifier().verify(submission, replay_ctx(replay, now))
 
 
 @pytest.mark.parametrize("name", sorted(SNP_CASES))
@@ -56,9 +57,10 @@ def test_snp_vectors_verify(replay: ReplayServer, name: str) -> None:
     else:
         assert claims["tpm"]["extra_data"].startswith("0218488b")
     assert appraisal.verifier_claims["bindings"] == {"nonce": "not-requested", "runtime_data": "checked"}
-    assert appraisal.status is EarStatus.WARNING  # no measurement allow-list in the default policy
+    assert appraisal.status is EarStatus.WARNING  # no measurement appraised against reference values
     assert appraisal.trustworthiness_vector["hardware"] == 2
-    assert appraisal.policy_ids == ("azure-vtpm-default", "snp-default")
+    assert appraisal.policy_ids == ()
+    assert failed(decide(appraisal, None)) == []
 
 
 def test_pcr_values_are_digest_checked(replay: ReplayServer) -> None:
@@ -208,7 +210,7 @@ def test_tdx_evidence_reaches_intel_collateral() -> None:
     ev = assemble(az("az-tdx-vtpm-evidence-v1-6332533D.json"), (), {})
     assert ev.td_quote is not None and ev.quote is not None and ev.container == "trustee-v1"
     with pytest.raises(BrokerError) as exc:
-        verify_evidence(ev, offline_context(NOW_MILAN), None, {})
+        verify_evidence(ev, offline_context(NOW_MILAN), None)
     assert raised_code(exc) == "COLLATERAL_UNAVAILABLE"
     ev = assemble(
         az("az-tdx-hcl-report-2E7D4867.bin"),
@@ -217,7 +219,7 @@ def test_tdx_evidence_reaches_intel_collateral() -> None:
     )
     assert ev.quote is not None and ev.quote.message.startswith(b"\xffTCG")
     with pytest.raises(BrokerError) as exc:
-        verify_evidence(ev, offline_context(NOW_MILAN), None, {})
+        verify_evidence(ev, offline_context(NOW_MILAN), None)
     assert raised_code(exc) == "COLLATERAL_UNAVAILABLE"
 
 
@@ -228,7 +230,7 @@ def test_tdx_without_td_quote() -> None:
         {},
     )
     with pytest.raises(BrokerError) as exc:
-        verify_evidence(ev, offline_context(NOW_MILAN), None, {})
+        verify_evidence(ev, offline_context(NOW_MILAN), None)
     assert raised_code(exc) == "AZURE_VTPM_TD_QUOTE_MISSING"
 
 
@@ -280,7 +282,7 @@ def test_unrecognized_extra_and_missing_parts() -> None:
     assert raised_code(exc) == "AZURE_VTPM_EVIDENCE_MALFORMED"
     ev = assemble(az("az-snp-hcl-report-911B0EF8.bin"), (), {})
     with pytest.raises(BrokerError) as exc:
-        verify_evidence(ev, offline_context(NOW_MILAN), None, {})
+        verify_evidence(ev, offline_context(NOW_MILAN), None)
     assert raised_code(exc) == "AZURE_VTPM_EVIDENCE_MALFORMED"
 
 
@@ -292,28 +294,21 @@ def test_envelope_fields(replay: ReplayServer) -> None:
     assert appraisal.attester_claims["instance"]["vm_id"] == "26F8BC30-774E-4290-8E7A-535F3B672AEE"
 
 
-def test_policy(replay: ReplayServer) -> None:
-    with pytest.raises(BrokerError) as exc:
-        run(replay, "v1-26F8BC30", policy={"bogus": 1})
-    assert raised_code(exc) == "POLICY_INVALID"
-    with pytest.raises(BrokerError) as exc:
-        run(replay, "v1-26F8BC30", policy={"vm_ids": ["00000000-0000-0000-0000-000000000000"]})
-    assert raised_code(exc) == "POLICY_REJECTED"
-    with pytest.raises(BrokerError) as exc:
-        run(replay, "v1-26F8BC30", policy={"allow_console": False})
-    assert raised_code(exc) == "POLICY_REJECTED"
-    pcr7 = run(replay, "v1-26F8BC30").attester_claims["tpm"]["pcrs"]["sha256"]["7"]
-    ok = run(
-        replay,
-        "v1-26F8BC30",
-        policy={
-            "id": "azure-prod",
-            "require_secure_boot": True,
-            "vm_ids": ["26f8bc30-774e-4290-8e7a-535f3b672aee"],
-            "pcrs": {"sha256": {"7": [pcr7]}},
+def test_policy_rules(replay: ReplayServer) -> None:
+    appraisal = run(replay, "v1-26F8BC30")
+    vm = {"instance.vm_id": ["00000000-0000-0000-0000-000000000000"]}
+    assert failed(decide(appraisal, {"claims": vm})) == ["claims.instance.vm_id"]
+    console = {"claims": {"azure.vm_configuration.console_enabled": [False]}}
+    assert failed(decide(appraisal, console)) == ["claims.azure.vm_configuration.console_enabled"]
+    pcr7 = appraisal.attester_claims["tpm"]["pcrs"]["sha256"]["7"]
+    rules = {
+        "claims": {
+            "azure.vm_configuration.secure_boot": [True],
+            "instance.vm_id": ["26f8bc30-774e-4290-8e7a-535f3b672aee"],  # compared case-insensitively
         },
-    )
-    assert ok.policy_ids[0] == "azure-prod"
-    with pytest.raises(BrokerError) as exc:
-        run(replay, "v1-26F8BC30", policy={"pcrs": {"sha256": {"7": ["00" * 32]}}})
-    assert raised_code(exc) == "POLICY_REJECTED"
+        "reference_values": [{"label": "azure-prod", "claims": {"tpm.pcrs.sha256.7": pcr7}}],
+    }
+    ok = decide(appraisal, rules)
+    assert failed(ok) == [] and ok.appraisal.policy_ids[0].startswith("azure-vtpm-test@sha256:")
+    bad = {"reference_values": [{"label": "x", "claims": {"tpm.pcrs.sha256.7": "00" * 32}}]}
+    assert failed(decide(appraisal, bad)) == ["reference_values"]

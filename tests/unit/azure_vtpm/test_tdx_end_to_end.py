@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
-from typing import Any
 
 import pytest
 from attestation_broker.appraisal import Appraisal, EarStatus
 from attestation_broker.binding import ExpectedBinding
 from attestation_broker.errors import BrokerError
-from attestation_broker.evidence.azure_vtpm.appraise import appraise, parse_policy
+from attestation_broker.evidence.azure_vtpm.appraise import FACTS, appraise
 from attestation_broker.evidence.azure_vtpm.claims import attester_claims, verifier_claims
 from attestation_broker.evidence.azure_vtpm.envelope import assemble
 from attestation_broker.evidence.azure_vtpm.hcl import RUNTIME_OFFSET, parse_hcl_report
@@ -30,20 +29,16 @@ from tests.unit.azure_vtpm.synthetic_tdx import BODY_MRTD, BODY_RTMR0, NOW, VM_I
 BINDING = ExpectedBinding(b"broker-nonce-0123456789abcdef", b"user-data")
 
 
-def verify(s: AzureTdxSet, binding: ExpectedBinding | None = None, policy: dict[str, Any] | None = None) -> Appraisal:
+def verify(s: AzureTdxSet, binding: ExpectedBinding | None = None) -> Appraisal:
     """What :class:`AzureVtpmVerifier` does, with the test PKI injected through the test-only keywords."""
-    pol = parse_policy(policy or {})
     ev = assemble(s.trustee_v1(), (), {})
-    v = verify_evidence(
-        ev, offline_context(NOW), binding, pol.tee, tdx_trust=s.pki.trust, tdx_collateral_override=s.collateral
-    )
-    vector, findings = appraise(v, pol)
+    v = verify_evidence(ev, offline_context(NOW), binding, tdx_trust=s.pki.trust, tdx_collateral_override=s.collateral)
+    vector, findings = appraise(v, FACTS)
     return Appraisal(
         kind="azure-vtpm",
         trustworthiness_vector=vector,
         attester_claims=attester_claims(v),
         verifier_claims=verifier_claims(v),
-        policy_ids=(pol.id, v.hardware.policy_id),
         findings=findings,
     )
 
@@ -69,7 +64,7 @@ def test_synthetic_tdx_set_verifies_end_to_end(bound: AzureTdxSet) -> None:
     assert len(claims["tpm"]["pcrs"]["sha256"]) == 24
     assert appraisal.verifier_claims["bindings"] == {"nonce": "not-requested", "runtime_data": "checked"}
     assert appraisal.trustworthiness_vector["hardware"] == 2  # HW_GENUINE: UpToDate under the test collateral
-    assert appraisal.policy_ids == ("azure-vtpm-default", "tdx-default")
+    assert appraisal.policy_ids == ()
     # secure-boot is false in the recorded runtime JSON: a configuration warning, never a pass-through.
     assert "secure boot is disabled" in appraisal.findings
     assert appraisal.status is EarStatus.WARNING
@@ -96,7 +91,7 @@ def test_test_root_is_not_trusted_by_default(bound: AzureTdxSet, with_collateral
     ev = assemble(bound.trustee_v1(), (), {})
     override = bound.collateral if with_collateral else None
     with pytest.raises(BrokerError) as exc:
-        verify_evidence(ev, offline_context(NOW), None, {}, tdx_collateral_override=override)
+        verify_evidence(ev, offline_context(NOW), None, tdx_collateral_override=override)
     assert exc.value.code.name == "CERT_CHAIN_INVALID"
 
 

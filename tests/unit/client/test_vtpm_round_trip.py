@@ -2,8 +2,8 @@
 (software) TPM through tpm2-tools with ``--tcti``, the loopback broker verifies, the nonce round trip is real.
 
 - ``tpm``: the AK comes from ``attest --print-ak --persist 0x81010002`` (the operator's path); policy
-  relied on: ``{"tpm": {"ak_public_sha256": [<printed pin>], "platform": "baremetal"}}`` — a pinned AK and
-  no PCR allow-list, which the tpm kind grades ``warning``.
+  relied on: ``ak_keys: [{label: ..., sha256: <printed pin>}]`` (docs/policy.md) — a pinned AK and no PCR
+  reference value, which grades ``warning``.
 - ``azure-vtpm``: swtpm stands in for the Azure vTPM: an RSA AK persisted at 0x81000003 (the HCL AK), NV
   0x01400001 defined and holding an HCL-layout TDX report whose runtime JSON names that AK, and a
   stand-in paravisor that regenerates the report when 0x01400002 is written (as the HCL does). The TD quote
@@ -92,7 +92,7 @@ def ak_pin(swtpm: Swtpm) -> str:
 
 
 def test_tpm_round_trip(tmp_path: Path, swtpm: Swtpm, ak_pin: str) -> None:
-    policy = {"tpm": {"ak_public_sha256": [ak_pin], "platform": "baremetal"}}
+    policy = {"tpm": {"ak_keys": [{"label": "swtpm", "sha256": ak_pin}]}}
     with loopback_broker(tmp_path, verifiers=[TpmVerifier()], policy=policy) as broker:
         machine = Machine(tcti=swtpm.tcti, ak_handle=AK_HANDLE, event_log=tmp_path / "absent", pcrs=(0, 1, 7))
         result = attest(
@@ -102,7 +102,8 @@ def test_tpm_round_trip(tmp_path: Path, swtpm: Swtpm, ak_pin: str) -> None:
     sub = result.claims["submods"]["tpm"]
     binding = ExpectedBinding(bytes.fromhex(result.nonce), USER_DATA)
     assert sub["ear_verifier_claims"]["bindings"] == {"nonce": "checked"}
-    assert sub["ear_verifier_claims"]["ak_spki_sha256"] == ak_pin and sub["ear_verifier_claims"]["ak_pinned"]
+    assert sub["ear_verifier_claims"]["ak_spki_sha256"] == ak_pin
+    assert sub["ear_trustworthiness_vector"]["instance-identity"] == 2  # pinned by the policy's ak_keys
     assert sub["ear_attester_claims"]["tpm"]["extra_data"] == binding.tpm_extra_data().hex()
     assert sub["ear_attester_claims"]["tpm"]["pcr_selection"] == [0, 1, 7]
     assert sub["ear_attester_claims"]["tpm"]["pcrs"]["sha256"]["0"] != "00" * 32
@@ -112,7 +113,7 @@ def test_tpm_round_trip(tmp_path: Path, swtpm: Swtpm, ak_pin: str) -> None:
 def test_tpm_binding_is_byte_for_byte_the_broker_check(tmp_path: Path, swtpm: Swtpm, ak_pin: str) -> None:
     from attestation_broker.client.exchange import BrokerClient
 
-    policy = {"tpm": {"ak_public_sha256": [ak_pin]}}
+    policy = {"tpm": {"ak_keys": [{"label": "swtpm", "sha256": ak_pin}]}}
     with loopback_broker(tmp_path, verifiers=[TpmVerifier()], policy=policy) as broker:
         client = BrokerClient(broker.url)
         challenge = client.challenge()
@@ -305,7 +306,7 @@ BANK_NAMES = {0x0004: "sha1", 0x000B: "sha256", 0x000C: "sha384"}
 def test_tpm_round_trip_with_the_event_log(tmp_path: Path) -> None:
     """A real firmware event log (GCE Ubuntu 24.04) replayed into a fresh swtpm as firmware would measure it;
     the client sends the log from its securityfs path and the broker replays it against the quoted PCRs.
-    Policy relied on: ``{"tpm": {"ak_public_sha256": [<pin>]}}``."""
+    Policy relied on: ``ak_keys: [{label: swtpm, sha256: <pin>}]`` (docs/policy.md)."""
     from attestation_broker.evidence.tpm.eventlog import parse_event_log
 
     from tests.support.vectors import vector
@@ -323,7 +324,7 @@ def test_tpm_round_trip_with_the_event_log(tmp_path: Path) -> None:
             tpm.run("tpm2_pcrextend", *specs[i : i + 16])
         pin = load_ak_public(Tpm(tpm.tcti).create_ak(persist=AK_HANDLE)).spki_sha256
         with loopback_broker(
-            tmp_path, verifiers=[TpmVerifier()], policy={"tpm": {"ak_public_sha256": [pin]}}
+            tmp_path, verifiers=[TpmVerifier()], policy={"tpm": {"ak_keys": [{"label": "swtpm", "sha256": pin}]}}
         ) as broker:
             machine = Machine(tcti=tpm.tcti, ak_handle=AK_HANDLE, event_log=log_path, pcrs=tuple(range(8)))
             result = attest(

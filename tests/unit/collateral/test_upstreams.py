@@ -71,7 +71,7 @@ def _ctx(settings: Settings, time_: FakeTime, now: datetime = NOW_C1, **policy: 
 
 
 def _verify(ctx: VerifyContext) -> TdxResult:
-    return verify_tdx_evidence(quote_bytes("D8"), ctx, expected_report_data=None, policy={})
+    return verify_tdx_evidence(quote_bytes("D8"), ctx, expected_report_data=None)
 
 
 def _down(server: ReplayServer, status: int, **headers: str) -> None:

@@ -93,9 +93,53 @@ def test_expired_nonce(h) -> None:  # type: ignore[no-untyped-def]
     assert resp.json()["code"] == "NONCE_EXPIRED"
 
 
-def test_contraindicated_result_is_still_a_token(h) -> None:  # type: ignore[no-untyped-def]
+def test_debug_guest_under_default_policy_is_refused_without_a_token(h) -> None:  # type: ignore[no-untyped-def]
     resp = h.api.handle(req("POST", "/v1/attest/test-echo", attest_body(h, debug=True)))
-    assert resp.status == 200 and resp.json()["claims"]["ear_status"] == "contraindicated"
+    doc = resp.json()
+    assert resp.status == 403 and resp.headers["content-type"] == "application/problem+json"
+    assert doc["code"] == "POLICY_REJECTED" and "token" not in doc and "claims" not in doc
+    rules = {r["rule"]: r for r in doc["failed_rules"]}
+    assert set(rules) == {"debug", "trustworthiness"}
+    assert rules["debug"] == {
+        "policy": "test",
+        "rule": "debug",
+        "expected": "disabled",
+        "actual": "enabled",
+        "detail": "debug-enabled guest: the host can read its memory",
+    }
+    assert rules["trustworthiness"]["actual"] == {"ear_status": "contraindicated", "runtime-opaque": 96}
+    (record,) = [r for r in h.sink.records if r.route.startswith("/v1/attest")]
+    assert (record.error_code, record.http_status, record.token_jti) == ("POLICY_REJECTED", 403, None)
+    assert record.verdict == "contraindicated" and record.failed_rules == ("debug", "trustworthiness")
+    name, _, digest = record.policy_ids[0].partition("@sha256:")
+    assert name == "test" and len(digest) == 32 and int(digest, 16) >= 0
+
+
+def test_policy_allowing_debug_waives_runtime_opaque_but_keeps_the_registered_value(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    h = make_harness(tmp_path, policy={"test-echo": {"debug": "allowed"}})
+    resp = h.api.handle(req("POST", "/v1/attest/test-echo", attest_body(h, debug=True)))
+    claims = resp.json()["claims"]
+    submod = claims["submods"]["test-echo"]
+    assert resp.status == 200 and claims["ear_status"] == "warning"
+    assert submod["ear_trustworthiness_vector"]["runtime-opaque"] == 96
+    assert submod["ear_appraisal_policy_ids"][0].startswith("test-echo-test@sha256:")
+
+
+def test_opt_in_contraindicated_token_is_never_valid_on_verify(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    h = make_harness(tmp_path, issue_contraindicated=True)
+    resp = h.api.handle(req("POST", "/v1/attest/test-echo", attest_body(h, debug=True)))
+    claims = resp.json()["claims"]
+    assert resp.status == 200 and claims["ear_status"] == "contraindicated"
+    verifier_claims = claims["submods"]["test-echo"]["ear_verifier_claims"]
+    assert verifier_claims["policy_failed_rules"] == ["debug", "trustworthiness"]
+    check = h.api.handle(req("POST", "/v1/verify", {"token": resp.json()["token"]}))
+    assert check.status == 200 and check.json()["valid"] is False
+    assert check.json()["reason"] == "ear_status is contraindicated"
+
+
+def test_policy_schema_is_published(h) -> None:  # type: ignore[no-untyped-def]
+    resp = h.api.handle(req("GET", "/v1/policy-schema"))
+    assert resp.status == 200 and resp.json()["required"] == ["version", "policies"]
 
 
 @pytest.mark.parametrize(

@@ -37,7 +37,7 @@ class SeesTime:
 
 def _broker(tmp_path: Path, fixed_time: str, verifier: SeesTime):  # type: ignore[no-untyped-def]
     settings = Settings(data_dir=tmp_path, cache="memory", ledger="off", fixed_time=fixed_time)
-    return build_broker(settings, registry=Registry([verifier]), policy={})
+    return build_broker(settings, registry=Registry([verifier]))
 
 
 def test_fixed_time_pins_verification_but_tokens_use_the_real_clock(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from attestation_broker import appraisal as ar4si
 from attestation_broker.api.http import HttpRequest
 from attestation_broker.registry import default_registry
 
@@ -54,14 +55,14 @@ CASES = [
             ],
         },
         "2025-06-01T00:00:00+00:00",
-        {},
+        {"snp": {"debug": "forbidden", "tcb_minimums": {"snp": 0}}},
         id="snp",
     ),
     pytest.param(
         "nitro",
         {"evidence": b64(vector("nitro/evervault-nondebug-2022-10-13.cose"))},
         None,
-        {},
+        {"nitro": {"max_evidence_age_seconds": 300}},
         id="nitro",
     ),
     pytest.param(
@@ -74,7 +75,16 @@ CASES = [
             ],
         },
         "2024-03-01T00:00:00+00:00",
-        {"tpm": {"allow_any_ak": True}},
+        {
+            "tpm": {
+                "ak_keys": [
+                    {
+                        "label": "azure-vtpm-ak",
+                        "sha256": "02e54c432678997b9adf4e369097e990ccf576fb785fd4cc5fc2d185b1d4dc86",
+                    }
+                ]
+            }
+        },
         id="tpm",
     ),
 ]
@@ -100,4 +110,9 @@ def test_real_tokens_validate_against_schema(
     jsonschema.validate(claims, h.broker.schema)
     submod = claims["submods"][kind]
     assert submod["ear_verifier_claims"]["evidence_kind"] == kind
+    # Only registered AR4SI code points, and the one matched policy by name@digest.
+    for claim, value in submod["ear_trustworthiness_vector"].items():
+        assert value in ar4si.REGISTERED[claim], (claim, value)
+    (policy_id,) = submod["ear_appraisal_policy_ids"]
+    assert policy_id.split("@")[0] == f"{kind}-test"
     assert h.sink.records[-1].verdict == claims["ear_status"]

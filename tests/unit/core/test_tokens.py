@@ -29,7 +29,7 @@ APPRAISAL = Appraisal(
         "instance": {"id": "123"},
     },
     verifier_claims={"bindings": {"nonce": "checked"}},
-    policy_ids=("default",),
+    policy_ids=("unit-test@sha256:" + "0" * 32,),
     cnf={"jwk": {"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}},
 )
 

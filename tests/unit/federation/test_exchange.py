@@ -58,7 +58,9 @@ def test_exchange_issues_a_flat_token_for_each_allowed_audience(h, audience: str
     assert header["alg"] == alg
     assert claims["aud"] == audience and claims["iss"] == "https://broker.test"
     assert claims["exp"] == ear["claims"]["exp"]
-    assert claims["sub"] == "test" == claims["policy"] == claims["policy_name"]
+    assert claims["sub"] == "test" == claims["policy_name"]
+    assert claims["policy"] == ear["claims"]["submods"]["test-echo"]["ear_appraisal_policy_ids"][0]
+    assert claims["policy"].startswith("test@sha256:")
     assert claims["eat_nonce"] == ear["claims"]["eat_nonce"]
     assert (claims["ear_status"], claims["tee"]) == ("affirming", "sev-snp")
     assert claims["measurement"] == ear["claims"]["submods"]["test-echo"]["ear_attester_claims"]["measurement"]
@@ -69,7 +71,7 @@ def test_exchange_issues_a_flat_token_for_each_allowed_audience(h, audience: str
                 "ear_status": ["affirming"],
                 "tee": ["sev-snp"],
                 "platform": ["unknown"],
-                "policy": ["test"],
+                "policy": [claims["policy"]],
             }
         }
     else:

@@ -23,6 +23,7 @@ from cryptography.x509.oid import NameOID
 
 from tests.support.context import http_context, offline_context, replay_context
 from tests.support.errors import raised_code
+from tests.support.policy import decide, failed
 from tests.support.replay import ReplayServer
 from tests.support.vectors import vector
 from tests.unit.gcp_vtpm.tee_proto import snp_attestation_message, snp_report_message, tdx_quote_message
@@ -81,8 +82,9 @@ def test_real_gce_attestation_verifies() -> None:
     assert claims["gcp"]["ak_root"] == "tpm_ek_root_1.cer" and claims["gcp"]["is_production"] is True
     assert appraisal.verifier_claims["bindings"] == {"nonce": "not-requested"}
     assert appraisal.trustworthiness_vector == {"instance-identity": 2, "configuration": 2, "executables": 33}
-    assert appraisal.status is EarStatus.WARNING  # no PCR allow-list
-    assert appraisal.policy_ids == ("gcp-vtpm-default",)
+    assert appraisal.status is EarStatus.WARNING  # no PCR reference value appraised
+    assert appraisal.policy_ids == ()
+    assert failed(decide(appraisal, None, now=NOW)) == []
 
 
 def test_text_format_evidence_verifies() -> None:
@@ -116,41 +118,37 @@ def test_missing_intermediate_offline_is_unavailable() -> None:
     assert raised_code(exc) == "COLLATERAL_UNAVAILABLE" and exc.value.status == 503
 
 
-def test_policy_allow_lists() -> None:
-    pcrs = verify(vector(PB), vector(INTERMEDIATE_2)).attester_claims["tpm"]["pcrs"]["sha256"]
-    policy = {
-        "id": "gce-prod",
-        "projects": ["google.com:wuale-gcp-testing"],
-        "zones": ["us-central1-a"],
-        "instance_ids": [6797026933021542085],
-        "require_event_log": True,
-        "require_secure_boot": True,
-        "pcrs": {"sha256": {"0": [pcrs["0"]], "7": [pcrs["7"]]}},
+def test_policy_rules_over_instance_and_pcrs() -> None:
+    appraisal = verify(vector(PB), vector(INTERMEDIATE_2))
+    pcrs = appraisal.attester_claims["tpm"]["pcrs"]["sha256"]
+    rules = {
+        "claims": {
+            "instance.project": ["google.com:wuale-gcp-testing"],
+            "instance.zone": ["us-central1-a"],
+            "instance.id": ["6797026933021542085"],
+        },
+        "conditions": [{"name": "secure-boot", "expr": "claims.tpm.secure_boot.enabled"}],
+        "reference_values": [
+            {"label": "cos", "claims": {"tpm.pcrs.sha256.0": pcrs["0"], "tpm.pcrs.sha256.7": pcrs["7"]}}
+        ],
     }
-    appraisal = verify(vector(PB), vector(INTERMEDIATE_2), context=offline_context(NOW, policy))
-    assert appraisal.status is EarStatus.AFFIRMING and appraisal.policy_ids == ("gce-prod",)
-    assert appraisal.trustworthiness_vector["executables"] == 3
-    for bad in (
-        {"projects": ["other"]},
-        {"zones": ["europe-west4-a"]},
-        {"instance_ids": [1]},
-        {"require_tee": True},
-        {"pcrs": {"sha256": {"7": ["00" * 32]}}},
+    decision = decide(appraisal, rules, now=NOW)
+    assert failed(decision) == [] and decision.status is EarStatus.AFFIRMING
+    assert decision.appraisal.trustworthiness_vector["executables"] == 3
+    for bad, rule in (
+        ({"claims": {"instance.project": ["other"]}}, "claims.instance.project"),
+        ({"claims": {"instance.zone": ["europe-west4-a"]}}, "claims.instance.zone"),
+        ({"claims": {"instance.id": ["1"]}}, "claims.instance.id"),
+        ({"claims": {"tee": ["sev-snp", "tdx"]}}, "claims.tee"),
+        ({"reference_values": [{"label": "x", "claims": {"tpm.pcrs.sha256.7": "00" * 32}}]}, "reference_values"),
     ):
-        with pytest.raises(BrokerError) as exc:
-            verify(vector(PB), vector(INTERMEDIATE_2), context=offline_context(NOW, bad))
-        assert raised_code(exc) == "POLICY_REJECTED", bad
-    for invalid in ({"bogus": True}, {"projects": []}, {"pcrs": {"sha256": {"7": ["zz"]}}}, {"ignore_pcrs": "10"}):
-        with pytest.raises(BrokerError) as exc:
-            verify(vector(PB), vector(INTERMEDIATE_2), context=offline_context(NOW, invalid))
-        assert raised_code(exc) == "POLICY_INVALID", invalid
+        assert failed(decide(appraisal, bad, now=NOW)) == [rule], bad
 
 
-def test_ignore_pcrs_policy_controls_replay() -> None:
-    # PCR10 (IMA) is not in the firmware log: without the default exemption the replay must fail.
-    with pytest.raises(BrokerError) as exc:
-        verify(vector(PB), vector(INTERMEDIATE_2), context=offline_context(NOW, {"ignore_pcrs": []}))
-    assert raised_code(exc) == "TPM_EVENTLOG_UNLOGGED_PCR"
+def test_ima_pcr_is_not_replayed_from_the_firmware_log() -> None:
+    # PCR10 (IMA) is not in the firmware log: the kind exempts it, and says so in the claims.
+    tpm = verify(vector(PB), vector(INTERMEDIATE_2)).attester_claims["tpm"]
+    assert 10 not in tpm["event_log_pcrs"] and 10 in tpm["pcr_selection"]
 
 
 # ------------------------------------------------------------------------------------------ bindings
@@ -363,7 +361,7 @@ def test_snp_part_is_verified_by_the_snp_verifier(replay: ReplayServer) -> None:
     assert claims["measurement"] == claims["snp"].get("measurement", claims["measurement"])
     assert claims["tpm"]["extra_data"] == "9009"
     assert appraisal.verifier_claims["bindings"] == {"nonce": "not-requested", "tee_report": "unbound"}
-    assert appraisal.policy_ids == ("gcp-vtpm-default", "snp-default")
+    assert appraisal.policy_ids == ()
     assert appraisal.trustworthiness_vector["hardware"] == 2
     assert any(c["type"] == "crl" for c in appraisal.verifier_claims["collateral"])
     assert "TEE report not bound to a broker nonce (no nonce requested)" in appraisal.findings

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -128,13 +127,12 @@ def run(
     evidence: bytes,
     now: datetime,
     *,
-    policy: Mapping[str, Any] | None = None,
     binding: ExpectedBinding | None = None,
     verifier: NitroVerifier | None = None,
     **settings: Any,
 ) -> Appraisal:
     return (verifier or NitroVerifier()).verify(
-        Submission(evidence=evidence, binding=binding), offline_context(now, policy, **settings)
+        Submission(evidence=evidence, binding=binding), offline_context(now, **settings)
     )
 
 

@@ -141,14 +141,9 @@ def settings(**overrides: Any) -> Settings:
     return Settings(**base)
 
 
-def context(
-    now: datetime, *, fetcher: Fetcher | None = None, policy: dict[str, Any] | None = None, **overrides: Any
-) -> VerifyContext:
+def context(now: datetime, *, fetcher: Fetcher | None = None, **overrides: Any) -> VerifyContext:
     return VerifyContext(
-        now=now,
-        collateral=CollateralCache(fetcher or OfflineFetcher()),
-        settings=settings(**overrides),
-        policy=policy or {},
+        now=now, collateral=CollateralCache(fetcher or OfflineFetcher()), settings=settings(**overrides)
     )
 
 

@@ -91,7 +91,16 @@ def _challenge(h: Harness) -> str:
 
 
 def test_composite_snp_and_two_gpus_yield_one_token(tmp_path: Path, ocsp: ReplayServer) -> None:
-    h = _harness(tmp_path, ocsp, policy={"nvidia-gpu": {"min_gpus": 2, "min_driver_version": "545.00"}})
+    rules = {
+        "conditions": [
+            {"name": "gpus", "expr": "verifier.composite.gpus >= 2"},
+            {
+                "name": "driver",
+                "expr": 'claims.nvidia.devices.all(d, d.type == "switch" || d.driver_version >= "545.00")',
+            },
+        ]
+    }
+    h = _harness(tmp_path, ocsp, policy={"nvidia-gpu": rules})
     nonce = _challenge(h)
     binding = ExpectedBinding(bytes.fromhex(nonce), USER)
     report, certs = _snp(binding)
@@ -132,31 +141,37 @@ def test_gpu_bound_to_another_nonce_refuses_the_whole_request(tmp_path: Path, oc
 
 
 def test_gpu_count_policy(tmp_path: Path, ocsp: ReplayServer) -> None:
-    h = _harness(tmp_path, ocsp, policy={"nvidia-gpu": {"min_gpus": 2}})
+    rules = {"conditions": [{"name": "gpus", "expr": "verifier.composite.gpus >= 2"}]}
+    h = _harness(tmp_path, ocsp, policy={"nvidia-gpu": rules})
     nonce = _challenge(h)
     binding = ExpectedBinding(bytes.fromhex(nonce), USER)
     report, certs = _snp(binding)
     _devices, gpus = _gpus(ocsp, binding, 1)
     resp = _attest(h, nonce, report, certs, gpus)
     assert (resp.status, resp.json()["code"]) == (403, "POLICY_REJECTED")
+    assert [r["rule"] for r in resp.json()["failed_rules"]] == ["conditions.gpus"]
+    assert "token" not in resp.json() and h.sink.records[-1].failed_rules == ("conditions.gpus",)
 
 
 @pytest.mark.parametrize(
-    ("policy", "code"),
+    ("expr", "code"),
     [
-        ({"require_ppcie": True}, "POLICY_REJECTED"),  # E1 predates the feature flag
-        ({"min_driver_version": "550.0"}, "POLICY_REJECTED"),
-        ({"min_vbios_version": "96.00.9F.00.00"}, "POLICY_REJECTED"),
-        ({"min_gpus": "two"}, "POLICY_INVALID"),
+        ('claims.nvidia.devices.all(d, d.feature_flag == "PPCIE")', "POLICY_REJECTED"),  # E1 predates the flag
+        ('claims.nvidia.devices.all(d, d.driver_version >= "550.0")', "POLICY_REJECTED"),
+        ('claims.nvidia.devices.all(d, d.vbios_version >= "96.00.9F.00.00")', "POLICY_REJECTED"),
+        ('claims.nvidia.devices.all(d, d.driver_version >= "535.0")', None),
     ],
 )
-def test_gpu_version_and_mode_policy(tmp_path: Path, ocsp: ReplayServer, policy: dict[str, Any], code: str) -> None:
-    h = _harness(tmp_path, ocsp, policy={"nvidia-gpu": policy})
+def test_gpu_version_and_mode_policy(tmp_path: Path, ocsp: ReplayServer, expr: str, code: str | None) -> None:
+    h = _harness(tmp_path, ocsp, policy={"nvidia-gpu": {"conditions": [{"name": "gpu", "expr": expr}]}})
     nonce = _challenge(h)
     binding = ExpectedBinding(bytes.fromhex(nonce), USER)
     report, certs = _snp(binding)
     _devices, gpus = _gpus(ocsp, binding, 1)
-    assert _attest(h, nonce, report, certs, gpus).json()["code"] == code
+    resp = _attest(h, nonce, report, certs, gpus)
+    assert resp.json().get("code") == code
+    if code is not None:
+        assert [r["rule"] for r in resp.json()["failed_rules"]] == ["conditions.gpu"]
 
 
 def test_gpus_field_only_with_a_cpu_kind(tmp_path: Path, ocsp: ReplayServer) -> None:

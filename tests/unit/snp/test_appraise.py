@@ -1,106 +1,94 @@
-"""Policy parsing and grading on real reports."""
+"""SEV-SNP facts under the policy engine, on real reports: every rule an SNP operator uses, passing and
+failing, with the vector effect the engine applies."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
-from attestation_broker.errors import BrokerError
-from attestation_broker.evidence.snp.appraise import parse_policy
 
-from tests.support.errors import code_of
+from tests.support.policy import decide, failed
 from tests.unit.snp.test_verify import inputs, run
-
-
-def grade(name: str, policy: dict[str, object]):
-    report, certs, now = inputs(name)
-    return run(report, certs, now, policy=policy)
-
 
 D2_MEASUREMENT = "a1f3930413247bb38cfc171579ea3c12d5fe4901f0c792f63fd75d98f1ef827c23500644e0e692e6be917f9050d3d38c"
 D2_ID_KEY = "0356215882a825279a85b300b0b742931d113bf7e32dde2e50ffde7ec743ca491ecdd7f336dc28a6e0b2bb57af7a44a3"
 
 
+def grade(name: str, rules: dict[str, object]):  # type: ignore[no-untyped-def]
+    report, certs, now = inputs(name)
+    return decide(run(report, certs, now).appraisal(), rules, now=now)
+
+
+def test_reference_value_match_affirms() -> None:
+    rv = [{"label": "d2", "claims": {"measurement": D2_MEASUREMENT, "snp.id_key_digest": D2_ID_KEY}}]
+    decision = grade("SNP-D2", {"reference_values": rv})
+    assert failed(decision) == []
+    assert decision.appraisal.trustworthiness_vector["executables"] == 3
+    assert decision.status.value == "affirming"
+    assert decision.appraisal.policy_ids[0].startswith("snp-test@sha256:")
+
+
+def test_reference_value_mismatch_names_the_claim() -> None:
+    decision = grade("SNP-D2", {"reference_values": [{"label": "other", "claims": {"measurement": "00" * 48}}]})
+    (rule,) = decision.failed
+    assert rule.rule == "reference_values" and rule.actual == {"measurement": D2_MEASUREMENT}
+    assert "closest is other, differing in measurement" in rule.detail
+    assert decision.appraisal.trustworthiness_vector["executables"] == 96
+
+
+def test_debug_allowed_is_a_waived_warning() -> None:
+    decision = grade("SNP-D1", {"debug": "allowed", "claims": {"snp.vmpl": [0]}})
+    assert failed(decision) == []
+    assert decision.appraisal.trustworthiness_vector["runtime-opaque"] == 96
+    assert decision.appraisal.waived == ("runtime-opaque",) and decision.status.value == "warning"
+
+
+def test_debug_forbidden_by_default() -> None:
+    decision = grade("SNP-D1", {})
+    assert failed(decision) == ["debug", "trustworthiness"] and decision.failed[0].actual == "enabled"
+    assert decision.failed[1].actual == {"ear_status": "contraindicated", "runtime-opaque": 96}
+
+
+def test_tcb_minimums_over_reported_tcb() -> None:
+    low = grade("SNP-D2", {"tcb_minimums": {"microcode": 116}})
+    assert failed(low) == ["tcb_minimums"] and low.failed[0].actual == {"microcode": 115}
+    assert low.appraisal.trustworthiness_vector["hardware"] == 96
+    ok = grade("SNP-D2", {"tcb_minimums": {"bootloader": 3, "tee": 0, "snp": 8, "microcode": 115}})
+    assert failed(ok) == []
+
+
 @pytest.mark.parametrize(
-    "policy",
+    ("name", "rules", "failing"),
     [
-        {"bogus": 1},
-        {"allow_debug": True, "allow_migration_agent": True},  # constrains nothing
-        {"measurements": ["abcd"]},
-        {"measurements": []},
-        {"min_tcb": {"bios": 1}},
-        {"min_tcb": {"snp": 300}},
-        {"max_vmpl": 4},
-        {"products": ["Rome"]},
-        {"min_abi": "1"},
-        {"allow_debug": "no"},
-        {"id": ""},
+        ("SNP-D3", {"claims": {"snp.vmpl": [0]}}, ["claims.snp.vmpl"]),
+        ("SNP-D3", {"conditions": [{"name": "vmpl", "expr": "claims.snp.vmpl <= 1"}]}, []),
+        ("SNP-D3", {"claims": {"snp.signing_key": ["vcek"]}}, ["claims.snp.signing_key"]),
+        (
+            "SNP-D6a",
+            {"conditions": [{"name": "smt", "expr": "!claims.snp.platform_info_bits.smt_en"}]},
+            ["conditions.smt"],
+        ),
+        ("SNP-D5", {"conditions": [{"name": "smt", "expr": "!claims.snp.platform_info_bits.smt_en"}]}, []),
+        ("SNP-D2", {"claims": {"snp.host_data": ["11" * 32]}}, ["claims.snp.host_data"]),
+        ("SNP-D2", {"claims": {"snp.family_id": ["01" + "00" * 15]}}, []),
+        ("SNP-D2", {"conditions": [{"name": "svn", "expr": "claims.snp.guest_svn >= 5"}]}, ["conditions.svn"]),
+        ("SNP-D5", {"claims": {"snp.product": ["Milan"]}}, ["claims.snp.product"]),
+        ("SNP-D5", {"claims": {"snp.product": ["Genoa"]}}, []),
+        ("SNP-D2", {"nonce": "required"}, ["nonce"]),
+        ("SNP-D2", {"conditions": [{"name": "missing", "expr": "claims.snp.nope == 1"}]}, ["conditions.missing"]),
     ],
 )
-def test_invalid_policies(policy) -> None:
-    with pytest.raises(BrokerError) as exc:
-        parse_policy(policy)
-    assert exc.value.code.name == "POLICY_INVALID"
+def test_rules_over_real_reports(name: str, rules: dict[str, object], failing: list[str]) -> None:
+    decision = grade(name, rules)
+    assert failed(decision) == failing
+    if failing:
+        assert all(r.detail for r in decision.failed)
 
 
-def test_allow_any_and_ids() -> None:
-    assert parse_policy({"allow_any": True, "allow_debug": True, "allow_migration_agent": True}).allow_any
-    assert parse_policy({}).policy_id == "snp-default"
-    assert parse_policy({"id": "prod"}).policy_id == "prod"
-    assert parse_policy({"max_vmpl": 0}).policy_id == parse_policy({"max_vmpl": 0}).policy_id != "snp-default"
-
-
-def test_policy_invalid_raised_by_pipeline() -> None:
+def test_evaluation_is_pure_over_time() -> None:
+    a = grade("SNP-D2", {"claims": {"tee": ["sev-snp"]}})
     report, certs, now = inputs("SNP-D2")
-    assert code_of(run, report, certs, now, policy={"allow_debug": True, "allow_migration_agent": True}) == (
-        "POLICY_INVALID"
+    b = decide(
+        run(report, certs, now).appraisal(), {"claims": {"tee": ["sev-snp"]}}, now=datetime(2030, 1, 1, tzinfo=UTC)
     )
-
-
-def test_measurement_allow_list_affirms() -> None:
-    result = grade("SNP-D2", {"id": "p", "measurements": [D2_MEASUREMENT], "id_key_digests": [D2_ID_KEY]})
-    assert result.trustworthiness_vector["executables"] == 3
-    assert result.status.value == "affirming"
-    assert result.appraisal().policy_ids == ("p",)
-
-
-def test_measurement_not_listed() -> None:
-    result = grade("SNP-D2", {"measurements": ["00" * 48]})
-    assert result.trustworthiness_vector["executables"] == 96
-    assert result.status.value == "contraindicated"
-
-
-def test_debug_allowed_is_warning() -> None:
-    result = grade("SNP-D1", {"allow_debug": True, "max_vmpl": 0})
-    assert result.trustworthiness_vector["runtime-opaque"] == 32
-    assert result.status.value == "warning"
-
-
-def test_min_tcb_out_of_date() -> None:
-    result = grade("SNP-D2", {"min_tcb": {"microcode": 116}})
-    assert result.attester_claims["tcb"]["status"] == "OutOfDate"
-    assert result.trustworthiness_vector["hardware"] == 32
-    ok = grade("SNP-D2", {"min_tcb": {"bootloader": 3, "tee": 0, "snp": 8, "microcode": 115}})
-    assert ok.attester_claims["tcb"]["status"] == "UpToDate"
-
-
-@pytest.mark.parametrize(
-    "name,policy,claim,value",
-    [
-        ("SNP-D3", {"max_vmpl": 0}, "configuration", 96),
-        ("SNP-D3", {"max_vmpl": 1}, "configuration", 2),
-        ("SNP-D3", {"signing_keys": ["vcek"]}, "configuration", 96),
-        ("SNP-D6a", {"allow_smt": False}, "configuration", 96),  # PLATFORM_INFO.SMT_EN = 1
-        ("SNP-D5", {"allow_smt": False}, "configuration", 2),  # Genoa Azure host: SMT_EN = 0
-        ("SNP-D2", {"min_abi": "0.31"}, "configuration", 2),
-        ("SNP-D2", {"min_abi": "1.0"}, "configuration", 96),
-        ("SNP-D2", {"host_data": ["11" * 32]}, "configuration", 96),
-        ("SNP-D2", {"family_ids": ["01" + "00" * 15]}, "configuration", 2),
-        ("SNP-D2", {"min_guest_svn": 5}, "configuration", 96),
-        ("SNP-D5", {"products": ["Milan"]}, "hardware", 96),
-        ("SNP-D5", {"products": ["Genoa"]}, "hardware", 2),
-    ],
-)
-def test_graded_constraints(name, policy, claim, value) -> None:
-    result = grade(name, policy)
-    assert result.trustworthiness_vector[claim] == value
-    if value == 96:
-        assert result.findings
+    assert a.results == b.results

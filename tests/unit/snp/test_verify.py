@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 
 from tests.support.context import offline_context, replay_context
 from tests.support.errors import code_of
+from tests.support.policy import decide, failed
 from tests.support.vectors import vector
 from tests.unit.snp.support import (
     CASE_BY_NAME,
@@ -32,9 +33,8 @@ from tests.unit.snp.support import (
 
 
 def run(report: bytes, certs: list[bytes], now: datetime, **kw):
-    ctx = kw.pop("ctx", None) or offline_context(now, kw.pop("policy", None))
+    ctx = kw.pop("ctx", None) or offline_context(now)
     kw.setdefault("expected_report_data", None)
-    kw.setdefault("policy", ctx.policy)
     return verify_snp_evidence(report, certs, ctx, **kw)
 
 
@@ -60,10 +60,13 @@ def test_real_vectors_verify(case) -> None:
     assert result.verifier_claims["product"] == case.product
     kinds = [(c["type"], c["source"]) for c in result.verifier_claims["collateral"]]
     assert kinds == [(case.signing_key, "evidence"), ("crl", "evidence")]
-    # default policy: no measurement list → warning; debug guest → contraindicated
+    # facts: no measurement appraised yet → unrecognized (33, warning); debug guest → visible memory (96)
     assert result.trustworthiness_vector["executables"] == 33
+    assert result.trustworthiness_vector["runtime-opaque"] == (96 if case.debug else 2)
     assert result.status.value == ("contraindicated" if case.debug else "warning")
-    assert result.policy_id == "snp-default"
+    decision = decide(result.appraisal())
+    assert failed(decision) == (["debug", "trustworthiness"] if case.debug else [])
+    assert decision.appraisal.policy_ids[0].startswith("snp-default@sha256:")
 
 
 @pytest.mark.parametrize("name,report,certs", azure_cases(), ids=lambda x: x if isinstance(x, str) else "")

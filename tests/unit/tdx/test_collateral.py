@@ -24,7 +24,7 @@ from tests.unit.tdx.support import NOW_C1, c1_bodies, dcap_json, flip, quote_byt
 
 
 def verify(name: str, ctx: VerifyContext) -> TdxResult:
-    return verify_tdx_evidence(quote_bytes(name), ctx, expected_report_data=None, policy={})
+    return verify_tdx_evidence(quote_bytes(name), ctx, expected_report_data=None)
 
 
 EXPECTED_TARGETS = [
@@ -93,9 +93,7 @@ def test_stale_if_error_within_grace(replay: ReplayServer) -> None:
     verify("D8", ctx)
     for target in EXPECTED_TARGETS:
         replay.add(target, b"busy", 503)
-    later = VerifyContext(
-        now=datetime(2026, 2, 12, tzinfo=UTC), collateral=ctx.collateral, settings=ctx.settings, policy={}
-    )
+    later = VerifyContext(now=datetime(2026, 2, 12, tzinfo=UTC), collateral=ctx.collateral, settings=ctx.settings)
     result = verify("D8", later)
     vc = result.verifier_claims
     assert vc["stale"] is True
@@ -108,9 +106,7 @@ def test_stale_if_error_within_grace(replay: ReplayServer) -> None:
     assert result.trustworthiness_vector["hardware"] == ar4si.HW_UNSAFE
     assert any("stale" in f for f in result.findings)
     # Past nextUpdate + grace: an outage is an outage.
-    too_late = VerifyContext(
-        now=datetime(2026, 2, 15, tzinfo=UTC), collateral=ctx.collateral, settings=ctx.settings, policy={}
-    )
+    too_late = VerifyContext(now=datetime(2026, 2, 15, tzinfo=UTC), collateral=ctx.collateral, settings=ctx.settings)
     assert code_of(verify, "D8", too_late) == "COLLATERAL_UNAVAILABLE"
 
 

@@ -59,9 +59,7 @@ def _chains(pki: FakeIntelPki) -> dict[str, str]:
 
 
 def _verify(quote: bytes, ctx: VerifyContext, pki: FakeIntelPki, col: TdxCollateral | None = None) -> TdxResult:
-    return verify_tdx_evidence(
-        quote, ctx, expected_report_data=None, policy={}, collateral_override=col, trust=pki.trust
-    )
+    return verify_tdx_evidence(quote, ctx, expected_report_data=None, collateral_override=col, trust=pki.trust)
 
 
 def _code(fn: Any, *args: Any) -> str:
@@ -175,8 +173,6 @@ def test_real_collateral_chain_header_is_url_decoded(replay: ReplayServer) -> No
     from tests.unit.tdx.support import c1_bodies, c1_chains
 
     serve(replay, "90c06f000000", c1_bodies(), chains=c1_chains())
-    result = verify_tdx_evidence(
-        quote_bytes("D8"), replay_context(replay.base_url, NOW_C1), expected_report_data=None, policy={}
-    )
+    result = verify_tdx_evidence(quote_bytes("D8"), replay_context(replay.base_url, NOW_C1), expected_report_data=None)
     assert result.tcb.status == "UpToDate"
     assert urllib.parse.unquote(c1_chains()["tcb_info"]).startswith("-----BEGIN CERTIFICATE-----")

@@ -77,7 +77,6 @@ def broker(quote: bytes, collateral_json: str, now: datetime) -> str:
             quote,
             offline_context(now),
             expected_report_data=None,
-            policy={},
             collateral_override=TdxCollateral.from_dcap_qvl_json(collateral_json),
         )
     except BrokerError as exc:

@@ -1,24 +1,27 @@
-"""The tdx policy object, its appraisal of real quotes, and the Verifier wiring (registry, binding)."""
+"""TDX facts under the policy engine (reference values, configuration, TCB-recovery controls) on real and
+forged quotes, and the Verifier wiring (registry, binding)."""
 
 from __future__ import annotations
 
 import copy
 import json
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from attestation_broker import appraisal as ar4si
-from attestation_broker.appraisal import EarStatus
+from attestation_broker.appraisal import Appraisal, EarStatus
 from attestation_broker.binding import ExpectedBinding
 from attestation_broker.errors import BrokerError
 from attestation_broker.evidence.tdx import TdxResult, parse_quote, verify_tdx_evidence
-from attestation_broker.evidence.tdx.appraise import parse_policy
 from attestation_broker.evidence.tdx.kind import TdxVerifier
+from attestation_broker.policy import Decision, PolicyEngine
 from attestation_broker.registry import default_registry
 from attestation_broker.verifier import Submission, VerifyContext
 
 from tests.support.context import offline_context
+from tests.support.policy import decide, failed, policy_set
 from tests.unit.tdx.support import (
     NOW_C1,
     NOW_D6,
@@ -33,80 +36,75 @@ from tests.unit.tdx.support import (
 D6 = parse_quote(quote_bytes("D6"))
 
 
-def appraise_d6(policy: dict[str, Any]) -> TdxResult:
+def as_appraisal(result: TdxResult) -> Appraisal:
+    return Appraisal("tdx", result.trustworthiness_vector, result.attester_claims, result.verifier_claims,
+                     findings=result.findings)  # fmt: skip
+
+
+def d6() -> TdxResult:
     return verify_tdx_evidence(
-        quote_bytes("D6"),
-        offline_context(NOW_D6),
-        expected_report_data=None,
-        policy=policy,
-        collateral_override=dcap_collateral("D6"),
+        quote_bytes("D6"), offline_context(NOW_D6), expected_report_data=None, collateral_override=dcap_collateral("D6")
     )
 
 
-@pytest.mark.parametrize(
-    "policy",
-    [
-        {"unknown": 1},
-        {"allow_debug": "yes"},
-        {"accepted_tcb_statuses": ["Fine"]},
-        {"accepted_tcb_statuses": []},
-        {"mrtd": []},
-        {"mrtd": ["zz"]},
-        {"mrtd": ["00"]},
-        {"out_of_date_grace_days": -1},
-        {"min_tee_tcb_svn": "0102"},
-        {"id": ""},
-    ],
-)
-def test_invalid_policies(policy: dict[str, Any]) -> None:
-    with pytest.raises(BrokerError) as exc:
-        parse_policy(policy)
-    assert exc.value.code.name == "POLICY_INVALID"
-    with pytest.raises(BrokerError) as exc:
-        appraise_d6(policy)
-    assert exc.value.code.name == "POLICY_INVALID"
+def appraise_d6(rules: dict[str, Any]) -> Decision:
+    return decide(as_appraisal(d6()), rules, now=NOW_D6)
 
 
-def test_measurement_allow_lists() -> None:
+def test_reference_values_over_mrtd_and_rtmrs() -> None:
     b = D6.body
-    boot = appraise_d6({"id": "p1", "mrtd": [b.mr_td.hex()], "rtmr0": [b.rtmrs[0].hex()]})
-    assert boot.trustworthiness_vector["executables"] == ar4si.EXEC_APPROVED_BOOT and boot.policy_id == "p1"
-    runtime = appraise_d6({"mrtd": [b.mr_td.hex()], "rtmr3": [b.rtmrs[3].hex()]})
-    assert runtime.trustworthiness_vector["executables"] == ar4si.EXEC_APPROVED_RUNTIME
-    wrong = appraise_d6({"mrtd": ["00" * 48], "rtmr1": [b.rtmrs[1].hex()]})
-    assert wrong.trustworthiness_vector["executables"] == ar4si.EXEC_CONTRAINDICATED
-    assert any("mrtd" in f for f in wrong.findings)
-    assert ar4si.status_of(wrong.trustworthiness_vector) == EarStatus.CONTRAINDICATED
+    boot = appraise_d6(
+        {"reference_values": [{"label": "td", "claims": {"tdx.mrtd": b.mr_td.hex(), "tdx.rtmrs.0": b.rtmrs[0].hex()}}]}
+    )
+    assert failed(boot) == [] and boot.appraisal.trustworthiness_vector["executables"] == ar4si.EXEC_APPROVED_BOOT
+    assert boot.status == EarStatus.AFFIRMING
+    wrong = appraise_d6(
+        {"reference_values": [{"label": "td", "claims": {"tdx.mrtd": "00" * 48, "tdx.rtmrs.1": b.rtmrs[1].hex()}}]}
+    )
+    assert failed(wrong) == ["reference_values"] and wrong.failed[0].actual == {"tdx.mrtd": b.mr_td.hex()}
+    assert wrong.appraisal.trustworthiness_vector["executables"] == ar4si.EXEC_CONTRAINDICATED
 
 
 def test_configuration_rules() -> None:
     b = D6.body
     ok = appraise_d6(
         {
-            "mrconfigid": [b.mr_config_id.hex()],
-            "mrowner": [b.mr_owner.hex()],
-            "mrownerconfig": [b.mr_owner_config.hex()],
-            "xfam": [b.xfam.hex()],
-            "mrsignerseam": [b.mr_signer_seam.hex()],
-            "require_sept_ve_disable": True,
+            "claims": {
+                "tdx.mrconfigid": [b.mr_config_id.hex()],
+                "tdx.mrowner": [b.mr_owner.hex()],
+                "tdx.mrownerconfig": [b.mr_owner_config.hex()],
+                "tdx.xfam": [b.xfam.hex()],
+                "tdx.mrsignerseam": [b.mr_signer_seam.hex()],
+                "tdx.attributes.sept_ve_disable": [True],
+            }
         }
     )
-    assert ok.trustworthiness_vector["configuration"] == ar4si.CONFIG_APPROVED
-    bad = appraise_d6({"xfam": ["ffffffffffffffff"]})
-    assert bad.trustworthiness_vector["configuration"] == ar4si.CONFIG_CONTRAINDICATED
+    assert failed(ok) == [] and ok.appraisal.trustworthiness_vector["configuration"] == ar4si.CONFIG_APPROVED
+    bad = appraise_d6({"claims": {"tdx.xfam": ["ffffffffffffffff"]}})
+    assert failed(bad) == ["claims.tdx.xfam"]
+    assert bad.appraisal.trustworthiness_vector["configuration"] == ar4si.CONFIG_CONTRAINDICATED
 
 
-def test_tcb_policy() -> None:
-    assert appraise_d6({"accepted_tcb_statuses": ["OutOfDate"]}).trustworthiness_vector["hardware"] == (
-        ar4si.HW_CONTRAINDICATED
+def test_tcb_rules() -> None:
+    assert failed(appraise_d6({"min_tcb_status": "UpToDate"})) == []
+    svn = "claims.tcb.tee_tcb_svn"
+    assert failed(appraise_d6({"conditions": [{"name": "svn", "expr": f'{svn} >= "07"'}]})) == ["conditions.svn"]
+    assert failed(appraise_d6({"conditions": [{"name": "svn", "expr": f'{svn} >= "0601"'}]})) == []
+    assert d6().tcb.advisory_ids == () and failed(appraise_d6({"tcb_recovery": {"accepted_advisories": []}})) == []
+    # The same platform after a TCB recovery that lists advisories (as Intel's tcbLevels do for SWHardeningNeeded):
+    claims = d6().attester_claims
+    flagged = replace(
+        as_appraisal(d6()),
+        attester_claims={**claims, "tcb": {**claims["tcb"], "advisory_ids": ["INTEL-SA-00837", "INTEL-SA-00960"]}},
     )
-    assert (
-        appraise_d6({"min_tee_tcb_svn": "07" + "00" * 15}).trustworthiness_vector["hardware"]
-        == ar4si.HW_CONTRAINDICATED
-    )
-    assert (
-        appraise_d6({"min_tee_tcb_svn": "06010300" + "00" * 12}).trustworthiness_vector["hardware"] == ar4si.HW_GENUINE
-    )
+    refused = decide(flagged, {"tcb_recovery": {"accepted_advisories": ["INTEL-SA-00837"]}}, now=NOW_D6)
+    assert failed(refused) == ["tcb_recovery.accepted_advisories"]
+    assert refused.failed[0].actual == ["INTEL-SA-00837", "INTEL-SA-00960"]
+    assert refused.failed[0].detail == "unaccepted: INTEL-SA-00960"
+    both = ["INTEL-SA-00837", "INTEL-SA-00960"]
+    assert failed(decide(flagged, {"tcb_recovery": {"accepted_advisories": both}}, now=NOW_D6)) == []
+    assert failed(appraise_d6({"tcb_recovery": {"min_tcb_date": "2099-01-01"}})) == ["tcb_recovery.min_tcb_date"]
+    assert failed(appraise_d6({"tcb_recovery": {"min_tcb_date": "2018-01-01"}})) == []
 
 
 def _outdated_collateral(pki: FakeIntelPki) -> Any:
@@ -117,19 +115,52 @@ def _outdated_collateral(pki: FakeIntelPki) -> Any:
     return pki.collateral(info, shifted(c1_json("qe_identity.json"), NOW_C1))
 
 
+class _Recorded:
+    """A TcbCurrency as the collateral recorder would answer: the level appeared at a fixed instant."""
+
+    def __init__(self, since: datetime) -> None:
+        self.since = since
+
+    def current_level_since(self, appraisal: Appraisal) -> datetime | None:
+        return self.since
+
+
 @pytest.mark.parametrize(
-    ("grace", "hardware"), [(None, ar4si.HW_UNSAFE), (60, ar4si.HW_UNSAFE), (10, ar4si.HW_CONTRAINDICATED)]
+    ("rules", "failing", "hardware"),
+    [
+        ({}, [], ar4si.HW_UNSAFE),
+        ({"tcb_recovery": {"grace_days": 60}}, [], ar4si.HW_UNSAFE),
+        ({"tcb_recovery": {"grace_days": 10}}, ["tcb_recovery.grace_days"], ar4si.HW_CONTRAINDICATED),
+        ({"min_tcb_status": "SWHardeningNeeded"}, ["min_tcb_status"], ar4si.HW_CONTRAINDICATED),
+    ],
 )
-def test_out_of_date_grace_period(grace: int | None, hardware: int) -> None:
+def test_out_of_date_grace_period(rules: dict[str, Any], failing: list[str], hardware: int) -> None:
     pki = FakeIntelPki.create()
     quote = pki.forge(quote_bytes("D8"))
-    policy: dict[str, Any] = {} if grace is None else {"out_of_date_grace_days": grace}
     result = verify_tdx_evidence(
-        quote, offline_context(NOW_C1), expected_report_data=None, policy=policy,
+        quote, offline_context(NOW_C1), expected_report_data=None,
         collateral_override=_outdated_collateral(pki), trust=pki.trust,
     )  # fmt: skip
-    assert result.tcb.status == "OutOfDate"
-    assert result.trustworthiness_vector["hardware"] == hardware
+    assert result.tcb.status == "OutOfDate" and result.trustworthiness_vector["hardware"] == ar4si.HW_UNSAFE
+    decision = decide(as_appraisal(result), rules, now=NOW_C1)
+    assert failed(decision) == failing
+    assert decision.appraisal.trustworthiness_vector["hardware"] == hardware
+
+
+def test_grace_period_reads_the_injected_tcb_currency() -> None:
+    pki = FakeIntelPki.create()
+    result = verify_tdx_evidence(
+        pki.forge(quote_bytes("D8")), offline_context(NOW_C1), expected_report_data=None,
+        collateral_override=_outdated_collateral(pki), trust=pki.trust,
+    )  # fmt: skip
+    policy = policy_set({"tdx": {"tcb_recovery": {"grace_days": 10}}}).for_kind("tdx")
+    recent = PolicyEngine(tcb_currency=_Recorded(NOW_C1 - timedelta(days=3)))
+    late = PolicyEngine(tcb_currency=_Recorded(NOW_C1 - timedelta(days=11)))
+    assert recent.evaluate(policy, as_appraisal(result), now=NOW_C1, nonce_bound=False).failed == ()
+    (rule,) = late.evaluate(policy, as_appraisal(result), now=NOW_C1, nonce_bound=False).failed
+    assert rule.rule == "tcb_recovery.grace_days" and rule.actual == (NOW_C1 - timedelta(days=1)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
 
 
 def test_debug_td_and_binding_through_the_verifier() -> None:
@@ -139,18 +170,21 @@ def test_debug_td_and_binding_through_the_verifier() -> None:
     quote = pki.forge(quote_bytes("D8"), body_patch={120: debug_attrs, 520: binding.report_data()})
     info = shifted(c1_json("tcb_info_90c06f000000.json"), NOW_C1)
     collateral = pki.collateral(info, shifted(c1_json("qe_identity.json"), NOW_C1))
-    for policy, runtime in (({}, ar4si.RUNTIME_CONTRAINDICATED), ({"allow_debug": True}, ar4si.RUNTIME_VISIBLE)):
-        result = verify_tdx_evidence(
-            quote, offline_context(NOW_C1), expected_report_data=binding.report_data(), policy=policy,
-            collateral_override=collateral, trust=pki.trust,
-        )  # fmt: skip
-        assert result.attester_claims["dbgstat"] == "enabled"
-        assert result.attester_claims["tdx"]["attributes"]["debug"] is True
-        assert result.trustworthiness_vector["runtime-opaque"] == runtime
-        assert result.verifier_claims["bindings"] == {"nonce": "checked"}
+    result = verify_tdx_evidence(
+        quote, offline_context(NOW_C1), expected_report_data=binding.report_data(),
+        collateral_override=collateral, trust=pki.trust,
+    )  # fmt: skip
+    assert result.attester_claims["dbgstat"] == "enabled"
+    assert result.attester_claims["tdx"]["attributes"]["debug"] is True
+    assert result.trustworthiness_vector["runtime-opaque"] == ar4si.RUNTIME_VISIBLE == 96
+    assert result.verifier_claims["bindings"] == {"nonce": "checked"}
+    refused = decide(as_appraisal(result), {}, now=NOW_C1)
+    assert failed(refused) == ["debug", "trustworthiness"]
+    allowed = decide(as_appraisal(result), {"debug": "allowed"}, now=NOW_C1)
+    assert failed(allowed) == [] and allowed.status == EarStatus.WARNING
     with pytest.raises(BrokerError) as exc:
         verify_tdx_evidence(
-            quote, offline_context(NOW_C1), expected_report_data=ExpectedBinding(b"\x02" * 32).report_data(), policy={},
+            quote, offline_context(NOW_C1), expected_report_data=ExpectedBinding(b"\x02" * 32).report_data(),
             collateral_override=collateral, trust=pki.trust,
         )  # fmt: skip
     assert exc.value.code.name == "NONCE_BINDING_MISMATCH"
@@ -164,14 +198,11 @@ def test_verifier_class_and_registry() -> None:
     appraisal = verifier.verify(submission, ctx)
     # No measurement allow-list: executables EXEC_UNRECOGNIZED, a warning.
     assert appraisal.kind == "tdx" and appraisal.status == EarStatus.WARNING
-    assert appraisal.policy_ids == ("tdx-default",)
+    assert appraisal.policy_ids == ()
     assert appraisal.attester_claims["tcb"]["status"] == "UpToDate"
     # Hex evidence (as dcap-qvl's sample ships it) decodes to the same quote.
     hex_submission = Submission(evidence=b"0x" + quote_bytes("D6").hex().encode(), fields=submission.fields)
     assert verifier.verify(hex_submission, ctx).attester_claims == appraisal.attester_claims
-    # ctx.policy is honoured.
-    strict = VerifyContext(now=ctx.now, collateral=ctx.collateral, settings=ctx.settings, policy={"mrtd": ["00" * 48]})
-    assert verifier.verify(submission, strict).status == EarStatus.CONTRAINDICATED
     with pytest.raises(BrokerError) as exc:
         verifier.verify(Submission(evidence=quote_bytes("D6"), fields={"collateral": {"x": 1}}), ctx)
     assert exc.value.code.name == "COLLATERAL_INVALID"

@@ -49,13 +49,11 @@ def verify(
     collateral: TdxCollateral,
     *,
     now: datetime = NOW_C1,
-    policy: dict[str, Any] | None = None,
 ) -> TdxResult:
     return verify_tdx_evidence(
         quote,
         offline_context(now),
         expected_report_data=None,
-        policy=policy or {},
         collateral_override=collateral,
         trust=pki.trust,
     )
@@ -71,7 +69,6 @@ def test_forged_quote_verifies_only_under_the_test_root(pki: FakeIntelPki) -> No
             quote,
             offline_context(NOW_C1),
             expected_report_data=None,
-            policy={},
             collateral_override=pki.collateral(tcb_info(), qe_identity()),
         )
     assert exc.value.code.name == "CERT_CHAIN_INVALID"
@@ -140,10 +137,10 @@ def _single_level(status: str, advisories: list[str] | None = None, **tcb_overri
 STATUS_TABLE = [
     ("UpToDate", ar4si.HW_GENUINE, ar4si.CONFIG_APPROVED),
     ("SWHardeningNeeded", ar4si.HW_GENUINE, ar4si.CONFIG_UNSAFE),
-    ("ConfigurationNeeded", ar4si.HW_GENUINE, ar4si.CONFIG_UNSUPPORTED),
-    ("ConfigurationAndSWHardeningNeeded", ar4si.HW_GENUINE, ar4si.CONFIG_UNSUPPORTED),
+    ("ConfigurationNeeded", ar4si.HW_GENUINE, ar4si.CONFIG_UNSAFE),
+    ("ConfigurationAndSWHardeningNeeded", ar4si.HW_GENUINE, ar4si.CONFIG_UNSAFE),
     ("OutOfDate", ar4si.HW_UNSAFE, ar4si.CONFIG_APPROVED),
-    ("OutOfDateConfigurationNeeded", ar4si.HW_UNSAFE, ar4si.CONFIG_UNSUPPORTED),
+    ("OutOfDateConfigurationNeeded", ar4si.HW_UNSAFE, ar4si.CONFIG_UNSAFE),
     ("Revoked", ar4si.HW_CONTRAINDICATED, ar4si.CONFIG_APPROVED),
 ]
 

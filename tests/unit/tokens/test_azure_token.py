@@ -24,6 +24,7 @@ from attestation_broker.verifier import Submission
 
 from tests.support.context import http_context
 from tests.support.errors import raised_code
+from tests.support.policy import decide, failed
 from tests.support.replay import ReplayServer
 from tests.support.vectors import vector
 from tests.unit.tokens.helpers import (
@@ -53,10 +54,18 @@ EUS2_MEASUREMENT = "036fc22b517981a791f7f8b89d634a00e964f6b0dfabc568090eb4393d60
 
 
 def _verify(
-    verifier: AzureTokenVerifier, token: str | bytes, now: float, *, binding: ExpectedBinding | None = None, **kw: Any
+    verifier: AzureTokenVerifier,
+    token: str | bytes,
+    now: float,
+    *,
+    binding: ExpectedBinding | None = None,
+    policy: dict[str, Any] | None = None,
+    **kw: Any,
 ) -> Any:
+    """The kind's facts, or with ``policy`` rules the appraisal the policy engine leaves (failed rules: 96)."""
     data = token.encode() if isinstance(token, str) else token
-    return verifier.verify(Submission(data, binding=binding), http_context(at(now), **kw))
+    appraisal = verifier.verify(Submission(data, binding=binding), http_context(at(now), **kw))
+    return appraisal if policy is None else decide(appraisal, policy, now=at(now)).appraisal
 
 
 def test_weu_snp_cvm_vector(replay: ReplayServer) -> None:
@@ -100,18 +109,19 @@ def test_weu_snp_cvm_vector(replay: ReplayServer) -> None:
     assert record["type"] == "jwks" and record["url"] == WEU + "/certs" and record["source"] == "origin"
     assert replay.requests == ["/weu/certs"]
     assert appraisal.trustworthiness_vector == {
-        "instance-identity": ar4si.WARNING,  # neither nonce nor audience binds it to this request
+        "instance-identity": ar4si.NO_CLAIM,  # neither nonce nor audience binds it to this request
         "hardware": ar4si.HW_GENUINE,
         "runtime-opaque": ar4si.RUNTIME_ENCRYPTED,
         "executables": ar4si.EXEC_UNRECOGNIZED,
         "configuration": ar4si.CONFIG_APPROVED,
     }
-    assert appraisal.status is EarStatus.WARNING and appraisal.policy_ids == ("azure-token/default",)
+    assert appraisal.status is EarStatus.WARNING and appraisal.policy_ids == ()
+    assert failed(decide(appraisal, None)) == []
 
 
 def test_eus2_snp_cvm_vector(replay: ReplayServer) -> None:
     verifier = AzureTokenVerifier(key_url_override=serve_maa(replay, EUS2))
-    policy = {"launch_measurements": [EUS2_MEASUREMENT]}
+    policy = {"reference_values": [{"label": "eus2", "claims": {"measurement": EUS2_MEASUREMENT}}]}
     appraisal = _verify(verifier, vector(MAA_EUS2), MAA_EUS2_IAT + 5, policy=policy)
     claims = appraisal.attester_claims
     assert claims["measurement"] == EUS2_MEASUREMENT and claims["tcb"]["snpfw_svn"] == 21
@@ -121,7 +131,12 @@ def test_eus2_snp_cvm_vector(replay: ReplayServer) -> None:
     assert claims["azure"]["user_data"] == "0" * 128
     assert claims["instance"]["vm_id"] == "9A42ABD5-8385-42B3-9255-FE7807698194"
     assert appraisal.trustworthiness_vector["executables"] == ar4si.EXEC_APPROVED_BOOT
-    other = _verify(verifier, vector(MAA_EUS2), MAA_EUS2_IAT + 5, policy={"launch_measurements": [WEU_MEASUREMENT]})
+    other = _verify(
+        verifier,
+        vector(MAA_EUS2),
+        MAA_EUS2_IAT + 5,
+        policy={"reference_values": [{"label": "weu", "claims": {"measurement": WEU_MEASUREMENT}}]},
+    )
     assert other.trustworthiness_vector["executables"] == ar4si.EXEC_CONTRAINDICATED
 
 
@@ -153,10 +168,11 @@ def test_tvm_payload_full_path_with_test_key(replay: ReplayServer) -> None:
     token = resign(token_of(MAA_TVM), fresh_key("maa-test"), header={"kid": "test-kid", "jku": EUS2 + "/certs"})
     appraisal = _verify(verifier, token, MAA_TVM_IAT + 5)
     assert appraisal.attester_claims["tee"] == "vtpm"
-    assert appraisal.trustworthiness_vector["runtime-opaque"] == ar4si.RUNTIME_CONTRAINDICATED
-    relaxed = _verify(verifier, token, MAA_TVM_IAT + 5, policy={"allow_trusted_launch": True})
-    assert relaxed.trustworthiness_vector["runtime-opaque"] == ar4si.RUNTIME_VISIBLE
-    assert relaxed.status is EarStatus.WARNING
+    # Hypervisor isolation without memory encryption: registered "isolated memory" (32), a warning.
+    assert appraisal.trustworthiness_vector["runtime-opaque"] == ar4si.RUNTIME_ISOLATED
+    assert failed(decide(appraisal, None)) == ["conditions.confidential-vm"]  # the default names CVMs only
+    relaxed = decide(appraisal, {"debug": "forbidden"})  # a policy that names no TEE requirement
+    assert failed(relaxed) == [] and relaxed.status is EarStatus.WARNING
 
 
 def test_maa_certs_with_x5c_keys(replay: ReplayServer) -> None:
@@ -209,11 +225,12 @@ def test_tdx_claim_set_with_test_key(replay: ReplayServer) -> None:
         "x-ms-runtime": {"keys": [], "vm-configuration": {"secure-boot": True, "vmUniqueId": "VM-1"}},
     }
     token = resign(token_of(MAA_EUS2), fresh_key("maa-test"), header={"kid": "test-kid"}, **{"x-ms-isolation-tee": tee})
-    appraisal = _verify(verifier, token, MAA_EUS2_IAT + 5, policy={"allow_debug": True})
+    appraisal = _verify(verifier, token, MAA_EUS2_IAT + 5, policy={"debug": "allowed"})
     claims = appraisal.attester_claims
     assert claims["tee"] == "tdx" and claims["measurement"] == mrtd and claims["dbgstat"] == "enabled"
     assert claims["report_data"] == "cd" * 64 and claims["azure"]["tdx"]["rtmr0"] == "00" * 48
     assert appraisal.trustworthiness_vector["runtime-opaque"] == ar4si.RUNTIME_VISIBLE
+    assert appraisal.waived == ("runtime-opaque",) and appraisal.status is EarStatus.WARNING
     strict = _verify(verifier, token, MAA_EUS2_IAT + 5)
     assert strict.trustworthiness_vector["runtime-opaque"] == ar4si.RUNTIME_CONTRAINDICATED
 
@@ -222,7 +239,7 @@ def test_tdx_claim_set_with_test_key(replay: ReplayServer) -> None:
     ("tee_type", "compliance", "code", "hardware"),
     [
         ("sgx", "azure-compliant-cvm", "AZURE_TOKEN_TEE_UNKNOWN", None),
-        ("sevsnpvm", "not-compliant", None, ar4si.HW_UNSUPPORTED),
+        ("sevsnpvm", "not-compliant", None, ar4si.HW_UNRECOGNIZED),
     ],
 )
 def test_isolation_type_and_compliance(

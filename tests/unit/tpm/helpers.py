@@ -128,3 +128,8 @@ def flip(data: bytes, offset: int, mask: int = 0x01) -> bytes:
     out = bytearray(data)
     out[offset] ^= mask
     return bytes(out)
+
+
+def pin_rules(*pins: str, **rules: Any) -> dict[str, Any]:
+    """Policy rules pinning the given AK SPKI digests (``ak_keys``), plus any other rules."""
+    return {"ak_keys": [{"label": f"ak{i}", "sha256": pin} for i, pin in enumerate(pins)], **rules}

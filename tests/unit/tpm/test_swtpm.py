@@ -22,8 +22,9 @@ from attestation_broker.evidence.tpm.kind import TpmVerifier
 from attestation_broker.verifier import Submission
 
 from tests.support.context import offline_context
+from tests.support.policy import decide, failed
 from tests.support.swtpm import Swtpm, swtpm_instance
-from tests.unit.tpm.helpers import NOW, flip
+from tests.unit.tpm.helpers import NOW, flip, pin_rules
 
 pytestmark = pytest.mark.swtpm
 
@@ -173,8 +174,11 @@ def test_genuine_quote_verifies_like_tpm2_checkquote(tpm: Swtpm, quotes: dict[st
     assert load_ak_public(q.read("ak.pem")).spki_sha256 == ak.spki_sha256
     sig = parse_signature(q.read("sig"))
     assert sig.bare == (q.sig_format == "plain") and sig.sig_alg == q.sig_alg
-    a = V.verify(_submission(q), offline_context(NOW, {"ak_public_sha256": [ak.spki_sha256], "platform": "baremetal"}))
-    assert a.status == EarStatus.WARNING  # pinned AK, no PCR allow-list
+    a = V.verify(_submission(q), offline_context(NOW))
+    assert a.trustworthiness_vector["instance-identity"] == 97  # unrecognized until a policy pins the AK
+    decision = decide(a, pin_rules(ak.spki_sha256), now=NOW)
+    assert failed(decision) == [] and decision.status == EarStatus.WARNING  # pinned AK, no PCR reference value
+    assert decision.appraisal.trustworthiness_vector["instance-identity"] == 2
     t = a.attester_claims["tpm"]
     assert t["pcr_selection"] == [0, 1, 2, 16, 23] and t["extra_data"] == BINDING.tpm_extra_data().hex()
     assert t["pcrs"]["sha256"]["0"] == "00" * 32 and t["pcrs"]["sha256"]["16"] != "00" * 32
@@ -183,7 +187,7 @@ def test_genuine_quote_verifies_like_tpm2_checkquote(tpm: Swtpm, quotes: dict[st
     pcr_json = json.dumps(t["pcrs"]).encode()
     again = V.verify(
         Submission(q.read("msg"), extras=(q.read("sig"), q.read("ak.pem"), pcr_json), binding=BINDING),
-        offline_context(NOW, {"ak_public_sha256": [ak.spki_sha256]}),
+        offline_context(NOW),
     )
     assert again.attester_claims["measurement"] == a.attester_claims["measurement"]
 
@@ -191,8 +195,6 @@ def test_genuine_quote_verifies_like_tpm2_checkquote(tpm: Swtpm, quotes: dict[st
 @pytest.mark.parametrize("name", [a[0] for a in AKS])
 def test_tampering_rejected_by_both(tpm: Swtpm, quotes: dict[str, Quote], name: str) -> None:
     q = quotes[name]
-    pin = load_ak_public(q.read("ak.pub")).spki_sha256
-    policy = {"ak_public_sha256": [pin]}
 
     # 1. a PCR value changed (PCR16's first byte, inside the first TPML_DIGEST of the serialized file)
     pcrs = q.read("pcrs")
@@ -201,14 +203,14 @@ def test_tampering_rejected_by_both(tpm: Swtpm, quotes: dict[str, Quote], name: 
     (q.dir / "pcrs.bad").write_bytes(bad_pcrs)
     assert _checkquote(tpm, q, pcrs="pcrs.bad") in (None, 1)
     with pytest.raises(BrokerError) as exc:
-        V.verify(_submission(q, pcrs=bad_pcrs), offline_context(NOW, policy))
+        V.verify(_submission(q, pcrs=bad_pcrs), offline_context(NOW))
     assert exc.value.code.name == "TPM_PCR_DIGEST_MISMATCH"
 
     # 2. a different nonce expected
     other = ExpectedBinding(nonce=b"another nonce")
     assert _checkquote(tpm, q, extra=other.tpm_extra_data().hex()) in (None, 1)
     with pytest.raises(BrokerError) as exc:
-        V.verify(_submission(q, binding=other), offline_context(NOW, policy))
+        V.verify(_submission(q, binding=other), offline_context(NOW))
     assert exc.value.code.name == "NONCE_BINDING_MISMATCH"
 
     # 3. the signature changed (last byte: inside the RSA value / ECDSA s)
@@ -217,7 +219,7 @@ def test_tampering_rejected_by_both(tpm: Swtpm, quotes: dict[str, Quote], name: 
     (q.dir / "sig.bad").write_bytes(bad_sig)
     assert _checkquote(tpm, q, sig="sig.bad") in (None, 1)
     with pytest.raises(BrokerError) as exc:
-        V.verify(_submission(q, sig=bad_sig), offline_context(NOW, policy))
+        V.verify(_submission(q, sig=bad_sig), offline_context(NOW))
     assert exc.value.code.name == "TPM_SIGNATURE_INVALID"
 
     # 4. the quote body changed (clock), signature kept
@@ -228,16 +230,16 @@ def test_tampering_rejected_by_both(tpm: Swtpm, quotes: dict[str, Quote], name: 
     (q.dir / "msg.bad").write_bytes(bad_msg)
     assert _checkquote(tpm, q, msg="msg.bad") in (None, 1)
     with pytest.raises(BrokerError) as exc:
-        V.verify(_submission(q, msg=bad_msg), offline_context(NOW, policy))
+        V.verify(_submission(q, msg=bad_msg), offline_context(NOW))
     assert exc.value.code.name == "TPM_SIGNATURE_INVALID"
 
 
 def test_quote_by_another_tpm_ak_is_not_pinned(quotes: dict[str, Quote]) -> None:
     rsa, ecc = quotes["rsa-rsassa-tss"], quotes["ecc-ecdsa-tss"]
     other_pin = load_ak_public(ecc.read("ak.pub")).spki_sha256
-    with pytest.raises(BrokerError) as exc:
-        V.verify(_submission(rsa), offline_context(NOW, {"ak_public_sha256": [other_pin]}))
-    assert exc.value.code.name == "TPM_AK_NOT_PINNED"
+    decision = decide(V.verify(_submission(rsa), offline_context(NOW)), pin_rules(other_pin), now=NOW)
+    assert failed(decision) == ["ak_keys", "trustworthiness"]
+    assert decision.failed[0].actual == load_ak_public(rsa.read("ak.pub")).spki_sha256
     # and a quote presented with the wrong AK does not verify at all
     with pytest.raises(BrokerError) as exc:
         verify_quote(
@@ -256,6 +258,7 @@ def test_fields_envelope_with_base64(quotes: dict[str, Quote]) -> None:
         "pcrs": b(q.read("pcrs")),
     }
     pin = load_ak_public(q.read("ak.pub")).spki_sha256
-    a = V.verify(Submission(b"", fields=fields, binding=BINDING), offline_context(NOW, {"ak_public_sha256": [pin]}))
+    a = V.verify(Submission(b"", fields=fields, binding=BINDING), offline_context(NOW))
+    assert a.verifier_claims["ak_spki_sha256"] == pin
     assert a.attester_claims["tpm"]["signature_scheme"] == "ecdsa-sha256"
     assert a.attester_claims["tpm"]["ak_key_type"] == "ecc"

@@ -14,13 +14,15 @@ from attestation_broker.binding import ExpectedBinding
 from attestation_broker.errors import BrokerError
 from attestation_broker.evidence.tpm import load_ak_public
 from attestation_broker.evidence.tpm.kind import TpmVerifier
+from attestation_broker.policy import Decision
 from attestation_broker.registry import default_registry
 from attestation_broker.verifier import Submission
 
 from tests.support.context import offline_context
 from tests.support.errors import raised_code
+from tests.support.policy import decide, failed
 from tests.support.vectors import vector
-from tests.unit.tpm.helpers import NOW, azure_bincode, flip, gce_attestation
+from tests.unit.tpm.helpers import NOW, azure_bincode, flip, gce_attestation, pin_rules
 
 V = TpmVerifier()
 AZ = azure_bincode(vector("tpm/azure-vtpm-quote-2024-02.bincode"))
@@ -33,13 +35,15 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def _az(policy: dict[str, Any] | None = None, **kw: Any) -> Any:
+def _az_facts(**kw: Any) -> Any:
     fields = {"signature": b64(AZ.signature), "ak_public": AZ_AK.decode(), "pcrs": AZ_PCRS}
     fields.update(kw)
-    return V.verify(
-        Submission(AZ.message, fields=fields),
-        offline_context(NOW, policy if policy is not None else {"ak_public_sha256": [AZ_PIN]}),
-    )
+    return V.verify(Submission(AZ.message, fields=fields), offline_context(NOW))
+
+
+def _az(rules: dict[str, Any] | None = None, **kw: Any) -> Decision:
+    """The Azure quote's facts under ``rules`` (default: only its AK pinned)."""
+    return decide(_az_facts(**kw), rules if rules is not None else pin_rules(AZ_PIN), now=NOW)
 
 
 def test_registered() -> None:
@@ -47,8 +51,12 @@ def test_registered() -> None:
 
 
 def test_azure_quote_pinned_ak() -> None:
-    a = _az()
-    assert a.kind == "tpm" and a.status == EarStatus.WARNING  # no PCR allow-list: executables unrecognized
+    facts = _az_facts()
+    assert facts.kind == "tpm" and facts.trustworthiness_vector["instance-identity"] == ar4si.IDENTITY_UNRECOGNIZED
+    assert facts.verifier_claims["ak_spki_sha256"] == AZ_PIN and facts.policy_ids == ()
+    d = _az()
+    a = d.appraisal
+    assert failed(d) == [] and d.status == EarStatus.WARNING  # no PCR reference value: executables unrecognized
     assert a.trustworthiness_vector["instance-identity"] == ar4si.IDENTITY_TRUSTED
     assert a.trustworthiness_vector["executables"] == ar4si.EXEC_UNRECOGNIZED
     c = a.attester_claims
@@ -56,50 +64,35 @@ def test_azure_quote_pinned_ak() -> None:
     assert c["measurement"] == "04fabd988106412e438c1b93ad3b4b046c760f8f99ec557d87adf2ab02b7a4a0"
     assert c["tpm"]["pcrs"]["sha256"]["0"] == AZ.pcrs[0].hex() and c["tpm"]["extra_data"] == b"challenge".hex()
     assert a.verifier_claims["bindings"] == {"nonce": "not-requested"}
-    assert a.verifier_claims["ak_pinned"] is True and a.policy_ids == ("tpm-default",)
+    assert a.policy_ids[0].startswith("tpm-test@sha256:")
 
 
-def test_pcr_allow_list_affirms_and_rejects() -> None:
-    policy = {
-        "id": "az-golden",
-        "ak_public_sha256": [AZ_PIN],
-        "platform": "azure",
-        "pcrs": {"sha256": {"0": [AZ.pcrs[0].hex(), "00" * 32], "7": AZ.pcrs[7].hex()}},
-    }
-    a = _az(policy)
-    assert a.status == EarStatus.AFFIRMING and a.policy_ids == ("az-golden",)
-    assert a.attester_claims["platform"] == "azure"
-    policy["pcrs"] = {"sha256": {"7": "11" * 32}}
-    with pytest.raises(BrokerError) as exc:
-        _az(policy)
-    assert raised_code(exc) == "TPM_PCR_NOT_ALLOWED"
+def test_pcr_reference_values_affirm_and_refuse() -> None:
+    golden = {"tpm.pcrs.sha256.0": AZ.pcrs[0].hex(), "tpm.pcrs.sha256.7": AZ.pcrs[7].hex()}
+    rules = pin_rules(AZ_PIN, reference_values=[{"label": "zeroes", "claims": {"tpm.pcrs.sha256.0": "00" * 32}},
+                                                {"label": "az-golden", "claims": golden}])  # fmt: skip
+    d = _az(rules)
+    assert failed(d) == [] and d.status == EarStatus.AFFIRMING
+    rules["reference_values"] = [{"label": "other", "claims": {"tpm.pcrs.sha256.7": "11" * 32}}]
+    d = _az(rules)
+    assert failed(d) == ["reference_values"] and d.failed[0].actual == {"tpm.pcrs.sha256.7": AZ.pcrs[7].hex()}
 
 
 @pytest.mark.parametrize(
-    ("policy", "code"),
+    ("rules", "failing"),
     [
-        ({}, "POLICY_INVALID"),
-        ({"allow_any_ak": False}, "POLICY_INVALID"),
-        ({"ak_public_sha256": ["zz"]}, "POLICY_INVALID"),
-        ({"ak_public_sha256": [AZ_PIN], "surprise": 1}, "POLICY_INVALID"),
-        ({"ak_public_sha256": [AZ_PIN], "platform": "mars"}, "POLICY_INVALID"),
-        ({"ak_public_sha256": [AZ_PIN], "pcrs": {"sha256": {"0": "00"}}}, "POLICY_INVALID"),
-        ({"ak_public_sha256": ["00" * 32]}, "TPM_AK_NOT_PINNED"),
-        ({"ak_public_sha256": [AZ_PIN], "require_event_log": True}, "TPM_EVENTLOG_REQUIRED"),
-        ({"ak_public_sha256": [AZ_PIN], "require_secure_boot": True}, "TPM_EVENTLOG_REQUIRED"),
+        ({}, ["trustworthiness"]),  # no AK pinned: instance-identity unrecognized (97)
+        (pin_rules("00" * 32), ["ak_keys", "trustworthiness"]),
+        (pin_rules(AZ_PIN, conditions=[{"name": "log", "expr": 'verifier.event_log == "replayed"'}]),
+         ["conditions.log"]),
+        (pin_rules(AZ_PIN, conditions=[{"name": "sb", "expr": "claims.tpm.secure_boot.enabled"}]), ["conditions.sb"]),
+        (pin_rules(AZ_PIN, nonce="required"), ["nonce"]),
     ],
-)
-def test_policy_refusals(policy: dict[str, Any], code: str) -> None:
-    with pytest.raises(BrokerError) as exc:
-        _az(policy)
-    assert raised_code(exc) == code
-
-
-def test_allow_any_ak_is_a_warning() -> None:
-    a = _az({"allow_any_ak": True})
-    assert a.trustworthiness_vector["instance-identity"] == ar4si.WARNING and a.status == EarStatus.WARNING
-    assert "hardware" not in a.trustworthiness_vector and a.verifier_claims["ak_pinned"] is False
-    assert any("not pinned" in f for f in a.findings)
+)  # fmt: skip
+def test_policy_refusals(rules: dict[str, Any], failing: list[str]) -> None:
+    d = _az(rules)
+    assert failed(d) == failing
+    assert all(r.detail for r in d.failed)
 
 
 def test_nonce_binding() -> None:
@@ -111,7 +104,7 @@ def test_nonce_binding() -> None:
                 fields={"signature": b64(AZ.signature), "ak_public": AZ_AK.decode()},
                 binding=ExpectedBinding(b"n"),
             ),
-            offline_context(NOW, {"ak_public_sha256": [AZ_PIN]}),
+            offline_context(NOW),
         )
     assert raised_code(exc) == "NONCE_BINDING_MISMATCH"
 
@@ -119,14 +112,14 @@ def test_nonce_binding() -> None:
 def test_extras_by_content_and_envelope_forms() -> None:
     pcr_json = json.dumps(AZ_PCRS).encode()
     sub = Submission(AZ.message, extras=(AZ.signature, AZ_AK, pcr_json))
-    a = V.verify(sub, offline_context(NOW, {"ak_public_sha256": [AZ_PIN]}))
+    a = V.verify(sub, offline_context(NOW))
     assert a.attester_claims["tpm"]["pcrs"]["sha256"]["23"] == AZ.pcrs[23].hex()
     # quote as a field, AK as base64 DER, PCRs as base64 JSON
     der = load_ak_public(AZ_AK).spki_der
     fields = {"quote": b64(AZ.message), "signature": b64(AZ.signature), "ak_public": b64(der), "pcrs": b64(pcr_json)}
-    assert V.verify(Submission(b"", fields=fields), offline_context(NOW, {"ak_public_sha256": [AZ_PIN]})).status
+    assert V.verify(Submission(b"", fields=fields), offline_context(NOW)).status
     # duplicates and gaps are refused
-    for bad, expected in (
+    for bad, code in (
         (Submission(AZ.message, extras=(AZ.signature, AZ.signature, AZ_AK)), "MALFORMED_EVIDENCE"),
         (Submission(AZ.message, extras=(AZ_AK,)), "MALFORMED_EVIDENCE"),
         (Submission(AZ.message, extras=(AZ.signature,)), "MALFORMED_EVIDENCE"),
@@ -136,20 +129,20 @@ def test_extras_by_content_and_envelope_forms() -> None:
         (Submission(AZ.message, fields={"quote": b64(b"x"), "signature": b64(AZ.signature)}), "MALFORMED_EVIDENCE"),
     ):
         with pytest.raises(BrokerError) as exc:
-            V.verify(bad, offline_context(NOW, {"ak_public_sha256": [AZ_PIN]}))
-        assert raised_code(exc) == expected
+            V.verify(bad, offline_context(NOW))
+        assert raised_code(exc) == code
 
 
 def test_tampered_inputs_through_the_kind() -> None:
     with pytest.raises(BrokerError) as exc:
-        _az(signature=b64(flip(AZ.signature, 10)))
+        _az_facts(signature=b64(flip(AZ.signature, 10)))
     assert raised_code(exc) == "TPM_SIGNATURE_INVALID"
     pcrs = {"sha256": dict(AZ_PCRS["sha256"], **{"3": "ab" * 32})}
     with pytest.raises(BrokerError) as exc:
-        _az(pcrs=pcrs)
+        _az_facts(pcrs=pcrs)
     assert raised_code(exc) == "TPM_PCR_DIGEST_MISMATCH"
     with pytest.raises(BrokerError) as exc:
-        _az(pcrs={"sha1": {"0": "00" * 20}})
+        _az_facts(pcrs={"sha1": {"0": "00" * 20}})
     assert raised_code(exc) == "TPM_PCR_VALUES_MISSING"
 
 
@@ -164,8 +157,11 @@ def test_gce_quote_with_event_log_and_secure_boot() -> None:
         "event_log": b64(g.event_log),
     }
     binding_free = Submission(q.quote, fields=fields)
-    policy = {"ak_public_sha256": [pin], "platform": "gcp", "require_secure_boot": True, "event_log_ignore_pcrs": [10]}
-    a = V.verify(binding_free, offline_context(NOW, policy))
+    a = decide(
+        V.verify(binding_free, offline_context(NOW)),
+        pin_rules(pin, conditions=[{"name": "secure-boot", "expr": "claims.tpm.secure_boot.enabled"}]),
+        now=NOW,
+    ).appraisal
     t = a.attester_claims["tpm"]
     assert t["secure_boot"]["enabled"] is True and t["event_count"] == 44
     assert (
@@ -173,14 +169,8 @@ def test_gce_quote_with_event_log_and_secure_boot() -> None:
     )
     assert a.attester_claims["measurement"] == hashlib.sha256(b"".join(q.pcrs[i] for i in range(24))).hexdigest()
     assert a.verifier_claims["event_log"] == "replayed"
-    # without the PCR10 exclusion the IMA PCR cannot be explained by the firmware log
-    with pytest.raises(BrokerError) as exc:
-        V.verify(binding_free, offline_context(NOW, {"ak_public_sha256": [pin]}))
-    assert raised_code(exc) == "TPM_EVENTLOG_UNLOGGED_PCR"
+    assert a.policy_ids[0].startswith("tpm-test@")
     # the event log as an extra file (recognized by its Spec ID header), no PCR values → refused
     with pytest.raises(BrokerError) as exc:
-        V.verify(
-            Submission(q.quote, extras=(q.raw_sig, g.ak_pub, g.event_log)),
-            offline_context(NOW, {"ak_public_sha256": [pin]}),
-        )
+        V.verify(Submission(q.quote, extras=(q.raw_sig, g.ak_pub, g.event_log)), offline_context(NOW))
     assert raised_code(exc) == "TPM_PCR_VALUES_MISSING"

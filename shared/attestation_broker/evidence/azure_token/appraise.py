@@ -1,4 +1,4 @@
-"""``azure-token`` policy and appraisal into an AR4SI trustworthiness vector (draft-ietf-rats-ar4si §2.3).
+"""``azure-token`` fact grading into an AR4SI trustworthiness vector (draft-ietf-rats-ar4si §2.3).
 
 Policy section (all keys optional; unknown keys → POLICY_INVALID)::
 
@@ -24,10 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from attestation_broker import appraisal as ar4si
-from attestation_broker.errors import POLICY_INVALID
 from attestation_broker.evidence.azure_token.checks import VerifiedMaaToken
 from attestation_broker.evidence.azure_token.claims import COMPLIANT
-from attestation_broker.evidence.jose.policy import get_bool, get_str_list, policy_id, reject_unknown
 
 KIND = "azure-token"
 _KEYS = ("allow_debug", "require_secure_boot", "allow_trusted_launch", "launch_measurements", "compliance_statuses")
@@ -42,22 +40,9 @@ class AzureTokenPolicy:
     launch_measurements: tuple[str, ...] = ()
     compliance_statuses: tuple[str, ...] = (COMPLIANT,)
 
-    @classmethod
-    def parse(cls, section: Mapping[str, Any]) -> AzureTokenPolicy:
-        reject_unknown(KIND, section, _KEYS)
-        measurements = get_str_list(KIND, section, "launch_measurements", lower=True)
-        for value in measurements:
-            if any(c not in "0123456789abcdef" for c in value) or len(value) not in (96, 128):
-                raise POLICY_INVALID(f"{KIND} policy launch measurement {value[:40]!r}... is not 48/64 bytes of hex")
-        statuses = get_str_list(KIND, section, "compliance_statuses") if "compliance_statuses" in section else None
-        return cls(
-            id=policy_id(KIND, section),
-            allow_debug=get_bool(KIND, section, "allow_debug", False),
-            require_secure_boot=get_bool(KIND, section, "require_secure_boot", True),
-            allow_trusted_launch=get_bool(KIND, section, "allow_trusted_launch", False),
-            launch_measurements=measurements,
-            compliance_statuses=statuses if statuses is not None else (COMPLIANT,),
-        )
+
+# Grading parameters the kind always uses; the operator's policy is applied by the policy engine.
+FACTS = AzureTokenPolicy(id=KIND, require_secure_boot=False)
 
 
 @dataclass(frozen=True)
@@ -74,23 +59,22 @@ def appraise(token: VerifiedMaaToken, claims: Mapping[str, Any], policy: AzureTo
     if token.nonce_checked or token.audience.matched is not None:
         vector["instance-identity"] = ar4si.IDENTITY_TRUSTED
     else:
-        vector["instance-identity"] = ar4si.WARNING
+        vector["instance-identity"] = ar4si.NO_CLAIM
         findings.append("token is bound to neither a broker nonce nor an accepted audience")
 
     trusted_launch = maa.tee is None
     if trusted_launch or maa.compliance_status in policy.compliance_statuses:
         vector["hardware"] = ar4si.HW_GENUINE
     else:
-        vector["hardware"] = ar4si.HW_UNSUPPORTED
+        vector["hardware"] = ar4si.HW_UNRECOGNIZED
         findings.append(f"MAA compliance status {str(maa.compliance_status)[:40]} is not accepted by policy")
 
     if trusted_launch:
-        vector["runtime-opaque"] = (
-            ar4si.RUNTIME_VISIBLE if policy.allow_trusted_launch else ar4si.RUNTIME_CONTRAINDICATED
-        )
+        # Hypervisor isolation from other guests, no memory encryption against the host: "isolated" (32).
+        vector["runtime-opaque"] = ar4si.RUNTIME_ISOLATED
         findings.append("Trusted Launch VM: no confidential-computing isolation (x-ms-isolation-tee absent)")
     elif claims["dbgstat"] == "enabled":
-        vector["runtime-opaque"] = ar4si.RUNTIME_VISIBLE if policy.allow_debug else ar4si.RUNTIME_CONTRAINDICATED
+        vector["runtime-opaque"] = ar4si.RUNTIME_VISIBLE
         findings.append("the TEE is debuggable")
     else:
         vector["runtime-opaque"] = ar4si.RUNTIME_ENCRYPTED
@@ -113,6 +97,6 @@ def appraise(token: VerifiedMaaToken, claims: Mapping[str, Any], policy: AzureTo
         vector["configuration"] = ar4si.CONFIG_CONTRAINDICATED if policy.require_secure_boot else ar4si.CONFIG_UNSAFE
         findings.append("secure boot is off")
     else:
-        vector["configuration"] = ar4si.CONFIG_UNSUPPORTED
+        vector["configuration"] = ar4si.NO_CLAIM
         findings.append("secure boot state is not reported")
     return Verdict(vector, tuple(findings))

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 from attestation_broker.appraisal import Appraisal
-from attestation_broker.evidence.azure_token.appraise import AzureTokenPolicy, appraise
+from attestation_broker.evidence.azure_token.appraise import FACTS, appraise
 from attestation_broker.evidence.azure_token.checks import verify_token
 from attestation_broker.evidence.azure_token.claims import attester_claims, cnf_of
 from attestation_broker.evidence.jose.jws import MAX_TOKEN_BYTES, token_text
@@ -38,7 +38,7 @@ class AzureTokenVerifier:
         self._max_token_bytes = max_token_bytes
 
     def verify(self, submission: Submission, ctx: VerifyContext) -> Appraisal:
-        policy = AzureTokenPolicy.parse(ctx.policy)
+        policy = FACTS
         token = token_text(submission.evidence, submission.fields, max_bytes=self._max_token_bytes)
         verified = verify_token(token, submission, ctx, self._keys, max_bytes=self._max_token_bytes)
         claims = attester_claims(verified.claims)
@@ -53,7 +53,6 @@ class AzureTokenVerifier:
                 "bindings": {"nonce": "checked" if verified.nonce_checked else "not-requested"},
                 "upstream": dict(verified.upstream),
             },
-            policy_ids=(policy.id,),
             cnf=cnf_of(verified.claims),
             findings=verdict.findings,
         )

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from attestation_broker import appraisal as ar4si
-from attestation_broker.errors import POLICY_INVALID, POLICY_REJECTED
+from attestation_broker.errors import POLICY_REJECTED
 
 from .pipeline import VerifiedAzure
 
@@ -45,53 +45,8 @@ class AzurePolicy:
     tee: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
-def parse_policy(doc: Mapping[str, Any]) -> AzurePolicy:
-    if not isinstance(doc, Mapping):
-        raise POLICY_INVALID("azure-vtpm policy must be an object")
-    unknown = set(doc) - _KEYS
-    if unknown:
-        raise POLICY_INVALID(f"azure-vtpm policy has unknown keys: {', '.join(sorted(unknown))}")
-    policy_id = doc.get("id", DEFAULT_POLICY_ID)
-    if not isinstance(policy_id, str) or not policy_id:
-        raise POLICY_INVALID("azure-vtpm policy id must be a non-empty string")
-    flags = {}
-    for key, default in (("require_secure_boot", False), ("allow_console", True)):
-        value = doc.get(key, default)
-        if not isinstance(value, bool):
-            raise POLICY_INVALID(f"azure-vtpm policy {key} must be a boolean")
-        flags[key] = value
-    vm_ids = None
-    if "vm_ids" in doc:
-        ids = doc["vm_ids"]
-        if not isinstance(ids, list) or not ids or not all(isinstance(v, str) and v for v in ids):
-            raise POLICY_INVALID("azure-vtpm policy vm_ids must be a non-empty list of strings")
-        vm_ids = frozenset(v.upper() for v in ids)
-    pcrs = None
-    if "pcrs" in doc:
-        table = doc["pcrs"]
-        if not isinstance(table, dict) or set(table) != {"sha256"} or not isinstance(table["sha256"], dict):
-            raise POLICY_INVALID('azure-vtpm policy pcrs must be {"sha256": {index: [hex, ...]}}')
-        pcrs = {}
-        for index, allowed in table["sha256"].items():
-            if not str(index).isdigit() or int(index) > 23:
-                raise POLICY_INVALID(f"azure-vtpm policy pcrs index {index!r} is invalid")
-            if (
-                not isinstance(allowed, list)
-                or not allowed
-                or not all(isinstance(v, str) and len(v) == 64 for v in allowed)
-            ):
-                raise POLICY_INVALID(f"azure-vtpm policy pcrs {index} must list 64-hex values")
-            try:
-                pcrs[int(index)] = frozenset(bytes.fromhex(v).hex() for v in allowed)
-            except ValueError:
-                raise POLICY_INVALID(f"azure-vtpm policy pcrs {index} has non-hex values") from None
-    tee: dict[str, Mapping[str, Any]] = {}
-    for key in ("snp", "tdx"):
-        if key in doc:
-            if not isinstance(doc[key], Mapping):
-                raise POLICY_INVALID(f"azure-vtpm policy {key} must be an object")
-            tee[key] = doc[key]
-    return AzurePolicy(policy_id, flags["require_secure_boot"], flags["allow_console"], vm_ids, pcrs, tee)
+# Grading parameters the kind always uses; the operator's policy is applied by the policy engine.
+FACTS = AzurePolicy()
 
 
 def _worse(a: int, b: int) -> int:

@@ -57,7 +57,6 @@ def verifier_claims(v: VerifiedAzure) -> dict[str, Any]:
     claims: dict[str, Any] = {
         "evidence_kind": "azure-vtpm",
         "container": v.evidence.container,
-        "hardware_policy_id": v.hardware.policy_id,
         "collateral": list(hw.get("collateral", [])),
         "bindings": {
             "nonce": "checked" if v.nonce_checked else "not-requested",

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from attestation_broker.appraisal import Appraisal
 from attestation_broker.verifier import Submission, VerifyContext
 
-from .appraise import appraise, parse_policy
+from .appraise import FACTS, appraise
 from .claims import attester_claims, verifier_claims
 from .envelope import assemble
 from .pipeline import verify_evidence
@@ -31,10 +31,10 @@ class AzureVtpmVerifier:
         self._snp_trust = snp_trust
 
     def verify(self, submission: Submission, ctx: VerifyContext) -> Appraisal:
-        policy = parse_policy(ctx.policy)
+        policy = FACTS
         evidence = assemble(submission.evidence, submission.extras, submission.fields)
         verified = verify_evidence(
-            evidence, ctx, submission.binding, policy.tee, tdx_trust=self._tdx_trust, snp_trust=self._snp_trust
+            evidence, ctx, submission.binding, tdx_trust=self._tdx_trust, snp_trust=self._snp_trust
         )
         vector, findings = appraise(verified, policy)
         return Appraisal(
@@ -42,6 +42,5 @@ class AzureVtpmVerifier:
             trustworthiness_vector=vector,
             attester_claims=attester_claims(verified),
             verifier_claims=verifier_claims(verified),
-            policy_ids=(policy.id, verified.hardware.policy_id),
             findings=findings,
         )

@@ -29,7 +29,6 @@ pinned Intel roots and collateral fetched from Intel PCS.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -96,7 +95,6 @@ def verify_hardware(
     ev: AzureEvidence,
     hcl: HclReport,
     ctx: VerifyContext,
-    policies: Mapping[str, Mapping[str, Any]],
     *,
     tdx_trust: TdxTrust | None = None,
     tdx_collateral_override: TdxCollateral | None = None,
@@ -111,7 +109,6 @@ def verify_hardware(
             list(ev.certs),
             ctx,
             expected_report_data=expected,
-            policy=policies.get("snp", {}),
             trust=snp_trust,
         )
         if snp.report.vmpl != 0:
@@ -125,7 +122,6 @@ def verify_hardware(
         ev.td_quote,
         ctx,
         expected_report_data=expected,
-        policy=policies.get("tdx", {}),
         collateral_override=tdx_collateral_override,
         trust=tdx_trust,
     )
@@ -137,7 +133,6 @@ def verify_evidence(
     ev: AzureEvidence,
     ctx: VerifyContext,
     binding: ExpectedBinding | None,
-    policies: Mapping[str, Mapping[str, Any]],
     *,
     tdx_trust: TdxTrust | None = None,
     tdx_collateral_override: TdxCollateral | None = None,
@@ -155,7 +150,6 @@ def verify_evidence(
         ev,
         hcl,
         ctx,
-        policies,
         tdx_trust=tdx_trust,
         tdx_collateral_override=tdx_collateral_override,
         snp_trust=snp_trust,

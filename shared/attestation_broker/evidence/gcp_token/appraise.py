@@ -1,4 +1,4 @@
-"""``gcp-token`` policy and appraisal into an AR4SI trustworthiness vector (draft-ietf-rats-ar4si §2.3).
+"""``gcp-token`` fact grading into an AR4SI trustworthiness vector (draft-ietf-rats-ar4si §2.3).
 
 Policy section (all keys optional; unknown keys → POLICY_INVALID)::
 
@@ -22,9 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from attestation_broker import appraisal as ar4si
-from attestation_broker.errors import POLICY_INVALID
 from attestation_broker.evidence.gcp_token.checks import VerifiedGcpToken
-from attestation_broker.evidence.jose.policy import get_bool, get_str_list, policy_id, reject_unknown
 
 KIND = "gcp-token"
 _KEYS = ("allow_debug", "require_secure_boot", "image_digests", "hwmodels")
@@ -38,22 +36,9 @@ class GcpTokenPolicy:
     image_digests: tuple[str, ...] = ()
     hwmodels: tuple[str, ...] = ()
 
-    @classmethod
-    def parse(cls, section: Mapping[str, Any]) -> GcpTokenPolicy:
-        reject_unknown(KIND, section, _KEYS)
-        digests = []
-        for value in get_str_list(KIND, section, "image_digests", lower=True):
-            hexpart = value.removeprefix("sha256:")
-            if len(hexpart) != 64 or any(c not in "0123456789abcdef" for c in hexpart):
-                raise POLICY_INVALID(f"{KIND} policy image digest {value[:80]!r} is not sha256:<64 hex>")
-            digests.append(hexpart)
-        return cls(
-            id=policy_id(KIND, section),
-            allow_debug=get_bool(KIND, section, "allow_debug", False),
-            require_secure_boot=get_bool(KIND, section, "require_secure_boot", True),
-            image_digests=tuple(digests),
-            hwmodels=get_str_list(KIND, section, "hwmodels"),
-        )
+
+# Grading parameters the kind always uses; the operator's policy is applied by the policy engine.
+FACTS = GcpTokenPolicy(id=KIND, require_secure_boot=False)
 
 
 @dataclass(frozen=True)
@@ -69,7 +54,7 @@ def appraise(token: VerifiedGcpToken, claims: Mapping[str, Any], policy: GcpToke
     if token.audience.matched is not None:
         vector["instance-identity"] = ar4si.IDENTITY_TRUSTED
     else:
-        vector["instance-identity"] = ar4si.WARNING
+        vector["instance-identity"] = ar4si.NO_CLAIM
         findings.append("no accepted audiences configured: token audience recorded but not checked")
 
     hwmodel = token.claims.hwmodel
@@ -80,7 +65,7 @@ def appraise(token: VerifiedGcpToken, claims: Mapping[str, Any], policy: GcpToke
         vector["hardware"] = ar4si.HW_GENUINE
 
     if claims["dbgstat"] == "enabled":
-        vector["runtime-opaque"] = ar4si.RUNTIME_VISIBLE if policy.allow_debug else ar4si.RUNTIME_CONTRAINDICATED
+        vector["runtime-opaque"] = ar4si.RUNTIME_VISIBLE
         findings.append("debug is enabled (dbgstat)")
     else:
         vector["runtime-opaque"] = ar4si.RUNTIME_ENCRYPTED

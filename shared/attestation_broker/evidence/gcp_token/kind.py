@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 from attestation_broker.appraisal import Appraisal
-from attestation_broker.evidence.gcp_token.appraise import GcpTokenPolicy, appraise
+from attestation_broker.evidence.gcp_token.appraise import FACTS, appraise
 from attestation_broker.evidence.gcp_token.checks import verify_token
 from attestation_broker.evidence.gcp_token.claims import attester_claims
 from attestation_broker.evidence.jose.jws import MAX_TOKEN_BYTES, token_text
@@ -38,7 +38,7 @@ class GcpTokenVerifier:
         self._max_token_bytes = max_token_bytes
 
     def verify(self, submission: Submission, ctx: VerifyContext) -> Appraisal:
-        policy = GcpTokenPolicy.parse(ctx.policy)
+        policy = FACTS
         token = token_text(submission.evidence, submission.fields, max_bytes=self._max_token_bytes)
         verified = verify_token(token, submission, ctx, self._keys, max_bytes=self._max_token_bytes)
         claims = attester_claims(verified.claims)
@@ -53,6 +53,5 @@ class GcpTokenVerifier:
                 "bindings": {"nonce": "checked" if verified.nonce_checked else "not-requested"},
                 "upstream": dict(verified.upstream),
             },
-            policy_ids=(policy.id,),
             findings=verdict.findings,
         )

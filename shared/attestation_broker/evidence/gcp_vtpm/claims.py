@@ -72,7 +72,6 @@ def verifier_claims(v: VerifiedGcp) -> dict[str, Any]:
     if v.tee is not None:
         collateral.extend(v.tee.verifier_claims.get("collateral", []))
         bindings["tee_report"] = "checked" if v.nonce_checked else "unbound"
-        claims["tee_policy_id"] = v.tee.policy_id
         for key in ("product", "signing_key"):
             if key in v.tee.verifier_claims:
                 claims[key] = v.tee.verifier_claims[key]

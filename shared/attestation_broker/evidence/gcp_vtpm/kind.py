@@ -10,7 +10,7 @@ from attestation_broker.appraisal import Appraisal
 from attestation_broker.verifier import Submission, VerifyContext
 
 from .abi import parse_attestation
-from .appraise import appraise, parse_policy
+from .appraise import FACTS, appraise
 from .claims import attester_claims, verifier_claims
 from .pipeline import TrustOverride, verify_attestation
 
@@ -25,7 +25,7 @@ class GcpVtpmVerifier:
         self._trust = trust
 
     def verify(self, submission: Submission, ctx: VerifyContext) -> Appraisal:
-        policy = parse_policy(ctx.policy)
+        policy = FACTS
         attestation = parse_attestation(submission.evidence)
         verified = verify_attestation(
             attestation,
@@ -33,16 +33,13 @@ class GcpVtpmVerifier:
             ctx,
             submission.binding,
             ignore_pcrs=policy.ignore_pcrs,
-            tee_policy=policy.tee,
             trust=self._trust,
         )
         vector, findings = appraise(verified, policy)
-        policy_ids = (policy.id,) if verified.tee is None else (policy.id, verified.tee.policy_id)
         return Appraisal(
             kind=self.kind,
             trustworthiness_vector=vector,
             attester_claims=attester_claims(verified),
             verifier_claims=verifier_claims(verified),
-            policy_ids=policy_ids,
             findings=findings,
         )

@@ -28,7 +28,7 @@ Order (fail closed, each step raises a typed error):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -183,7 +183,6 @@ def verify_attestation(
     binding: ExpectedBinding | None,
     *,
     ignore_pcrs: Sequence[int],
-    tee_policy: Mapping[str, Mapping[str, Any]],
     trust: TrustOverride | None = None,
 ) -> VerifiedGcp:
     """``trust`` is test-only (generated Google-like / AMD-like / Intel-like roots, see :class:`TrustOverride`)."""
@@ -209,7 +208,7 @@ def verify_attestation(
         assert primary.pcrs is not None  # verify_quotes always passes PCR values
         event_log = verify_event_log(att.event_log, primary.pcrs, primary.bank, ignore_pcrs=sorted(ignored))
 
-    tee = _verify_tee(att, extras, ctx, binding, tee_policy, trust)
+    tee = _verify_tee(att, extras, ctx, binding, trust)
     if tee is not None and event_log is not None and event_log.gce_technology not in (None, tee.tee):
         raise GCP_VTPM_TEE_INCONSISTENT(f"event log declares {event_log.gce_technology}, report is {tee.tee}")
     if tee is not None and binding is None:
@@ -222,7 +221,6 @@ def _verify_tee(
     extras: Sequence[bytes],
     ctx: VerifyContext,
     binding: ExpectedBinding | None,
-    tee_policy: Mapping[str, Mapping[str, Any]],
     trust: TrustOverride | None = None,
 ) -> TeeOutcome | None:
     expected = binding.report_data() if binding is not None else None
@@ -236,7 +234,6 @@ def _verify_tee(
             certs,
             ctx,
             expected_report_data=expected,
-            policy=tee_policy.get("snp", {}),
             product=product,
             trust=trust.snp if trust is not None else None,
         )
@@ -248,7 +245,6 @@ def _verify_tee(
             att.tdx_quote,
             ctx,
             expected_report_data=expected,
-            policy=tee_policy.get("tdx", {}),
             trust=trust.tdx if trust is not None else None,
         )
         return TeeOutcome.from_tdx(tdx)

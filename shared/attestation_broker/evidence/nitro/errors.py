@@ -29,9 +29,6 @@ NITRO_SIGNATURE_INVALID = define(
     VerificationFailed,
     "The COSE_Sign1 ES384 signature does not verify with the document certificate.",
 )
-NITRO_DOCUMENT_STALE = define(
-    "NITRO_DOCUMENT_STALE", VerificationFailed, "The Nitro attestation document is older than the policy allows."
-)
 NITRO_DOCUMENT_FROM_FUTURE = define(
     "NITRO_DOCUMENT_FROM_FUTURE", VerificationFailed, "The Nitro attestation document timestamp is in the future."
 )

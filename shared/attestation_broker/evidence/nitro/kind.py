@@ -8,14 +8,14 @@ Nonce binding: ``nonce`` == SHA-256(broker nonce ‖ user data) (:meth:`Expected
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from attestation_broker.appraisal import Appraisal
 from attestation_broker.errors import MALFORMED_EVIDENCE
 from attestation_broker.verifier import Submission, VerifyContext
 
 from .abi import parse_document
-from .appraise import NitroPolicy, appraise
+from .appraise import FACTS, appraise
 from .checks import ChainVerifier, check_freshness, verify_document
 from .claims import attester_claims, key_confirmation, verifier_claims
 from .trust import TrustAnchor, aws_nitro_root
@@ -40,12 +40,12 @@ class NitroVerifier:
             raise MALFORMED_EVIDENCE("nitro evidence takes no envelope fields")
         if submission.extras:
             raise MALFORMED_EVIDENCE("nitro evidence takes no extra files")
-        policy = NitroPolicy.parse(ctx.policy)
+        policy = FACTS
         skew = timedelta(seconds=ctx.settings.clock_skew_seconds)
 
         parsed = parse_document(submission.evidence)
         verified = verify_document(parsed, self.chains, now=ctx.now, skew=skew, binding=submission.binding)
-        check_freshness(verified.document, now=ctx.now, max_age=policy.max_age, skew=skew)
+        check_freshness(verified.document, now=ctx.now, skew=skew)
 
         verdict = appraise(verified.document, policy)
         cnf, public_key = key_confirmation(verified.document)
@@ -53,8 +53,12 @@ class NitroVerifier:
             kind=self.kind,
             trustworthiness_vector=verdict.vector,
             attester_claims=attester_claims(verified, debug=verdict.debug),
-            verifier_claims=verifier_claims(verified, public_key=public_key),
-            policy_ids=(policy.policy_id,),
+            verifier_claims={
+                **verifier_claims(verified, public_key=public_key),
+                "evidence_issued_at": datetime.fromtimestamp(verified.document.timestamp_ms / 1000, UTC)
+                .isoformat()
+                .replace("+00:00", "Z"),
+            },
             cnf=cnf,
             findings=verdict.findings,
         )

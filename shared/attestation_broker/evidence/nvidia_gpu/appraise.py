@@ -6,17 +6,10 @@ a trusted identity (``hardware`` 2, ``instance-identity`` 2) whose memory is pro
 comparison: 2 with zero mismatches against both RIMs, 33 when a RIM is unavailable, 96 on any mismatch.
 Several devices: each claim takes its worst value.
 
-Policy section (``{}``: ``nvidia-gpu/default``)::
-
-    {"id": "...",
-     "require_rims": false,             an unavailable RIM is contraindicated (default: a warning)
-     "min_gpus": 8,                     at least this many distinct GPUs (NVSwitches not counted)
-     "require_ppcie": true,             every GPU reports feature flag PPCIE (protected PCIe mode)
-     "min_driver_version": "550.90.07", every GPU's driver at least this (numeric, dot-separated)
-     "min_vbios_version": "96.00.9F.00.01"}  every device's VBIOS / switch BIOS at least this (hex fields)
-
-The last four are requirements: a submission that does not meet them is refused with POLICY_REJECTED
-(no token). docs/policy.md, "NVIDIA GPUs".
+Facts only. GPU-count, PPCIe, RIM-required and minimum-version requirements are rules of the broker policy
+engine over the claims this kind normalizes (``nvidia.gpus``, ``nvidia.devices[].feature_flag``,
+``driver_version``, ``vbios_version``, ``measurements.status``; docs/policy.md "NVIDIA GPUs"); the kind
+always grades with :data:`FACTS`.
 """
 
 from __future__ import annotations
@@ -24,92 +17,22 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
 
 from attestation_broker import appraisal as ar4si
-from attestation_broker.errors import POLICY_INVALID, POLICY_REJECTED
-from attestation_broker.evidence.common import content_policy_id, policy_bool, policy_section, require_policy_id
 
-from .abi import FIELD_FEATURE_FLAG
 from .pipeline import DeviceResult
 
-PPCIE_FLAG = 2
-
-DEFAULT_POLICY_ID = "nvidia-gpu/default"
-_KEYS = frozenset({"id", "require_rims", "min_gpus", "require_ppcie", "min_driver_version", "min_vbios_version"})
+DEFAULT_POLICY_ID = "nvidia-gpu"
 
 
 @dataclass(frozen=True)
 class GpuPolicy:
     policy_id: str = DEFAULT_POLICY_ID
     require_rims: bool = False
-    min_gpus: int = 0
-    require_ppcie: bool = False
-    min_driver_version: tuple[int, ...] | None = None
-    min_vbios_version: tuple[int, ...] | None = None
-
-    @classmethod
-    def parse(cls, section: Mapping[str, Any]) -> GpuPolicy:
-        if not section:
-            return cls()
-        section = policy_section("nvidia-gpu", section, _KEYS)
-        require = policy_bool("nvidia-gpu", section, "require_rims")
-        min_gpus = section.get("min_gpus", 0)
-        if type(min_gpus) is not int or not 0 <= min_gpus <= 64:
-            raise POLICY_INVALID("nvidia-gpu policy min_gpus must be an integer 0..64")
-        driver = section.get("min_driver_version")
-        vbios = section.get("min_vbios_version")
-        explicit = section.get("id")
-        policy_id = (
-            content_policy_id("nvidia-gpu/sha256:", section)
-            if explicit is None
-            else require_policy_id("nvidia-gpu", explicit)
-        )
-        return cls(
-            policy_id=policy_id,
-            require_rims=require,
-            min_gpus=min_gpus,
-            require_ppcie=policy_bool("nvidia-gpu", section, "require_ppcie"),
-            min_driver_version=None if driver is None else _policy_version(driver, 10, "min_driver_version"),
-            min_vbios_version=None if vbios is None else _policy_version(vbios, 16, "min_vbios_version"),
-        )
 
 
-def version_key(text: str, base: int) -> tuple[int, ...] | None:
-    """ "550.90.07" (base 10) or "96.00.9F.00.01" (base 16) as a comparable tuple; None when unparsable."""
-    try:
-        return tuple(int(part, base) for part in text.split("."))
-    except ValueError:
-        return None
-
-
-def _policy_version(value: object, base: int, name: str) -> tuple[int, ...]:
-    key = version_key(value, base) if isinstance(value, str) else None
-    if key is None:
-        raise POLICY_INVALID(f"nvidia-gpu policy {name} must be a dot-separated version string")
-    return key
-
-
-def enforce(devices: Sequence[DeviceResult], policy: GpuPolicy) -> None:
-    """POLICY_REJECTED unless the device set meets the policy's requirements."""
-    gpus = [d for d in devices if not d.switch]
-    if len(gpus) < policy.min_gpus:
-        raise POLICY_REJECTED(f"{len(gpus)} GPUs attested; the policy requires at least {policy.min_gpus}")
-    for n, device in enumerate(devices):
-        if device.switch:
-            continue
-        flag = device.report.opaque_value(FIELD_FEATURE_FLAG)
-        if policy.require_ppcie and (not flag or flag[0] != PPCIE_FLAG):
-            raise POLICY_REJECTED(f"device {n} is not in protected PCIe mode")
-        if policy.min_driver_version is not None:
-            have = version_key(device.driver_version or "", 10)
-            if have is None or have < policy.min_driver_version:
-                raise POLICY_REJECTED(f"device {n} driver {device.driver_version} is below the policy minimum")
-    if policy.min_vbios_version is not None:
-        for n, device in enumerate(devices):
-            have = version_key(device.vbios_version or "", 16)
-            if have is None or have < policy.min_vbios_version:
-                raise POLICY_REJECTED(f"device {n} VBIOS {device.vbios_version} is below the policy minimum")
+# Grading parameters the kind always uses: an unavailable RIM is "unrecognized" (33, a warning).
+FACTS = GpuPolicy()
 
 
 def comparison_status(device: DeviceResult) -> str:

@@ -15,7 +15,7 @@ from attestation_broker import revocation
 from attestation_broker.appraisal import Appraisal
 from attestation_broker.verifier import Submission, VerifyContext
 
-from .appraise import GpuPolicy, appraise, enforce
+from .appraise import FACTS, appraise
 from .claims import attester_claims, verifier_claims
 from .errors import NVIDIA_DEVICE_DUPLICATE, NVIDIA_RIM_MISMATCH
 from .inputs import collect
@@ -37,9 +37,8 @@ class NvidiaGpuVerifier:
             self._roots = NvidiaRoots.pinned()
         return self._roots
 
-    def verify_devices(self, submission: Submission, ctx: VerifyContext) -> tuple[GpuPolicy, list[DeviceResult]]:
-        """Every device verified and the set checked against the policy's requirements."""
-        policy = GpuPolicy.parse(ctx.policy)
+    def verify_devices(self, submission: Submission, ctx: VerifyContext) -> list[DeviceResult]:
+        """Every device verified (distinct devices, every supplied RIM used); requirements are policy rules."""
         collected = collect(submission)
         skew = timedelta(seconds=ctx.settings.clock_skew_seconds)
         rims = tuple(verify_rim(blob, self.roots.rim, now=ctx.now, skew=skew) for blob in collected.rims)
@@ -57,25 +56,21 @@ class NvidiaGpuVerifier:
         for rim in rims:
             if rim.sha256 not in used:
                 raise NVIDIA_RIM_MISMATCH(f"supplied RIM {rim.product} {rim.version} belongs to no device")
-        enforce(devices, policy)
-        return policy, devices
+        return devices
 
-    def _appraisal(self, devices: list[DeviceResult], policy: GpuPolicy) -> Appraisal:
-        verdict = appraise(devices, policy)
+    def _appraisal(self, devices: list[DeviceResult]) -> Appraisal:
+        verdict = appraise(devices, FACTS)
         return Appraisal(
             kind=self.kind,
             trustworthiness_vector=verdict.vector,
             attester_claims=attester_claims(devices),
             verifier_claims=verifier_claims(devices),
-            policy_ids=(policy.policy_id,),
             findings=verdict.findings,
         )
 
     def verify(self, submission: Submission, ctx: VerifyContext) -> Appraisal:
-        policy, devices = self.verify_devices(submission, ctx)
-        return self._appraisal(devices, policy)
+        return self._appraisal(self.verify_devices(submission, ctx))
 
     def verify_each(self, submission: Submission, ctx: VerifyContext) -> list[Appraisal]:
         """One appraisal per device (composite CPU + GPU tokens carry one submod per device)."""
-        policy, devices = self.verify_devices(submission, ctx)
-        return [self._appraisal([device], policy) for device in devices]
+        return [self._appraisal([device]) for device in self.verify_devices(submission, ctx)]

@@ -16,9 +16,8 @@ Example for a composite verifier::
         [vcek_der_or_pem, ...],        # certs (PEM/DER), AMD CRLs, or a cert-table blob; may be empty
         ctx,                           # the caller's VerifyContext (collateral cache, now, settings)
         expected_report_data=binding,  # exact 64 bytes REPORT_DATA must equal, or None to skip
-        policy=ctx.policy.get("snp", {}),  # an ``snp`` policy section ({} = default policy)
     )
-    result.trustworthiness_vector, result.attester_claims, result.verifier_claims, result.findings
+    result.trustworthiness_vector, result.attester_claims, result.verifier_claims, result.findings  # facts only
 """
 
 from __future__ import annotations

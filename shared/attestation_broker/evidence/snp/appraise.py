@@ -1,100 +1,37 @@
-"""Appraisal policy for SEV-SNP reports and the grading of a verified report into an AR4SI
-trustworthiness vector (draft-ietf-rats-ar4si §2.3; guest POLICY / PLATFORM_INFO per SEV-SNP ABI spec).
-
-Policy section (``policy["snp"]``), unknown keys rejected::
-
-    {
-      "id": "prod-web",                     # policy id (default: derived from the content)
-      "allow_any": false,                   # must be true for a policy that constrains nothing
-      "measurements": ["<96 hex>", ...],    # allowed launch MEASUREMENTs
-      "min_tcb": {"bootloader": 3, "tee": 0, "snp": 8, "microcode": 115, "fmc": 0},
-      "allow_debug": false,                 # default false
-      "max_vmpl": 3,                        # default 3 (any VMPL)
-      "allow_smt": true,                    # false: PLATFORM_INFO.SMT_EN must be 0
-      "allow_migration_agent": false,       # default false: POLICY.MIGRATE_MA must be 0
-      "host_data": ["<64 hex>"], "id_key_digests": ["<96 hex>"], "author_key_digests": ["<96 hex>"],
-      "family_ids": ["<32 hex>"], "image_ids": ["<32 hex>"],
-      "products": ["Milan", "Genoa", "Turin"],
-      "signing_keys": ["vcek", "vlek"],
-      "min_abi": "1.51",                    # guest POLICY ABI major.minor minimum
-      "min_guest_svn": 0
-    }
-
-The empty section is the default policy: debug forbidden, migration agent forbidden, VMPL 0–3, no
-measurement list. A non-empty section that ends up constraining nothing is POLICY_INVALID unless it
-says ``"allow_any": true``.
-
-Grading (each line is one trustworthiness claim; the worst tier is the EAR status):
+"""Grading of a verified SEV-SNP report into registered AR4SI trustworthiness values (draft-ietf-rats-ar4si
+§2.3; guest POLICY / PLATFORM_INFO per the SEV-SNP ABI spec). Facts only: the operator's policy is applied
+afterwards by the policy engine (docs/policy.md), never here.
 
 =================  ==========================================  =========================================
 claim              affirming                                   warning / contraindicated
 =================  ==========================================  =========================================
-hardware           HW_GENUINE (2): chain to pinned ARK         HW_UNSAFE (32): REPORTED_TCB below
-                                                               ``min_tcb``; HW_CONTRAINDICATED (96):
-                                                               product line not in ``products``
+hardware           HW_GENUINE (2): chain to pinned ARK         –
 instance-identity  IDENTITY_TRUSTED (2): VCEK/VLEK verified    –
-configuration      CONFIG_APPROVED (2)                         CONFIG_CONTRAINDICATED (96): VMPL, SMT,
-                                                               migration agent, ABI, guest SVN, host
-                                                               data, ID/author key, family/image id or
-                                                               signing key outside the policy
-executables        EXEC_APPROVED_BOOT (3): MEASUREMENT listed  EXEC_UNRECOGNIZED (33): no list;
-                                                               EXEC_CONTRAINDICATED (96): not listed
-runtime-opaque     RUNTIME_ENCRYPTED (2)                       RUNTIME_VISIBLE (32): debug allowed by
-                                                               policy; RUNTIME_CONTRAINDICATED (96):
-                                                               debug under a policy forbidding it
+configuration      CONFIG_APPROVED (2)                         CONFIG_CONTRAINDICATED (96): guest policy
+                                                               allows a migration agent
+executables        –                                           EXEC_UNRECOGNIZED (33) until a policy's
+                                                               reference_values match (then 3)
+runtime-opaque     RUNTIME_ENCRYPTED (2)                       RUNTIME_VISIBLE (96): DEBUG is set
 =================  ==========================================  =========================================
 
-TCB status: AMD publishes no TCB-status service for SNP (unlike Intel PCS), so the TCB is graded
-``UpToDate`` unless the policy's ``min_tcb`` is violated, which grades it ``OutOfDate`` (HW_UNSAFE).
+TCB status: AMD publishes no TCB-status service for SNP (unlike Intel PCS), so ``tcb.status`` is
+``UpToDate``; a policy's ``tcb_minimums`` compares the REPORTED_TCB components.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from attestation_broker import appraisal as ar4si
-from attestation_broker.errors import POLICY_INVALID
-from attestation_broker.evidence.common import (
-    content_policy_id,
-    policy_bool,
-    policy_hex,
-    policy_section,
-    require_policy_id,
-)
-from attestation_broker.evidence.snp.abi import PRODUCTS, AttestationReport, TcbVersion
-
-DEFAULT_POLICY_ID = "snp-default"
-_TCB_KEYS = ("bootloader", "tee", "snp", "microcode", "fmc")
-_HEX_LISTS = {
-    "measurements": 48,
-    "host_data": 32,
-    "id_key_digests": 48,
-    "author_key_digests": 48,
-    "family_ids": 16,
-    "image_ids": 16,
-}
-_KEYS = frozenset(
-    {
-        "id",
-        "allow_any",
-        "min_tcb",
-        "allow_debug",
-        "max_vmpl",
-        "allow_smt",
-        "allow_migration_agent",
-        "products",
-        "signing_keys",
-        "min_abi",
-        "min_guest_svn",
-        *_HEX_LISTS,
-    }
-)
+from attestation_broker.evidence.snp.abi import AttestationReport, TcbVersion
 
 
 @dataclass(frozen=True)
 class SnpPolicy:
+    """Grading parameters (not the operator's policy). :data:`FACTS` is what the kind always uses; the
+    other fields remain for composite kinds and tests that grade a report under fixed parameters."""
+
     policy_id: str
     allow_any: bool = False
     measurements: frozenset[bytes] | None = None
@@ -113,90 +50,8 @@ class SnpPolicy:
     min_abi: tuple[int, int] | None = None
     min_guest_svn: int | None = None
 
-    def constrains_something(self) -> bool:
-        lists = (
-            self.measurements,
-            self.min_tcb,
-            self.host_data,
-            self.id_key_digests,
-            self.author_key_digests,
-            self.family_ids,
-            self.image_ids,
-            self.products,
-            self.signing_keys,
-            self.min_abi,
-            self.min_guest_svn,
-        )
-        return (
-            any(x is not None for x in lists)
-            or not self.allow_debug
-            or not self.allow_migration_agent
-            or not self.allow_smt
-            or self.max_vmpl < 3
-        )
 
-
-def _int(value: Any, key: str, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise POLICY_INVALID(f"snp policy: {key} must be an integer in {lo}..{hi}")
-    return value
-
-
-def _hex_list(value: Any, key: str, size: int) -> frozenset[bytes]:
-    if not isinstance(value, list) or not value:
-        raise POLICY_INVALID(f"snp policy: {key} must be a non-empty list of hex strings")
-    return frozenset(policy_hex("snp", item, (size,), f"every {key} entry") for item in value)
-
-
-def _names(value: Any, key: str, allowed: tuple[str, ...]) -> frozenset[str]:
-    if not isinstance(value, list) or not value or any(v not in allowed for v in value):
-        raise POLICY_INVALID(f"snp policy: {key} must be a non-empty list drawn from {', '.join(allowed)}")
-    return frozenset(value)
-
-
-def _min_abi(value: Any) -> tuple[int, int]:
-    if isinstance(value, str) and value.count(".") == 1:
-        major, minor = value.split(".")
-        if major.isdigit() and minor.isdigit():
-            return _int(int(major), "min_abi", 0, 255), _int(int(minor), "min_abi", 0, 255)
-    raise POLICY_INVALID('snp policy: min_abi must be "MAJOR.MINOR"')
-
-
-def parse_policy(section: Mapping[str, Any]) -> SnpPolicy:
-    """Parse and validate the ``snp`` policy section (see the module docstring)."""
-    section = policy_section("snp", section, _KEYS)
-    if not section:
-        return SnpPolicy(policy_id=DEFAULT_POLICY_ID)
-    explicit_id = section.get("id")
-    policy_id = content_policy_id("snp-", section) if explicit_id is None else require_policy_id("snp", explicit_id)
-    min_tcb = None
-    if "min_tcb" in section:
-        raw_tcb = section["min_tcb"]
-        if not isinstance(raw_tcb, Mapping) or not raw_tcb or set(raw_tcb) - set(_TCB_KEYS):
-            raise POLICY_INVALID(f"snp policy: min_tcb must map some of {', '.join(_TCB_KEYS)} to SVNs")
-        min_tcb = {k: _int(v, f"min_tcb.{k}", 0, 255) for k, v in raw_tcb.items()}
-    hex_lists = {key: _hex_list(section[key], key, size) for key, size in _HEX_LISTS.items() if key in section}
-    policy = SnpPolicy(
-        policy_id=policy_id,
-        allow_any=policy_bool("snp", section, "allow_any", False),
-        min_tcb=min_tcb,
-        allow_debug=policy_bool("snp", section, "allow_debug", False),
-        max_vmpl=_int(section.get("max_vmpl", 3), "max_vmpl", 0, 3),
-        allow_smt=policy_bool("snp", section, "allow_smt", True),
-        allow_migration_agent=policy_bool("snp", section, "allow_migration_agent", False),
-        products=_names(section["products"], "products", PRODUCTS) if "products" in section else None,
-        signing_keys=_names(section["signing_keys"], "signing_keys", ("vcek", "vlek"))
-        if "signing_keys" in section
-        else None,
-        min_abi=_min_abi(section["min_abi"]) if "min_abi" in section else None,
-        min_guest_svn=_int(section["min_guest_svn"], "min_guest_svn", 0, 2**32 - 1)
-        if "min_guest_svn" in section
-        else None,
-        **hex_lists,
-    )
-    if not policy.allow_any and not policy.constrains_something():
-        raise POLICY_INVALID('snp policy constrains nothing; set "allow_any": true to accept any SNP guest')
-    return policy
+FACTS = SnpPolicy(policy_id="snp")
 
 
 @dataclass(frozen=True)
@@ -254,7 +109,7 @@ def appraise(report: AttestationReport, tcb: TcbVersion, product: str, signing_k
 
     if policy.measurements is None:
         executables = ar4si.EXEC_UNRECOGNIZED
-        findings.append("no measurement allow-list in policy: launch measurement not appraised")
+        findings.append("launch measurement not yet appraised against reference values")
     elif report.measurement in policy.measurements:
         executables = ar4si.EXEC_APPROVED_BOOT
     else:
@@ -263,12 +118,9 @@ def appraise(report: AttestationReport, tcb: TcbVersion, product: str, signing_k
 
     if not report.debug:
         runtime = ar4si.RUNTIME_ENCRYPTED
-    elif policy.allow_debug:
+    else:
         runtime = ar4si.RUNTIME_VISIBLE
         findings.append("guest policy DEBUG is set: the host can read guest memory")
-    else:
-        runtime = ar4si.RUNTIME_CONTRAINDICATED
-        findings.append("guest policy DEBUG is set and policy forbids debug guests")
 
     vector = {
         "instance-identity": ar4si.IDENTITY_TRUSTED,

@@ -71,7 +71,6 @@ class SnpVerifier:
             blobs,
             ctx,
             expected_report_data=submission.binding.report_data() if submission.binding is not None else None,
-            policy=ctx.policy,
             product=product,
             trust=self._trust,
         )

@@ -25,7 +25,7 @@ from attestation_broker.evidence.snp.abi import (
     require_product,
     split_evidence,
 )
-from attestation_broker.evidence.snp.appraise import appraise, parse_policy
+from attestation_broker.evidence.snp.appraise import FACTS, appraise
 from attestation_broker.evidence.snp.certs import LeafInfo, Supplied, SuppliedCert, classify, load_certificate
 from attestation_broker.evidence.snp.checks import (
     AmdTrust,
@@ -72,7 +72,6 @@ class SnpResult:
     trustworthiness_vector: Mapping[str, int]
     attester_claims: Mapping[str, Any]
     verifier_claims: Mapping[str, Any]
-    policy_id: str
     findings: tuple[str, ...] = field(default=())
 
     @property
@@ -85,7 +84,6 @@ class SnpResult:
             trustworthiness_vector=self.trustworthiness_vector,
             attester_claims=self.attester_claims,
             verifier_claims=self.verifier_claims,
-            policy_ids=(self.policy_id,),
             findings=self.findings,
         )
 
@@ -152,7 +150,6 @@ def verify_snp_evidence(
     ctx: VerifyContext,
     *,
     expected_report_data: bytes | None,
-    policy: Mapping[str, Any],
     product: str | None = None,
     trust: AmdTrust | None = None,
 ) -> SnpResult:
@@ -164,14 +161,12 @@ def verify_snp_evidence(
     fetched from AMD KDS through ``ctx.collateral``.
     ``expected_report_data``: the exact 64 bytes REPORT_DATA must equal (e.g.
     ``binding.report_data()``), or None when no binding was requested.
-    ``policy``: an ``snp`` policy section (``{}`` = default policy; see :mod:`.appraise`).
     ``product``: product line hint (Milan/Genoa/Turin) for v2 reports that carry no CPUID.
     ``trust``: pinned roots override for tests; defaults to the package's pinned AMD roots.
 
     Raises a :class:`~attestation_broker.errors.BrokerError` on any verification failure; policy outcomes are
-    graded into the trustworthiness vector instead (POLICY_INVALID only for a malformed policy).
+    graded as facts into the trustworthiness vector; the operator's policy is applied by the Broker.
     """
-    snp_policy = parse_policy(policy)
     parsed, table = split_evidence(report)
     supplied = classify(certificates, table)
     product_line = _product(parsed, supplied, product)
@@ -225,7 +220,7 @@ def verify_snp_evidence(
     if expected_report_data is not None:
         require_equal("SEV-SNP REPORT_DATA", parsed.report_data, expected_report_data)
 
-    grade = appraise(parsed, tcb, product_line, kind, snp_policy)
+    grade = appraise(parsed, tcb, product_line, kind, FACTS)
     claims = attester_claims(parsed, tcb, grade.tcb_status, product_line, chain.info)
     verifier_claims: dict[str, Any] = {
         "evidence_kind": "snp",
@@ -245,6 +240,5 @@ def verify_snp_evidence(
         trustworthiness_vector=grade.vector,
         attester_claims=claims,
         verifier_claims=verifier_claims,
-        policy_id=snp_policy.policy_id,
         findings=grade.findings,
     )

@@ -15,9 +15,6 @@ Public API (stable; ``azure-vtpm`` and ``gcp-vtpm`` call it for the TD quote the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from attestation_broker.evidence.tdx.abi import Quote, TdReportBody, parse_quote
 from attestation_broker.evidence.tdx.collateral import TdxCollateral
 from attestation_broker.evidence.tdx.result import TcbResult, TdxResult
@@ -41,7 +38,6 @@ def verify_tdx_evidence(
     ctx: VerifyContext,
     *,
     expected_report_data: bytes | None,
-    policy: Mapping[str, Any],
     collateral_override: TdxCollateral | None = None,
     trust: TdxTrust | None = None,
 ) -> TdxResult:
@@ -49,11 +45,10 @@ def verify_tdx_evidence(
 
     - ``quote``: the raw quote (v4 or v5; trailing bytes after the signature data are ignored).
     - ``ctx``: injected ``now``, collateral cache and settings (``intel_pcs_url``,
-      ``collateral_stale_grace_seconds``). ``ctx.policy`` is NOT read: pass the policy explicitly.
+      ``collateral_stale_grace_seconds``). No policy is read: the Broker's policy engine appraises the result.
     - ``expected_report_data``: the exact 64-byte REPORTDATA the quote must carry (e.g.
       ``ExpectedBinding.report_data()`` or, for Azure, SHA-256(runtime JSON) ‖ 32 zero bytes);
       ``None`` skips the binding and the verifier claims record ``"bindings": {"nonce": "not-requested"}``.
-    - ``policy``: the ``tdx`` policy section (``{}`` = default policy; unknown keys → POLICY_INVALID).
     - ``collateral_override``: collateral to use instead of fetching from Intel PCS.
     - ``trust``: test-only trust anchors (default: the pinned Intel roots).
 
@@ -66,7 +61,6 @@ def verify_tdx_evidence(
         quote,
         ctx,
         expected_report_data=expected_report_data,
-        policy=policy,
         collateral_override=collateral_override,
         trust=trust,
     )

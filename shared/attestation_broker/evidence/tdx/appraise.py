@@ -1,28 +1,11 @@
-"""TDX appraisal policy and the AR4SI trustworthiness vector it yields.
+"""Grading of a verified TDX quote into registered AR4SI trustworthiness values (facts only; the operator's
+policy is applied afterwards by the policy engine, docs/policy.md).
 
-Policy document (the ``tdx`` section; unknown keys → POLICY_INVALID; ``{}`` = the default policy)::
-
-    {
-      "id": "tdx-default",
-      "accepted_tcb_statuses": ["UpToDate", "SWHardeningNeeded", "ConfigurationNeeded",
-                                "ConfigurationAndSWHardeningNeeded", "OutOfDate", "OutOfDateConfigurationNeeded"],
-      "out_of_date_grace_days": null,      # OutOfDate* accepted only until tcbDate + N days
-      "rejected_advisory_ids": [],
-      "allow_debug": false,                # TD attributes DEBUG
-      "require_sept_ve_disable": false,    # TD attributes SEPT_VE_DISABLE
-      "mrtd": [hex...], "rtmr0": [...], "rtmr1": [...], "rtmr2": [...], "rtmr3": [...],
-      "mrconfigid": [...], "mrowner": [...], "mrownerconfig": [...], "xfam": [...], "mrsignerseam": [...],
-      "min_tee_tcb_svn": "<32 hex chars>"  # component-wise minimum of TEE_TCB_SVN
-    }
-
-Vector (AR4SI): hardware HW_GENUINE for UpToDate / SWHardeningNeeded / ConfigurationNeeded*, HW_UNSAFE
-for accepted OutOfDate* or stale collateral, HW_CONTRAINDICATED for Revoked, unaccepted statuses,
-rejected advisories or TEE TCB SVN below the minimum; configuration CONFIG_UNSAFE (SW hardening
-needed), CONFIG_UNSUPPORTED (configuration needed), CONFIG_CONTRAINDICATED (MRCONFIGID/MROWNER/
-MROWNERCONFIG/XFAM/MRSIGNERSEAM/SEPT_VE_DISABLE rule failed); executables EXEC_APPROVED_BOOT when an
-MRTD/RTMR0-2 allow-list matched, EXEC_APPROVED_RUNTIME when RTMR3 also did, EXEC_UNRECOGNIZED without
-allow-lists, EXEC_CONTRAINDICATED on a mismatch; runtime-opaque RUNTIME_ENCRYPTED, or
-RUNTIME_CONTRAINDICATED for a debug TD (RUNTIME_VISIBLE when the policy allows debug).
+Vector: hardware HW_GENUINE for UpToDate / SWHardeningNeeded / ConfigurationNeeded*, HW_UNSAFE (32) for
+OutOfDate* or stale collateral, HW_CONTRAINDICATED (96) for Revoked; configuration CONFIG_UNSAFE (32,
+"known vulnerabilities") for SWHardeningNeeded / ConfigurationNeeded*; executables EXEC_UNRECOGNIZED (33)
+until a policy's reference_values match; runtime-opaque RUNTIME_ENCRYPTED (2), or RUNTIME_VISIBLE (96) for
+a debug TD. :class:`TdxPolicy` holds the grading parameters; the kind always uses :data:`FACTS`.
 """
 
 from __future__ import annotations
@@ -30,12 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from attestation_broker import appraisal as ar4si
-from attestation_broker.appraisal import TCB_STATUSES
-from attestation_broker.errors import POLICY_INVALID
-from attestation_broker.evidence.common import policy_bool, policy_hex, policy_section, require_policy_id
 from attestation_broker.evidence.tdx.abi import ATTR_SEPT_VE_DISABLE, Quote
 from attestation_broker.evidence.tdx.result import TcbResult
 
@@ -85,43 +64,7 @@ class TdxPolicy:
     allow_lists: Mapping[str, frozenset[bytes]] | None = None
 
 
-def _strings(doc: Mapping[str, Any], key: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
-    value = doc.get(key, list(default))
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise POLICY_INVALID(f"tdx policy {key} must be a list of strings")
-    return tuple(value)
-
-
-def parse_policy(doc: Mapping[str, Any]) -> TdxPolicy:
-    """Build the policy object from its JSON section; unknown keys and bad values are POLICY_INVALID."""
-    doc = policy_section("tdx", doc, _KEYS)
-    policy_id = require_policy_id("tdx", doc.get("id", DEFAULT_POLICY_ID))
-    accepted = _strings(doc, "accepted_tcb_statuses", DEFAULT_ACCEPTED)
-    if not accepted or any(s not in TCB_STATUSES for s in accepted):
-        raise POLICY_INVALID("tdx policy accepted_tcb_statuses must list known TCB statuses")
-    grace = doc.get("out_of_date_grace_days")
-    if grace is not None and (not isinstance(grace, int) or isinstance(grace, bool) or grace < 0):
-        raise POLICY_INVALID("tdx policy out_of_date_grace_days must be a non-negative integer")
-    lists: dict[str, frozenset[bytes]] = {}
-    for key, size in _ALLOW_LISTS.items():
-        if key in doc:
-            values = _strings(doc, key)
-            if not values:
-                raise POLICY_INVALID(f"tdx policy {key} allow-list is empty")
-            lists[key] = frozenset(policy_hex("tdx", v, (size,), f"{key} values") for v in values)
-    minimum = doc.get("min_tee_tcb_svn")
-    if minimum is not None and not isinstance(minimum, str):
-        raise POLICY_INVALID("tdx policy min_tee_tcb_svn must be a hex string")
-    return TdxPolicy(
-        id=policy_id,
-        accepted_tcb_statuses=frozenset(accepted),
-        out_of_date_grace_days=grace,
-        rejected_advisory_ids=frozenset(_strings(doc, "rejected_advisory_ids")),
-        allow_debug=policy_bool("tdx", doc, "allow_debug"),
-        require_sept_ve_disable=policy_bool("tdx", doc, "require_sept_ve_disable"),
-        min_tee_tcb_svn=policy_hex("tdx", minimum, (16,), "min_tee_tcb_svn") if minimum is not None else None,
-        allow_lists=lists,
-    )
+FACTS = TdxPolicy()
 
 
 @dataclass(frozen=True)
@@ -175,7 +118,7 @@ def _configuration(tcb: TcbResult, policy: TdxPolicy, quote: Quote, findings: li
         return ar4si.CONFIG_CONTRAINDICATED
     if "ConfigurationNeeded" in tcb.status or tcb.status == "ConfigurationAndSWHardeningNeeded":
         findings.append(f"TCB status {tcb.status}: platform configuration needed")
-        return ar4si.CONFIG_UNSUPPORTED
+        return ar4si.CONFIG_UNSAFE
     if "SWHardeningNeeded" in tcb.status:
         findings.append("TCB status SWHardeningNeeded")
         return ar4si.CONFIG_UNSAFE
@@ -200,7 +143,7 @@ def _runtime(policy: TdxPolicy, quote: Quote, findings: list[str]) -> int:
     if not quote.body.debug:
         return ar4si.RUNTIME_ENCRYPTED
     findings.append("TD attributes DEBUG is set: the host can read TD memory")
-    return ar4si.RUNTIME_VISIBLE if policy.allow_debug else ar4si.RUNTIME_CONTRAINDICATED
+    return ar4si.RUNTIME_VISIBLE
 
 
 def appraise(quote: Quote, tcb: TcbResult, policy: TdxPolicy, now: datetime, *, stale: bool) -> Verdict:

@@ -49,7 +49,6 @@ class TdxVerifier:
             _quote_bytes(submission.evidence),
             ctx,
             expected_report_data=submission.binding.report_data() if submission.binding else None,
-            policy=ctx.policy,
             collateral_override=override,
             trust=self._trust,
         )
@@ -58,6 +57,5 @@ class TdxVerifier:
             trustworthiness_vector=result.trustworthiness_vector,
             attester_claims=result.attester_claims,
             verifier_claims=result.verifier_claims,
-            policy_ids=(result.policy_id,),
             findings=result.findings,
         )

@@ -1,11 +1,10 @@
-"""The order of the TDX checks: parse → PCK chain → quote/QE signatures → binding → collateral → TCB → policy.
+"""The order of the TDX checks: parse → PCK chain → quote/QE signatures → binding → collateral → TCB → grading.
 
 This is the body of :func:`attestation_broker.evidence.tdx.verify_tdx_evidence`; each step lives in its own module.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -88,13 +87,11 @@ def run(
     ctx: VerifyContext,
     *,
     expected_report_data: bytes | None,
-    policy: Mapping[str, Any],
     collateral_override: TdxCollateral | None,
     trust: TdxTrust | None,
 ) -> TdxResult:
     if not isinstance(raw, bytes | bytearray):
         raise MALFORMED_EVIDENCE("TDX quote must be bytes")
-    parsed_policy = appraisal.parse_policy(policy)  # a bad policy fails before any work
     now = ctx.now
     anchors = trust or intel_trust()
     quote = parse_quote(bytes(raw))
@@ -147,7 +144,7 @@ def run(
 
     tcb = evaluate_tcb(info, identity, quote, chain.extensions)
     any_stale = any(stale.values())
-    verdict = appraisal.appraise(quote, tcb, parsed_policy, now, stale=any_stale)
+    verdict = appraisal.appraise(quote, tcb, appraisal.FACTS, now, stale=any_stale)
 
     dates = {
         "tcb_info": (info.issue_date, info.next_update),
@@ -182,6 +179,5 @@ def run(
         trustworthiness_vector=verdict.vector,
         attester_claims=attester_claims(quote, tcb),
         verifier_claims=verifier_claims,
-        policy_id=parsed_policy.id,
         findings=verdict.findings,
     )

@@ -46,5 +46,4 @@ class TdxResult:
     trustworthiness_vector: Mapping[str, int]
     attester_claims: Mapping[str, Any]
     verifier_claims: Mapping[str, Any]
-    policy_id: str
     findings: tuple[str, ...] = field(default=())

@@ -1,12 +1,13 @@
 """Error codes of the TPM core and the plain ``tpm`` evidence kind (shared by the vTPM composites).
 
-The nonce binding (quote extraData) reuses the generic ``NONCE_BINDING_MISMATCH``; policy failures reuse
-``POLICY_REJECTED`` / ``POLICY_INVALID``. Everything TPM-structural is declared here.
+The nonce binding (quote extraData) reuses the generic ``NONCE_BINDING_MISMATCH``; policy outcomes (pinned
+AK, PCR reference values, secure boot) are rules of the policy engine, refused as ``POLICY_REJECTED``.
+Everything TPM-structural is declared here.
 """
 
 from __future__ import annotations
 
-from attestation_broker.errors import MalformedInput, PolicyViolation, VerificationFailed, define
+from attestation_broker.errors import MalformedInput, VerificationFailed, define
 
 # Structures (TPM 2.0 Part 2).
 TPM_ATTEST_MALFORMED = define(
@@ -73,15 +74,3 @@ TPM_EVENTLOG_SEPARATOR_ERROR = define(
 )
 
 # Appraisal.
-TPM_AK_NOT_PINNED = define(
-    "TPM_AK_NOT_PINNED", PolicyViolation, "The attestation key is not in the policy's allow-list."
-)
-TPM_SECURE_BOOT_DISABLED = define(
-    "TPM_SECURE_BOOT_DISABLED", PolicyViolation, "Policy requires UEFI Secure Boot but the event log shows it off."
-)
-TPM_PCR_NOT_ALLOWED = define(
-    "TPM_PCR_NOT_ALLOWED", PolicyViolation, "A quoted PCR value is not in the policy's allowed values."
-)
-TPM_EVENTLOG_REQUIRED = define(
-    "TPM_EVENTLOG_REQUIRED", PolicyViolation, "Policy needs event-log facts but no event log was supplied."
-)

@@ -14,7 +14,7 @@ from attestation_broker.appraisal import Appraisal
 from attestation_broker.verifier import Submission, VerifyContext
 
 from .abi import ALG_SHA256, parse_attest
-from .appraise import appraise, parse_policy
+from .appraise import FACTS, appraise
 from .checks import VerifiedQuote, select_bank, verify_quote
 from .claims import quote_claims
 from .errors import TPM_PCR_VALUES_MISSING
@@ -37,7 +37,7 @@ class TpmVerifier:
     kind = KIND
 
     def verify(self, submission: Submission, ctx: VerifyContext) -> Appraisal:
-        policy = parse_policy(ctx.policy)
+        policy = FACTS
         inputs = collect_inputs(submission)
         bank, _ = select_bank(parse_attest(inputs.quote), policy.pcr_bank)
         values = inputs.pcrs.get(bank) if inputs.pcrs is not None else None
@@ -70,7 +70,6 @@ class TpmVerifier:
             "bindings": {"nonce": "checked" if quote.extra_data_checked else "not-requested"},
             "signing_key": "ak",
             "ak_spki_sha256": quote.ak.spki_sha256,
-            "ak_pinned": result.ak_pinned,
             "ak_source": quote.ak.source,
             "event_log": "replayed" if log is not None else "absent",
         }
@@ -81,6 +80,5 @@ class TpmVerifier:
             trustworthiness_vector=result.vector,
             attester_claims=attester,
             verifier_claims=verifier_claims,
-            policy_ids=(policy.id,),
             findings=result.findings,
         )
