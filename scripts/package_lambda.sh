@@ -2,7 +2,7 @@
 # Build the AWS Lambda artifact (build/lambda.zip) for runtime python3.12 on arm64 (Graviton).
 #
 # Runtime dependencies (pyproject [project] dependencies + the "aws" extra, never "dev") are installed as
-# manylinux2014_aarch64 CPython 3.12 wheels, so native code (cryptography, cffi, protobuf) is the one the
+# manylinux2014 (or manylinux_2_28: the python3.12 runtime has glibc 2.34) aarch64 CPython 3.12 wheels, so native code (cryptography, cffi, protobuf) is the one the
 # Lambda runtime loads, whatever machine builds the zip. boto3/botocore are included, not taken from the
 # runtime's bundled copy, so the SDK version is the one tested. Then attestation_broker/ and functions/ are copied in.
 # The zip is reproducible for a given set of wheels: fixed timestamps, sorted entries, no __pycache__.
@@ -31,7 +31,7 @@ PY
 
 "$PYTHON" -m pip install \
   --quiet --disable-pip-version-check --no-compile \
-  --platform manylinux2014_aarch64 --only-binary=:all: \
+  --platform manylinux2014_aarch64 --platform manylinux_2_28_aarch64 --only-binary=:all: \
   --python-version 3.12 --implementation cp --abi cp312 \
   --target "$STAGE" \
   -r "$ROOT/build/lambda-requirements.txt"
@@ -47,8 +47,17 @@ for src in shared/attestation_broker:attestation_broker functions:functions; do
     done
 done
 
-# Trim what the runtime never loads.
+# The operator's appraisal policy (docs/policy.md "Deployment"), bundled at policy/broker-policy.yaml when
+# POLICY_FILE names one; validated here so a broken document never reaches a deploy.
+if [ -n "${POLICY_FILE:-}" ]; then
+  "$ROOT/.venv/bin/attestation-broker" policy check "$POLICY_FILE" >/dev/null || {
+    "$ROOT/.venv/bin/attestation-broker" policy check "$POLICY_FILE"; exit 2; }
+  mkdir -p "$STAGE/policy" && cp "$POLICY_FILE" "$STAGE/policy/broker-policy.yaml"
+fi
+
+# Trim what the runtime never loads (the policy engine uses no CEL extension library: 36 MB of .so files).
 find "$STAGE" -type d -name __pycache__ -prune -exec rm -rf {} +
+rm -rf "$STAGE/cel_expr_python/ext"
 rm -rf "$STAGE/bin"
 
 "$PYTHON" - "$STAGE" "$OUT" <<'PY'

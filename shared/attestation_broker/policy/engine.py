@@ -169,6 +169,7 @@ class PolicyEngine:
                 appraisal.verifier_claims,
                 appraisal.trustworthiness_vector,
                 now,
+                policy.conditions,
             )
             for condition in policy.conditions:
                 ok, detail = cel.evaluate(condition, bound)

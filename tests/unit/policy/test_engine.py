@@ -73,3 +73,28 @@ def test_same_appraisal_same_decision_over_time(d2: tuple[Appraisal, object]) ->
     rules = {"claims": {"tee": ["sev-snp"]}}
     later = now + timedelta(days=365)  # type: ignore[operator]
     assert decide(appraisal, rules, now=now).results == decide(appraisal, rules, now=later).results  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("expr", "claims", "verifier"),
+    [
+        ("claims.snp.vmpl == 0", frozenset({"snp"}), frozenset()),
+        (
+            'claims["tcb"].status == "UpToDate" && verifier.product == "Milan"',
+            frozenset({"tcb"}),
+            frozenset({"product"}),
+        ),
+        ("size(claims) > 3", None, frozenset()),
+        ('has(claims.nope) || verifier["signing_key"] == "vcek"', frozenset({"nope"}), frozenset({"signing_key"})),
+    ],
+)
+def test_conditions_bind_only_the_claims_they_read(
+    d2: tuple[Appraisal, object], expr: str, claims: frozenset[str] | None, verifier: frozenset[str]
+) -> None:
+    from attestation_broker.policy.cel import Condition
+
+    condition = Condition.compile("c", expr)
+    assert condition.needs == {"claims": claims, "verifier": verifier}
+    appraisal, now = d2
+    # The subset activation decides exactly like the full one.
+    assert failed(decide(appraisal, {"conditions": [{"name": "c", "expr": expr}]}, now=now)) == []  # type: ignore[arg-type]
