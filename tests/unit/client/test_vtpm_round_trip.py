@@ -132,8 +132,8 @@ def test_tpm_binding_is_byte_for_byte_the_broker_check(tmp_path: Path, swtpm: Sw
 def test_cli_refusal_writes_no_token_and_exits_1(
     tmp_path: Path, swtpm: Swtpm, ak_pin: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Policy relied on: ``{"tpm": {"ak_public_sha256": [<another key's pin>]}}`` — the broker refuses."""
-    policy = {"tpm": {"ak_public_sha256": ["ab" * 32]}}
+    """Policy relied on: ``ak_keys`` pinning another key (docs/policy.md) — the broker refuses."""
+    policy = {"tpm": {"ak_keys": [{"label": "other", "sha256": "ab" * 32}]}}
     out = tmp_path / "token.jwt"
     with loopback_broker(tmp_path, verifiers=[TpmVerifier()], policy=policy) as broker:
         import attestation_broker.client as client_pkg
@@ -155,7 +155,7 @@ def test_cli_refusal_writes_no_token_and_exits_1(
             ]
         )
     assert code == 1 and not out.exists()
-    assert "TPM_AK_NOT_PINNED (403)" in capsys.readouterr().err
+    assert "POLICY_REJECTED (403)" in capsys.readouterr().err
 
 
 def test_tpm_errors_name_what_is_missing(tmp_path: Path, swtpm: Swtpm) -> None:
