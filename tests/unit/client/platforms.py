@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from tests.support.loopback_broker import LoopbackBroker, loopback_broker
 from tests.support.replay import replay_server
+from tests.support.swtpm import Swtpm
 from tests.unit.azure_vtpm import synthetic_tdx
 from tests.unit.client.tsm_standin import ASK_GUID, VCEK_GUID, KernelTsm, cert_table
 from tests.unit.snp.support import build_report, fake_amd
@@ -106,3 +107,20 @@ def tdx_broker(
         ) as broker:
             broker.harness.clock[0] = TDX_NOW
             yield broker
+
+
+EV_NO_ACTION = 0x03
+_BANK_NAMES = {0x0004: "sha1", 0x000B: "sha256", 0x000C: "sha384"}
+
+
+def replay_event_log(tpm: Swtpm, raw: bytes) -> None:
+    """Extend ``tpm``'s PCRs as the firmware that wrote the TCG log ``raw`` did (EV_NO_ACTION not extended)."""
+    from attestation_broker.evidence.tpm.eventlog import parse_event_log
+
+    specs = [
+        f"{e.pcr}:" + ",".join(f"{_BANK_NAMES[a]}={d.hex()}" for a, d in sorted(e.digests.items()) if a in _BANK_NAMES)
+        for e in parse_event_log(raw).events
+        if e.event_type != EV_NO_ACTION
+    ]
+    for i in range(0, len(specs), 16):  # in log order; one tpm2_pcrextend call takes several specs
+        tpm.run("tpm2_pcrextend", *specs[i : i + 16])

@@ -34,7 +34,8 @@ from cryptography.x509.oid import NameOID
 
 from tests.support.loopback_broker import loopback_broker
 from tests.support.swtpm import Swtpm, swtpm_instance
-from tests.unit.client.platforms import tdx_broker, tdx_platform
+from tests.support.vectors import vector
+from tests.unit.client.platforms import replay_event_log, tdx_broker, tdx_platform
 from tests.unit.tdx.support import FakeIntelPki
 
 pytestmark = pytest.mark.swtpm
@@ -45,6 +46,7 @@ AK_TEMPLATE = struct.pack(">HHIH", 0x0001, 0x000B, 0x00050072, 0) + struct.pack(
     ">HHHHIH", 0x0010, 0x0014, 0x000B, 2048, 0, 0
 )
 GCE_INSTANCE_OID = x509.ObjectIdentifier("1.3.6.1.4.1.11129.2.1.21")
+GKE_LOG = "tpm/gce-eventlog-confidential-gke-debug-251000.bin"  # a real GCE firmware log (no TEE declared)
 INSTANCE = ("us-central1-a", 1234567890, "test-project", 987654321, "test-vm")
 
 
@@ -114,7 +116,7 @@ def ca() -> GoogleLikeCa:
 def gce(ca: GoogleLikeCa) -> Iterator[tuple[Swtpm, bytes]]:
     """swtpm provisioned as GCE provisions its vTPM; yields (tpm, the AK's TPM2B_PUBLIC as the TPM derives it)."""
     with swtpm_instance() as tpm:
-        tpm.run("tpm2_pcrextend", "0:sha256=" + "17" * 32)
+        replay_event_log(tpm, vector(GKE_LOG))  # measured boot as GCE firmware recorded it
         # the AK as the TPM derives it from the template: made here with tpm2-tools directly, independently of
         # the client's template parsing
         tpm.run(
@@ -171,7 +173,9 @@ def test_gcp_vtpm_round_trip(tmp_path: Path, ca: GoogleLikeCa, gce: tuple[Swtpm,
     tpm, _public = gce
     verifier = GcpVtpmVerifier(trust=TrustOverride(ak_roots=(("test-ak-root.cer", ca.root),)))
     with loopback_broker(tmp_path, verifiers=[verifier]) as broker:
-        machine = Machine(tcti=tpm.tcti, tsm_root=tmp_path / "no-tsm", event_log=tmp_path / "no-log")
+        log = tmp_path / "binary_bios_measurements"
+        log.write_bytes(vector(GKE_LOG))
+        machine = Machine(tcti=tpm.tcti, tsm_root=tmp_path / "no-tsm", event_log=log)
         result = attest(
             AttestOptions(broker.url, user_data=b"k", machine=machine), clock=lambda: broker.harness.clock[0]
         )
@@ -181,6 +185,8 @@ def test_gcp_vtpm_round_trip(tmp_path: Path, ca: GoogleLikeCa, gce: tuple[Swtpm,
     attester = sub["ear_attester_claims"]
     assert attester["platform"] == "gcp"
     assert attester["gcp"]["ak_root"] == "test-ak-root.cer"
+    # the firmware log was sent and replayed against the quoted PCRs (54 events in the GKE log)
+    assert attester["tpm"]["event_count"] == 54 and 0 in attester["tpm"]["event_log_pcrs"]
     assert result.claims["ear_status"] in ("affirming", "warning")
 
 

@@ -299,29 +299,20 @@ def test_hcl_report_fits_the_nv_index() -> None:
 # --- tpm with the TCG event log ---------------------------------------------------------------------
 
 EVENT_LOG = "tpm/gce-eventlog-ubuntu-2404-amd-sevsnp.bin"
-EV_NO_ACTION = 0x03
-BANK_NAMES = {0x0004: "sha1", 0x000B: "sha256", 0x000C: "sha384"}
 
 
 def test_tpm_round_trip_with_the_event_log(tmp_path: Path) -> None:
     """A real firmware event log (GCE Ubuntu 24.04) replayed into a fresh swtpm as firmware would measure it;
     the client sends the log from its securityfs path and the broker replays it against the quoted PCRs.
     Policy relied on: ``ak_keys: [{label: swtpm, sha256: <pin>}]`` (docs/policy.md)."""
-    from attestation_broker.evidence.tpm.eventlog import parse_event_log
-
     from tests.support.vectors import vector
+    from tests.unit.client.platforms import replay_event_log
 
     raw = vector(EVENT_LOG)
     log_path = tmp_path / "binary_bios_measurements"
     log_path.write_bytes(raw)
-    specs = [
-        f"{e.pcr}:" + ",".join(f"{BANK_NAMES[a]}={d.hex()}" for a, d in sorted(e.digests.items()) if a in BANK_NAMES)
-        for e in parse_event_log(raw).events
-        if e.event_type != EV_NO_ACTION
-    ]
     with swtpm_instance() as tpm:
-        for i in range(0, len(specs), 16):  # in log order; one tpm2_pcrextend call takes several specs
-            tpm.run("tpm2_pcrextend", *specs[i : i + 16])
+        replay_event_log(tpm, raw)
         pin = load_ak_public(Tpm(tpm.tcti).create_ak(persist=AK_HANDLE)).spki_sha256
         with loopback_broker(
             tmp_path, verifiers=[TpmVerifier()], policy={"tpm": {"ak_keys": [{"label": "swtpm", "sha256": pin}]}}
