@@ -1,20 +1,15 @@
-"""``azure-token`` fact grading into an AR4SI trustworthiness vector (draft-ietf-rats-ar4si §2.3).
-
-Policy section (all keys optional; unknown keys → POLICY_INVALID)::
-
-    {"id": "...", "allow_debug": false, "require_secure_boot": true, "allow_trusted_launch": false,
-     "launch_measurements": ["<hex>", ...], "compliance_statuses": ["azure-compliant-cvm"]}
+"""``azure-token`` fact grading into registered AR4SI values (draft-ietf-rats-ar4si §2.3). Facts only: launch
+measurements, compliance statuses, Trusted Launch and debug are rules of the policy engine (docs/policy.md);
+the kind always grades with :data:`FACTS`.
 
 | claim             | value |
 |-------------------|-------|
-| instance-identity | trusted when the nonce binding was checked or ``aud`` matched an accepted audience; else WARNING |
-| hardware          | genuine when the compliance status is accepted (or Trusted Launch); else unsupported (warning) |
-| runtime-opaque    | encrypted; debug → contraindicated (visible with ``allow_debug``); Trusted Launch (no TEE) → |
-|                   | contraindicated (visible with ``allow_trusted_launch``) |
-| executables       | approved-boot when the launch measurement is allow-listed, else contraindicated; unrecognized |
-|                   | when the policy has no list |
-| configuration     | approved with secure boot; off → contraindicated (unsafe if not ``require_secure_boot``); |
-|                   | not reported → unsupported (warning) |
+| instance-identity | 2 when the nonce binding was checked or ``aud`` matched an accepted audience; else 0 |
+| hardware          | 2 when the compliance status is ``azure-compliant-cvm`` (or Trusted Launch); else 97 |
+| runtime-opaque    | 2 encrypted; 96 (visible) when debuggable; 32 (isolated) for a Trusted Launch VM (no TEE), |
+|                   | which the built-in default refuses |
+| executables       | 33 (unrecognized) until a policy's reference values match (then 3) |
+| configuration     | 2 with secure boot; 32 when off; 0 (no claim) when not reported |
 """
 
 from __future__ import annotations

@@ -1,18 +1,14 @@
-"""``gcp-token`` fact grading into an AR4SI trustworthiness vector (draft-ietf-rats-ar4si §2.3).
-
-Policy section (all keys optional; unknown keys → POLICY_INVALID)::
-
-    {"id": "...", "allow_debug": false, "require_secure_boot": true,
-     "image_digests": ["sha256:<hex>" | "<hex>", ...], "hwmodels": ["GCP_INTEL_TDX", ...]}
+"""``gcp-token`` fact grading into registered AR4SI values (draft-ietf-rats-ar4si §2.3). Facts only: image
+digests, hardware models, projects and debug are rules of the policy engine (docs/policy.md); the kind always
+grades with :data:`FACTS`.
 
 | claim             | value |
 |-------------------|-------|
-| instance-identity | trusted when ``aud`` matched ``settings.upstream_audiences``; WARNING when none are configured |
-| hardware          | genuine (Google attested the hwmodel); contraindicated when not in ``hwmodels`` |
-| runtime-opaque    | encrypted; debug → contraindicated, or visible (warning) with ``allow_debug`` |
-| executables       | approved-runtime when the image digest is allow-listed, else contraindicated; |
-|                   | unrecognized when the policy has no list |
-| configuration     | approved with secure boot; without: contraindicated (unsafe if not ``require_secure_boot``) |
+| instance-identity | 2 when ``aud`` matched ``settings.upstream_audiences``; 0 (no claim) when none are configured |
+| hardware          | 2: Google attested the hwmodel |
+| runtime-opaque    | 2 encrypted; 96 (visible) for a debug image |
+| executables       | 33 (unrecognized) until a policy's reference values match (then 3) |
+| configuration     | 2 with secure boot; 32 (known vulnerabilities) without (the built-in default requires it) |
 """
 
 from __future__ import annotations
