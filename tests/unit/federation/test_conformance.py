@@ -5,7 +5,8 @@ Rules encoded (from the clouds' documentation):
 - Microsoft Entra federated credentials: RS256 only (ES256 fails with AADSTS5002738); ``aud`` is the single
   string ``api://AzureADTokenExchange``; ``sub`` matches one credential exactly (≤ 600 characters) and an
   identity holds at most 20 credentials, so ``sub`` must be low-cardinality.
-- AWS STS AssumeRoleWithWebIdentity: web identity token ≤ 20,000 characters; session tags only from the
+- AWS STS AssumeRoleWithWebIdentity: RS256/384/512 or ES256/384/512; integer timestamps; web identity token
+  ≤ 20,000 characters; session tags only from the
   ``https://aws.amazon.com/tags`` claim (``principal_tags``: key → one-value list, ≤ 50 tags, keys ≤ 128 and
   values ≤ 256 characters of letters, digits, spaces and ``_.:/=+-@``; ``transitive_tag_keys`` ⊆ the tags).
 - Google workload identity federation (OIDC): RS256 or ES256 with a ``kid``; ``google.subject`` (from ``sub``)
