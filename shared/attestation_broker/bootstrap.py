@@ -17,6 +17,7 @@ from pathlib import Path
 from attestation_broker.audit.sinks import CloudLoggingSink, FallbackSink, Sink, StdoutSink
 from attestation_broker.config import Settings
 from attestation_broker.errors import CONFIG_INVALID
+from attestation_broker.files import private_dir
 from attestation_broker.ledger import ReplayLedger, SqliteLedger
 from attestation_broker.nonce import NonceService
 from attestation_broker.policy import PolicyEngine, PolicySet, TcbCurrency, load_policy_set
@@ -43,7 +44,7 @@ def _split(spec: str) -> tuple[str, str]:
 def _secret_file(path: Path) -> bytes:
     if path.exists():
         return path.read_bytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     secret = os.urandom(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:

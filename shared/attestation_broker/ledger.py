@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from attestation_broker.errors import LEDGER_UNAVAILABLE, NONCE_REPLAYED
+from attestation_broker.files import private_file
 
 log = logging.getLogger("attestation_broker")
 
@@ -27,7 +28,8 @@ class ReplayLedger(Protocol):
 class SqliteLedger:
     def __init__(self, path: Path | str) -> None:
         if isinstance(path, Path):
-            path.parent.mkdir(parents=True, exist_ok=True)
+            # Created 0600 before SQLite opens it: SQLite gives its -wal/-shm files the database's mode.
+            private_file(path)
         self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
         with self._lock:

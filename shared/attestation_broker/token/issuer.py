@@ -7,6 +7,7 @@ tokens against the published key ring. Signing goes through a :class:`~attestati
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from collections.abc import Mapping
@@ -18,11 +19,34 @@ import jwt
 from attestation_broker.appraisal import Appraisal
 from attestation_broker.errors import TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MALFORMED
 from attestation_broker.token.keys import KeyRing
-from attestation_broker.token.signers import b64url
+from attestation_broker.token.signers import P256_ORDER, b64url
 
 EAR_PROFILE = "tag:github.com,2023:veraison/ear"
 VERIFIER_ID = {"developer": "attestation-broker", "build": "0.1.0"}
 MAX_TOKEN_BYTES = 64 * 1024
+
+
+# NumericDate (RFC 7519 §2) as the broker writes it: whole seconds, 0 .. 9999-12-31T23:59:59Z.
+MAX_NUMERIC_DATE = 253402300799
+
+
+def _numeric_date(claims: Mapping[str, Any], name: str) -> int:
+    """An integer time claim in range; strings, floats (1e300), booleans and negatives are TOKEN_INVALID."""
+    value = claims.get(name)
+    if type(value) is not int or not 0 <= value <= MAX_NUMERIC_DATE:
+        raise TOKEN_INVALID(f"{name} must be an integer NumericDate")
+    return value
+
+
+def _require_low_s(token: str) -> None:
+    """ES256 signatures (r, s) and (r, n - s) both verify; the broker signs low-S only (signers.der_to_jose),
+    so a high-S variant is a re-encoded token and is refused: one token, one string."""
+    try:
+        raw = base64.urlsafe_b64decode(token.rsplit(".", 1)[1] + "==")
+    except (ValueError, IndexError):
+        raise TOKEN_MALFORMED("signature is not base64url") from None
+    if len(raw) != 64 or int.from_bytes(raw[32:], "big") > P256_ORDER // 2:
+        raise TOKEN_INVALID("signature is not a low-S ES256 signature")
 
 
 def subject_of(appraisal: Appraisal, evidence_sha256: str) -> str:
@@ -134,11 +158,14 @@ class TokenService:
             raise TOKEN_INVALID("audience mismatch") from None
         except jwt.InvalidIssuerError:
             raise TOKEN_INVALID("issuer mismatch") from None
-        except jwt.PyJWTError as exc:
-            raise TOKEN_INVALID(type(exc).__name__) from None
+        except jwt.PyJWTError:
+            raise TOKEN_INVALID("signature or registered claims do not verify") from None
+        if header.get("alg") == "ES256":
+            _require_low_s(token)
+        exp, nbf, _iat = (_numeric_date(claims, name) for name in ("exp", "nbf", "iat"))
         ts = int(now.timestamp())
-        if ts >= int(claims["exp"]):
+        if ts >= exp:
             raise TOKEN_EXPIRED()
-        if ts < int(claims["nbf"]):
+        if ts < nbf:
             raise TOKEN_INVALID("token not yet valid")
         return claims

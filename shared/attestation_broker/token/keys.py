@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from attestation_broker.errors import CONFIG_INVALID
+from attestation_broker.files import private_file
 from attestation_broker.token.signers import ES256, RS256, LazySigner, LocalRsaSigner, LocalSigner, Signer
 
 KEY_FILES = {ES256: "signing-key.pem", RS256: "signing-key-rs256.pem"}
@@ -96,10 +97,24 @@ def rotate_local(data_dir: Path, *, now: datetime, overlap: timedelta, algorithm
     doc = {
         "retired": [{"jwk": r.jwk, "published_until": r.published_until.astimezone(UTC).isoformat()} for r in retired]
     }
-    tmp = data_dir / "retired-keys.json.tmp"
+    tmp = private_file(data_dir / "retired-keys.json.tmp")
     tmp.write_text(json.dumps(doc, indent=2))
     tmp.replace(data_dir / "retired-keys.json")
     archived = data_dir / f"retired-{old.key_id}.pem"
     key_path.replace(archived)
+    prune_retired(data_dir, keep={r.jwk["kid"] for r in retired})
     new = _load_local(algorithm, key_path)
     return old.key_id, new.key_id
+
+
+def prune_retired(data_dir: Path, *, keep: set[str]) -> list[str]:
+    """Delete archived private keys (``retired-<kid>.pem``) whose overlap has ended: only the public half
+    of a retired key is ever needed (published until its tokens expire), never the private one after it.
+    Returns the kids deleted."""
+    deleted = []
+    for path in data_dir.glob("retired-*.pem"):
+        kid = path.name[len("retired-") : -len(".pem")]
+        if kid not in keep:
+            path.unlink(missing_ok=True)
+            deleted.append(kid)
+    return sorted(deleted)

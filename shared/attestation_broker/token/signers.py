@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from attestation_broker.errors import CONFIG_INVALID
+from attestation_broker.files import private_dir
 
 
 def b64url(data: bytes) -> str:
@@ -68,8 +69,16 @@ def ec_public_jwk(key: ec.EllipticCurvePublicKey) -> dict[str, str]:
     return {**jwk, "kid": thumbprint(jwk), "use": "sig", "alg": ES256}
 
 
+# Order of the P-256 group (SEC 2 §2.4.2): ECDSA signatures (r, s) and (r, n - s) both verify.
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
 def der_to_jose(der: bytes, size: int = 32) -> bytes:
+    """DER ECDSA-P256 signature → JOSE ``r ‖ s`` in low-S form (s <= n/2), the only form the broker's
+    token verification accepts, so that a token has exactly one valid encoding."""
     r, s = decode_dss_signature(der)
+    if s > P256_ORDER // 2:
+        s = P256_ORDER - s
     return r.to_bytes(size, "big") + s.to_bytes(size, "big")
 
 
@@ -107,7 +116,7 @@ class LocalSigner:
                 raise CONFIG_INVALID(f"{path} is not an EC private key")
             return cls(key)
         signer = cls.generate()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         pem = signer._key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
@@ -129,7 +138,7 @@ class LocalSigner:
 
 def _write_private(path: Path, pem: bytes) -> None:
     """Create the key file 0600 and exclusively: two processes racing both end up with the first one's key."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(pem)
