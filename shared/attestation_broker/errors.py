@@ -236,3 +236,17 @@ SIGNER_UNAVAILABLE = define("SIGNER_UNAVAILABLE", Unavailable, "The token signer
 LEDGER_UNAVAILABLE = define("LEDGER_UNAVAILABLE", Unavailable, "The replay ledger is unavailable.")
 CONFIG_INVALID = define("CONFIG_INVALID", ConfigError, "The broker configuration is invalid.")
 INTERNAL_ERROR = define("INTERNAL_ERROR", ConfigError, "Unexpected internal error.")
+
+# The input collector (attestation_broker.inputs): the same envelope rules for every evidence kind.
+INPUT_FIELD_UNKNOWN = define(
+    "INPUT_FIELD_UNKNOWN",
+    MalformedInput,
+    "An envelope field is not one this evidence kind accepts.",
+)
+INPUT_EXTRA_UNRECOGNIZED = define(
+    "INPUT_EXTRA_UNRECOGNIZED", MalformedInput, "An extra file is not a part this evidence kind accepts."
+)
+INPUT_ROLE_DUPLICATE = define(
+    "INPUT_ROLE_DUPLICATE", MalformedInput, "Two candidates were supplied for one part of the evidence."
+)
+INPUT_BASE64_INVALID = define("INPUT_BASE64_INVALID", MalformedInput, "A base64 value does not decode.")

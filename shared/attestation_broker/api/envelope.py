@@ -17,8 +17,6 @@ Policy is never taken from the request: it is broker configuration.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +24,7 @@ from typing import Any
 from attestation_broker import jsonlimits
 from attestation_broker.api.http import HttpRequest
 from attestation_broker.errors import MALFORMED_REQUEST, UNSUPPORTED_MEDIA_TYPE
+from attestation_broker.inputs import decode_base64
 
 JSON_TYPES = ("application/json",)
 RAW_TYPES = ("application/octet-stream", "application/jwt", "text/plain", "application/cbor", "application/cose")
@@ -42,15 +41,8 @@ class Envelope:
 
 
 def b64decode(value: Any, name: str) -> bytes:
-    if not isinstance(value, str):
-        raise MALFORMED_REQUEST(f"{name} must be a base64 string")
-    text = value.strip()
-    try:
-        if "-" in text or "_" in text:
-            return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        raise MALFORMED_REQUEST(f"{name} is not valid base64") from None
+    """The broker's one base64 rule (:func:`attestation_broker.inputs.decode_base64`), as a request error."""
+    return decode_base64(value, name, MALFORMED_REQUEST)
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:

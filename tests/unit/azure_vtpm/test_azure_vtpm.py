@@ -276,7 +276,7 @@ def test_hcl_structure_mutations(what: str, data: bytes, expected: str) -> None:
 def test_unrecognized_extra_and_missing_parts() -> None:
     with pytest.raises(BrokerError) as exc:
         assemble(az("az-snp-hcl-report-911B0EF8.bin"), (b"hello",), {})
-    assert raised_code(exc) == "AZURE_VTPM_EVIDENCE_MALFORMED"
+    assert raised_code(exc) == "INPUT_EXTRA_UNRECOGNIZED"
     with pytest.raises(BrokerError) as exc:
         assemble(az("az-snp-tpm-quote-D3A9B6BE.msg"), (), {})
     assert raised_code(exc) == "AZURE_VTPM_EVIDENCE_MALFORMED"

@@ -388,6 +388,6 @@ def test_fields_and_extras_are_refused() -> None:
     ctx = offline_context(NONDEBUG.now)
     raw = NONDEBUG.raw()
     code = code_of(lambda: verifier.verify(Submission(evidence=raw, fields={"x": 1}), ctx))
-    assert code == "MALFORMED_EVIDENCE"
+    assert code == "INPUT_FIELD_UNKNOWN"
     code = code_of(lambda: verifier.verify(Submission(evidence=raw, extras=(der(fake_pki().root),)), ctx))
-    assert code == "MALFORMED_EVIDENCE"
+    assert code == "INPUT_EXTRA_UNRECOGNIZED"

@@ -21,10 +21,17 @@ def test_registered() -> None:
 
 
 def test_extras_by_content() -> None:
-    sub = Submission(
-        evidence=vector("snp/trustee-azure-milan-hcl/snp-report.derived.bin"),
-        extras=(b'{"unrelated": "json"}', vector("snp/trustee-azure-milan-hcl/vcek.pem"), vector(MILAN_CRL)),
-    )
+    report = vector("snp/trustee-azure-milan-hcl/snp-report.derived.bin")
+    vcek = vector("snp/trustee-azure-milan-hcl/vcek.pem")
+    # an extra no role recognizes is refused, never silently dropped; so is a second CRL
+    for extras, code in (
+        ((b'{"unrelated": "json"}', vcek, vector(MILAN_CRL)), "INPUT_EXTRA_UNRECOGNIZED"),
+        ((vcek, vector(MILAN_CRL), vector(MILAN_CRL)), "INPUT_ROLE_DUPLICATE"),
+    ):
+        with pytest.raises(BrokerError) as exc:
+            SnpVerifier().verify(Submission(report, extras), offline_context(at("2025-06-01")))
+        assert exc.value.code.name == code
+    sub = Submission(evidence=report, extras=(vcek, vector(MILAN_CRL)))
     appraisal = SnpVerifier().verify(sub, offline_context(at("2025-06-01")))
     assert appraisal.kind == "snp"
     assert appraisal.verifier_claims["signing_key"] == "vcek"
@@ -51,7 +58,7 @@ def test_envelope_fields() -> None:
 @pytest.mark.parametrize(
     "fields,code",
     [
-        ({"nonsense": "x"}, "MALFORMED_EVIDENCE"),
+        ({"nonsense": "x"}, "INPUT_FIELD_UNKNOWN"),
         ({"vcek": "!!!not base64!!!"}, "MALFORMED_EVIDENCE"),
         ({"vcek": 5}, "MALFORMED_EVIDENCE"),
         ({"certificates": "x"}, "MALFORMED_EVIDENCE"),

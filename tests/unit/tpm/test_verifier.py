@@ -120,11 +120,13 @@ def test_extras_by_content_and_envelope_forms() -> None:
     assert V.verify(Submission(b"", fields=fields), offline_context(NOW)).status
     # duplicates and gaps are refused
     for bad, code in (
-        (Submission(AZ.message, extras=(AZ.signature, AZ.signature, AZ_AK)), "MALFORMED_EVIDENCE"),
+        (Submission(AZ.message, extras=(AZ.signature, AZ.signature, AZ_AK)), "INPUT_ROLE_DUPLICATE"),
+        (Submission(AZ.message, extras=(AZ_AK,), fields={"ak_public": AZ_AK.decode()}), "INPUT_ROLE_DUPLICATE"),
+        (Submission(AZ.message, extras=(AZ.signature, AZ_AK), fields={"colour": 1}), "INPUT_FIELD_UNKNOWN"),
         (Submission(AZ.message, extras=(AZ_AK,)), "MALFORMED_EVIDENCE"),
         (Submission(AZ.message, extras=(AZ.signature,)), "MALFORMED_EVIDENCE"),
         (Submission(b"", extras=(AZ.signature, AZ_AK)), "MALFORMED_EVIDENCE"),
-        (Submission(AZ.message, extras=(AZ.signature, AZ_AK, b"\x07" * 33)), "MALFORMED_EVIDENCE"),
+        (Submission(AZ.message, extras=(AZ.signature, AZ_AK, b"\x07" * 33)), "INPUT_EXTRA_UNRECOGNIZED"),
         (Submission(AZ.message, fields={"signature": "***", "ak_public": AZ_AK.decode()}), "MALFORMED_EVIDENCE"),
         (Submission(AZ.message, fields={"quote": b64(b"x"), "signature": b64(AZ.signature)}), "MALFORMED_EVIDENCE"),
     ):

@@ -15,11 +15,16 @@ from attestation_broker.evidence.azure_token.checks import verify_token
 from attestation_broker.evidence.azure_token.claims import attester_claims, cnf_of
 from attestation_broker.evidence.jose.jws import MAX_TOKEN_BYTES, token_text
 from attestation_broker.evidence.jose.keys import KeySource
+from attestation_broker.inputs import InputSpec
 from attestation_broker.verifier import Submission, VerifyContext
+
+# The compact JWS, as the evidence bytes or (with empty evidence) the envelope field ``token``; no extras.
+INPUTS = InputSpec("azure-token", fields={"token": "token"}, evidence_role="token")
 
 
 class AzureTokenVerifier:
     kind = "azure-token"
+    inputs = INPUTS
 
     def __init__(
         self,
@@ -38,6 +43,7 @@ class AzureTokenVerifier:
         self._max_token_bytes = max_token_bytes
 
     def verify(self, submission: Submission, ctx: VerifyContext) -> Appraisal:
+        INPUTS.collect(submission.evidence, submission.extras, submission.fields)
         policy = FACTS
         token = token_text(submission.evidence, submission.fields, max_bytes=self._max_token_bytes)
         verified = verify_token(token, submission, ctx, self._keys, max_bytes=self._max_token_bytes)

@@ -22,10 +22,12 @@ import binascii
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from attestation_broker import jsonlimits
-from attestation_broker.errors import BrokerError
+from attestation_broker.errors import INPUT_ROLE_DUPLICATE, BrokerError
+from attestation_broker.inputs import InputSpec, Role
 
 from .errors import AZURE_VTPM_EVIDENCE_MALFORMED
 from .hcl import looks_like_hcl
@@ -181,8 +183,69 @@ def _looks_like_bincode(data: bytes) -> bool:
     return bool(0 < sig_len <= 1024 and len(data) > 16 + sig_len and data[16 + sig_len : 22 + sig_len] == TPM_MAGIC)
 
 
+def _json_role(blob: bytes) -> str | None:
+    doc = _json_or_none(blob)
+    if not isinstance(doc, Mapping):
+        return None
+    if {"message", "signature"} <= set(doc) and "hcl_report" not in doc and "report" not in doc:
+        return "tpm_quote"
+    return "hcl_report" if "hcl_report" in doc or "report" in doc else None
+
+
+def _role_of(blob: bytes) -> str | None:
+    """The role of one extra file, by content, in the order :func:`assemble` reads them."""
+    stripped = blob.lstrip()
+    if looks_like_hcl(blob):
+        return "hcl_report"
+    if blob.startswith(TPM_MAGIC):
+        return "tpm_message"
+    if blob.startswith(TDX_V4_HEADER):
+        return "td_quote"
+    if _looks_like_bincode(blob):
+        return "tpm_quote"
+    if stripped[:1] == b"{" and (json_role := _json_role(blob)) is not None:
+        return json_role  # else: random bytes (a bare signature) may start with "{" too
+    if b"-----BEGIN" in blob or (blob[:1] == b"\x30" and len(blob) not in (256, 384, 512)):
+        return "certificates"
+    if len(blob) in (256, 384, 512):
+        return "tpm_signature"
+    return None
+
+
+def _is(role: str, blob: bytes) -> bool:
+    return _role_of(blob) == role
+
+
+# Evidence: an HCL report or a trustee JSON (which carries the HCL report); envelope fields use the
+# trustee v0/v1 names. A second HCL report, quote or TD quote is refused, never used in place of the first.
+INPUTS = InputSpec(
+    "azure-vtpm",
+    fields={
+        "hcl_report": "hcl_report",
+        "report": "hcl_report",
+        "tpm_quote": "tpm_quote",
+        "quote": "tpm_quote",
+        "td_quote": "td_quote",
+        "vcek": "certificates",
+        "version": "version",
+    },
+    roles=tuple(
+        Role(name, partial(_is, name), many=name == "certificates")
+        for name in ("hcl_report", "tpm_message", "td_quote", "tpm_quote", "certificates", "tpm_signature")
+    ),
+    evidence_role="hcl_report",
+)
+
+
+def _once(current: Any, name: str) -> None:
+    if current is not None:
+        raise INPUT_ROLE_DUPLICATE(f"azure-vtpm evidence got a second {name}")
+
+
 def assemble(evidence: bytes, extras: Sequence[bytes], fields: Mapping[str, Any]) -> AzureEvidence:
-    """Collect the HCL report, TPM quote, TD quote and certificates from every place they may come from."""
+    """Collect the HCL report, TPM quote, TD quote and certificates from every place they may come from;
+    a second candidate for any of them is refused (INPUT_ROLE_DUPLICATE), whatever place it comes from."""
+    INPUTS.collect(evidence, extras, fields)
     hcl: bytes | None = None
     quote: TpmQuote | None = None
     td_quote: bytes | None = None
@@ -196,30 +259,41 @@ def assemble(evidence: bytes, extras: Sequence[bytes], fields: Mapping[str, Any]
         if not isinstance(doc, Mapping):
             raise _bad("JSON evidence is not an object")
         if {"message", "signature"} <= set(doc) and "hcl_report" not in doc and "report" not in doc:
+            _once(quote, "TPM quote")
             quote = _quote_from_json(doc, _hex, "quote")
             return
         found = parse_trustee_json(doc)
+        _once(hcl, "HCL report")
         hcl, container = found.hcl_report, found.container
-        quote = found.quote or quote
-        td_quote = found.td_quote or td_quote
+        if found.quote is not None:
+            _once(quote, "TPM quote")
+            quote = found.quote
+        if found.td_quote is not None:
+            _once(td_quote, "TD quote")
+            td_quote = found.td_quote
         certs.extend(found.certs)
 
     def take(blob: bytes, name: str) -> None:
         nonlocal hcl, quote, td_quote, msg, sig
         stripped = blob.lstrip()
         if looks_like_hcl(blob):
+            _once(hcl, "HCL report")
             hcl = blob
         elif blob.startswith(TPM_MAGIC):
+            _once(msg, "TPM quote message")
             msg = blob
         elif blob.startswith(TDX_V4_HEADER):
+            _once(td_quote, "TD quote")
             td_quote = blob
         elif _looks_like_bincode(blob):
+            _once(quote, "TPM quote")
             quote = parse_bincode_quote(blob)
         elif stripped[:1] == b"{" and (doc := _json_or_none(blob)) is not None:
             take_json(doc)
         elif b"-----BEGIN" in blob or (blob[:1] == b"\x30" and len(blob) not in (256, 384, 512)):
             certs.append(blob)
         elif len(blob) in (256, 384, 512):
+            _once(sig, "TPM quote signature")
             sig = blob  # a bare RSA signature is random bytes: recognized by size, after everything else
         else:
             raise _bad(f"{name} is not a recognized Azure vTPM evidence part")

@@ -12,7 +12,7 @@ from attestation_broker.verifier import Submission, VerifyContext
 
 from .appraise import FACTS, appraise
 from .claims import attester_claims, verifier_claims
-from .envelope import assemble
+from .envelope import INPUTS, assemble
 from .pipeline import verify_evidence
 
 if TYPE_CHECKING:
@@ -25,6 +25,7 @@ class AzureVtpmVerifier:
     doc); the registry never passes them. None = the pinned Intel / AMD roots."""
 
     kind = "azure-vtpm"
+    inputs = INPUTS
 
     def __init__(self, *, tdx_trust: TdxTrust | None = None, snp_trust: AmdTrust | None = None) -> None:
         self._tdx_trust = tdx_trust

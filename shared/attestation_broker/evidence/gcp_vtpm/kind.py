@@ -7,6 +7,8 @@ Evidence: the ``Attestation`` bytes. Extras (recognized by content): intermediat
 from __future__ import annotations
 
 from attestation_broker.appraisal import Appraisal
+from attestation_broker.evidence.snp.certs import is_certificate, is_crl
+from attestation_broker.inputs import InputSpec, Role
 from attestation_broker.verifier import Submission, VerifyContext
 
 from .abi import parse_attestation
@@ -14,17 +16,26 @@ from .appraise import FACTS, appraise
 from .claims import attester_claims, verifier_claims
 from .pipeline import TrustOverride, verify_attestation
 
+# No envelope fields; extras are certificates (Google intermediates, AK, AMD VCEK/ASK) and one AMD CRL.
+INPUTS = InputSpec(
+    "gcp-vtpm",
+    roles=(Role("certificates", is_certificate, many=True), Role("crl", is_crl)),
+    evidence_role="attestation",
+)
+
 
 class GcpVtpmVerifier:
     """``trust`` is a test seam (generated Google-like / AMD-like / Intel-like roots, :class:`.pipeline.TrustOverride`);
     the registry never passes it. None = the pinned vendor roots."""
 
     kind = "gcp-vtpm"
+    inputs = INPUTS
 
     def __init__(self, *, trust: TrustOverride | None = None) -> None:
         self._trust = trust
 
     def verify(self, submission: Submission, ctx: VerifyContext) -> Appraisal:
+        INPUTS.collect(submission.evidence, submission.extras, submission.fields)
         policy = FACTS
         attestation = parse_attestation(submission.evidence)
         verified = verify_attestation(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from attestation_broker.appraisal import Appraisal
-from attestation_broker.errors import MALFORMED_EVIDENCE
+from attestation_broker.inputs import InputSpec
 from attestation_broker.verifier import Submission, VerifyContext
 
 from .abi import parse_document
@@ -20,9 +20,13 @@ from .checks import ChainVerifier, check_freshness, verify_document
 from .claims import attester_claims, key_confirmation, verifier_claims
 from .trust import TrustAnchor, aws_nitro_root
 
+# The COSE document is the only input: no envelope fields, no extra files (the AWS root is pinned).
+INPUTS = InputSpec("nitro")
+
 
 class NitroVerifier:
     kind = "nitro"
+    inputs = INPUTS
 
     def __init__(self, anchor: TrustAnchor | None = None) -> None:
         # Tests inject a generated anchor; production always uses the pinned AWS root (loaded on first use).
@@ -36,10 +40,7 @@ class NitroVerifier:
         return self._chains
 
     def verify(self, submission: Submission, ctx: VerifyContext) -> Appraisal:
-        if submission.fields:
-            raise MALFORMED_EVIDENCE("nitro evidence takes no envelope fields")
-        if submission.extras:
-            raise MALFORMED_EVIDENCE("nitro evidence takes no extra files")
+        INPUTS.collect(submission.evidence, submission.extras, submission.fields)
         policy = FACTS
         skew = timedelta(seconds=ctx.settings.clock_skew_seconds)
 

@@ -200,16 +200,21 @@ def classify(blobs: Iterable[bytes], table: Iterable[CertTableEntry] = ()) -> Su
     return Supplied(tuple(leaves), tuple(intermediates), tuple(crls))
 
 
-def recognizable(blob: bytes) -> bool:
-    """Whether an extra file is something :func:`classify` understands (certs, CRLs, cert tables)."""
-    if b"-----BEGIN CERTIFICATE-----" in blob or b"-----BEGIN X509 CRL-----" in blob:
+def is_certificate(blob: bytes) -> bool:
+    """An extra file holding certificates: PEM with a CERTIFICATE block, or one DER certificate."""
+    if b"-----BEGIN CERTIFICATE-----" in blob:
         return True
-    if looks_like_cert_table(blob):
-        return True
-    if blob[:1] == b"\x30":
-        try:
-            load_certificate(blob)
-            return True
-        except Exception:  # noqa: BLE001 - not a certificate
-            return _is_crl(blob)
-    return False
+    if blob[:1] != b"\x30":
+        return False
+    try:
+        load_certificate(blob)
+    except Exception:  # noqa: BLE001 - not a certificate
+        return False
+    return True
+
+
+def is_crl(blob: bytes) -> bool:
+    """An extra file holding a CRL (PEM or DER) and no certificate."""
+    if b"-----BEGIN X509 CRL-----" in blob:
+        return b"-----BEGIN CERTIFICATE-----" not in blob
+    return blob[:1] == b"\x30" and not is_certificate(blob) and _is_crl(blob)

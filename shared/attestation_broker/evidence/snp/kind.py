@@ -9,20 +9,27 @@ needed only for v2 reports that come without a certificate).
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 from attestation_broker.appraisal import Appraisal
 from attestation_broker.errors import MALFORMED_EVIDENCE
-from attestation_broker.evidence.snp.abi import PRODUCTS
-from attestation_broker.evidence.snp.certs import recognizable
+from attestation_broker.evidence.snp.abi import PRODUCTS, looks_like_cert_table
+from attestation_broker.evidence.snp.certs import is_certificate, is_crl
 from attestation_broker.evidence.snp.checks import AmdTrust
 from attestation_broker.evidence.snp.pipeline import verify_snp_evidence
+from attestation_broker.inputs import InputSpec, Role, decode_base64
 from attestation_broker.verifier import Submission, VerifyContext
 
 _CERT_FIELDS = ("vcek", "vlek", "ask", "asvk", "ark", "cert_chain", "crl", "cert_table")
-_FIELDS = frozenset({*_CERT_FIELDS, "certificates", "product"})
+INPUTS = InputSpec(
+    "snp",
+    fields={name: name for name in (*_CERT_FIELDS, "certificates", "product")},
+    roles=(
+        Role("certificates", is_certificate, many=True),
+        Role("crl", is_crl),
+        Role("cert_table", looks_like_cert_table),
+    ),
+)
 
 
 def _decode(name: str, value: Any) -> bytes:
@@ -30,13 +37,7 @@ def _decode(name: str, value: Any) -> bytes:
         raise MALFORMED_EVIDENCE(f"field {name} must be a non-empty string")
     if "-----BEGIN" in value:
         return value.encode("ascii", errors="strict") if value.isascii() else b""
-    compact = "".join(value.split())
-    try:
-        if "-" in compact or "_" in compact:
-            return base64.urlsafe_b64decode(compact + "=" * (-len(compact) % 4))
-        return base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        raise MALFORMED_EVIDENCE(f"field {name} is neither PEM nor base64") from None
+    return decode_base64(value, f"field {name} (neither PEM nor base64)", MALFORMED_EVIDENCE)
 
 
 class SnpVerifier:
@@ -45,16 +46,14 @@ class SnpVerifier:
     configuration can reach it. None = the pinned AMD roots."""
 
     kind = "snp"
+    inputs = INPUTS
 
     def __init__(self, *, trust: AmdTrust | None = None) -> None:
         self._trust = trust
 
     def verify(self, submission: Submission, ctx: VerifyContext) -> Appraisal:
-        fields = submission.fields
-        unknown = set(fields) - _FIELDS
-        if unknown:
-            raise MALFORMED_EVIDENCE(f"unknown snp envelope fields {sorted(unknown)}")
-        blobs: list[bytes] = [extra for extra in submission.extras if recognizable(extra)]
+        fields = INPUTS.collect(submission.evidence, submission.extras, submission.fields).fields
+        blobs: list[bytes] = list(submission.extras)
         for name in _CERT_FIELDS:
             if name in fields:
                 blobs.append(_decode(name, fields[name]))

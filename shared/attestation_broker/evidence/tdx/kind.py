@@ -13,7 +13,11 @@ import json
 from attestation_broker.appraisal import Appraisal
 from attestation_broker.errors import MALFORMED_EVIDENCE
 from attestation_broker.evidence.tdx import TdxCollateral, TdxTrust, verify_tdx_evidence
+from attestation_broker.inputs import InputSpec
 from attestation_broker.verifier import Submission, VerifyContext
+
+# The quote is the evidence; collateral may travel in the envelope; there are no extra files.
+INPUTS = InputSpec("tdx", fields={"collateral": "collateral"})
 
 
 def _quote_bytes(evidence: bytes) -> bytes:
@@ -34,11 +38,13 @@ class TdxVerifier:
     Intel roots."""
 
     kind = "tdx"
+    inputs = INPUTS
 
     def __init__(self, *, trust: TdxTrust | None = None) -> None:
         self._trust = trust
 
     def verify(self, submission: Submission, ctx: VerifyContext) -> Appraisal:
+        INPUTS.collect(submission.evidence, submission.extras, submission.fields)
         override = None
         if "collateral" in submission.fields:
             value = submission.fields["collateral"]

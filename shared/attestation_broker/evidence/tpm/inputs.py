@@ -3,23 +3,24 @@
 Envelope fields (base64 unless noted): ``quote`` (TPMS_ATTEST; otherwise the evidence bytes), ``signature``
 (TPMT_SIGNATURE or bare RSA), ``ak_public`` (TPM2B_PUBLIC/TPMT_PUBLIC/DER SPKI; or PEM text; or a JWK object),
 ``pcrs`` (a JSON object ``{"sha256": {"0": "hex"}}``, or base64 of that JSON / of a tpm2-tools PCR file),
-``event_log`` (TCG log). Other envelope fields are not the TPM kind's and are left alone.
+``event_log`` (TCG log). Any other envelope field is refused (INPUT_FIELD_UNKNOWN).
 
 Extra files: JSON JWK or PCR object; PEM public key; TCG event log (``Spec ID Event03`` header, or a SHA-1
 legacy log); tpm2-tools serialized PCR file; TPM2B_PUBLIC/TPMT_PUBLIC; DER SPKI; TPMT_SIGNATURE or bare RSA
-signature. Each role may be supplied once; two candidates for one role are refused (MALFORMED_EVIDENCE).
+signature. Each role may be supplied once; the shared collector (:data:`INPUTS`) refuses unknown fields,
+unrecognized extras and a second candidate for one role.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache, partial
 from typing import Any
 
 from attestation_broker import jsonlimits
 from attestation_broker.errors import MALFORMED_EVIDENCE, BrokerError
+from attestation_broker.inputs import InputSpec, Role, decode_base64
 from attestation_broker.verifier import Submission
 
 from .abi import looks_like_tpm_public, parse_signature
@@ -40,13 +41,7 @@ class TpmInputs:
 def _b64(value: Any, field: str) -> bytes:
     if not isinstance(value, str) or not value:
         raise MALFORMED_EVIDENCE(f"field {field} must be a non-empty base64 string")
-    text = "".join(value.split())
-    try:
-        if "-" in text or "_" in text:
-            return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise MALFORMED_EVIDENCE(f"field {field} is not valid base64") from exc
+    return decode_base64(value, f"field {field}", MALFORMED_EVIDENCE)
 
 
 def _classify(data: bytes) -> tuple[str, Any]:
@@ -86,6 +81,26 @@ def _classify(data: bytes) -> tuple[str, Any]:
     raise MALFORMED_EVIDENCE(f"extra file of {len(data)} bytes is not recognized for kind tpm")
 
 
+@lru_cache(maxsize=64)
+def _classified(data: bytes) -> tuple[str, Any]:
+    return _classify(data)
+
+
+def _is_role(role: str, data: bytes) -> bool:
+    try:
+        return _classified(bytes(data))[0] == role
+    except BrokerError:
+        return False
+
+
+_ROLES = ("signature", "ak", "pcrs", "event_log")
+INPUTS = InputSpec(
+    "tpm",
+    fields={"quote": "quote", "signature": "signature", "ak_public": "ak", "pcrs": "pcrs", "event_log": "event_log"},
+    roles=tuple(Role(name, partial(_is_role, name)) for name in _ROLES),
+)
+
+
 def _put(found: dict[str, Any], role: str, value: Any) -> None:
     if role in found:
         raise MALFORMED_EVIDENCE(f"more than one {role} supplied")
@@ -94,7 +109,7 @@ def _put(found: dict[str, Any], role: str, value: Any) -> None:
 
 def collect_inputs(submission: Submission) -> TpmInputs:
     """Decode fields and classify extras; raise MALFORMED_EVIDENCE when a required part is missing."""
-    fields: Mapping[str, Any] = submission.fields or {}
+    fields: Mapping[str, Any] = INPUTS.collect(submission.evidence, submission.extras, submission.fields).fields
     found: dict[str, Any] = {}
     quote = bytes(submission.evidence or b"")
     if "quote" in fields:
@@ -118,7 +133,7 @@ def collect_inputs(submission: Submission) -> TpmInputs:
     if "event_log" in fields:
         _put(found, "event_log", _b64(fields["event_log"], "event_log"))
     for extra in submission.extras:
-        role, value = _classify(bytes(extra))
+        role, value = _classified(bytes(extra))
         _put(found, role, value)
     if "signature" not in found:
         raise MALFORMED_EVIDENCE("no quote signature supplied")

@@ -19,7 +19,7 @@ from .checks import VerifiedQuote, select_bank, verify_quote
 from .claims import quote_claims
 from .errors import TPM_PCR_VALUES_MISSING
 from .eventlog import VerifiedEventLog, event_log_claims, verify_event_log
-from .inputs import collect_inputs
+from .inputs import INPUTS, collect_inputs
 
 KIND = "tpm"
 
@@ -35,6 +35,7 @@ class TpmVerifier:
     """Verifier for kind ``tpm``."""
 
     kind = KIND
+    inputs = INPUTS
 
     def verify(self, submission: Submission, ctx: VerifyContext) -> Appraisal:
         policy = FACTS
