@@ -78,7 +78,7 @@ def cmd_print_ak(args: argparse.Namespace) -> int:
     pem = ak.key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
     sys.stdout.write(pem)
     persisted = f"{args.persist:#010x}" if args.persist is not None else None
-    # What an operator pins: tpm policy {"ak_public_sha256": [...]}
+    # What an operator pins: the tpm policy's ak_keys rule ({label, sha256: this value}; docs/policy.md)
     doc = {"ak_public_sha256": ak.spki_sha256, "persisted_at": persisted}
     sys.stdout.write(json.dumps(doc, sort_keys=True) + "\n")
     return 0
