@@ -1,20 +1,29 @@
-"""Adapter from API Gateway HTTP API (payload v2) events to the shared router, via Powertools.
+"""Adapter from API Gateway HTTP API (payload format 2.0) events to the shared router.
 
-Each function module builds its resolver with only its own routes; anything else, and every error,
-is answered by the shared ``Api`` so problem documents are identical on Lambda and locally.
-The broker is built once per execution environment (cold start) and reused.
+The event is handed to :class:`~attestation_broker.api.routes.Api` directly: the shared router already routes,
+limits and maps errors, so a second router (Powertools' resolver, 110-200 ms of imports at cold start) paid for
+nothing. Every function answers with the same problem documents as the local server. The broker is built once
+per execution environment (cold start) and reused; verifiers are built on first use (``registry.Registry``).
+
+Payload 2.0 (API Gateway developer guide, "Working with AWS Lambda proxy integrations for HTTP APIs"): headers
+arrive lower-cased with repeated values comma-joined, the body is base64 when ``isBase64Encoded``; the response is
+``statusCode``/``headers``/``body``/``isBase64Encoded``.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import os
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from attestation_broker.api.http import HttpRequest
+from attestation_broker.api.http import HttpRequest, HttpResponse, problem
 from attestation_broker.api.routes import Api
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from attestation_broker.errors import MALFORMED_REQUEST, BrokerError
+
+# Content types API Gateway can pass through as text; anything else is returned base64-encoded.
+_TEXT = ("application/json", "application/problem+json", "application/jwk-set+json", "application/schema+json")
 
 if TYPE_CHECKING:
     from attestation_broker.policy import PolicySet
@@ -27,7 +36,6 @@ def _startup_policies() -> PolicySet | None:
     path = os.environ.get("BROKER_POLICY_FILE", "")
     if not path:
         return None
-    from attestation_broker.errors import BrokerError
     from attestation_broker.policy import load_policy_set
     from attestation_broker.registry import default_registry
 
@@ -48,37 +56,49 @@ def api() -> Api:
     return Api(build_broker(Settings.from_env(), policies=_POLICIES))
 
 
-def _dispatch(resolver: APIGatewayHttpResolver) -> Response[str]:
-    event = resolver.current_event
-    raw = event.body or ""
-    body = base64.b64decode(raw) if event.is_base64_encoded else raw.encode()
-    context = event.request_context
-    request = HttpRequest(
-        method=event.http_method,
-        path=event.path,
-        headers={k.lower(): v for k, v in (event.headers or {}).items()},
+def to_request(event: dict[str, Any]) -> HttpRequest:
+    """An HTTP API v2 event as the runtime-neutral request (MALFORMED_REQUEST if the body is not valid base64)."""
+    context = event.get("requestContext") or {}
+    http = context.get("http") or {}
+    raw = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        try:
+            body = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError):
+            raise MALFORMED_REQUEST("body is not valid base64") from None
+    else:
+        body = raw.encode()
+    return HttpRequest(
+        method=str(http.get("method") or "GET"),
+        path=str(event.get("rawPath") or http.get("path") or "/"),
+        headers={str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()},
         body=body,
-        query=dict(event.query_string_parameters or {}),
-        remote_ip=context.http.source_ip if context and context.http else None,
+        query={str(k): str(v) for k, v in (event.get("queryStringParameters") or {}).items()},
+        remote_ip=http.get("sourceIp"),
     )
-    result = api().handle(request)
-    headers = dict(result.headers)
-    content_type = headers.pop("content-type", "application/json")
-    return Response(status_code=result.status, content_type=content_type, body=result.body.decode(), headers=headers)
+
+
+def to_result(response: HttpResponse) -> dict[str, Any]:
+    content_type = response.headers.get("content-type", "application/json")
+    text = content_type.split(";")[0].strip() in _TEXT
+    return {
+        "statusCode": response.status,
+        "headers": dict(response.headers),
+        "body": response.body.decode() if text else base64.b64encode(response.body).decode(),
+        "isBase64Encoded": not text,
+    }
 
 
 def make_handler(routes: list[tuple[str, str]]) -> Any:
-    resolver = APIGatewayHttpResolver()
-
-    def route_handler(**_: str) -> Response[str]:
-        return _dispatch(resolver)
-
-    for method, path in routes:
-        resolver.route(path, method=method)(route_handler)
-    resolver.not_found(lambda _exc: _dispatch(resolver))
+    """The Lambda entry point. ``routes`` documents what API Gateway sends this function (see serverless.yml);
+    the shared router answers anything else with its 404/405 problem document."""
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        result: dict[str, Any] = resolver.resolve(event, context)
-        return result
+        try:
+            request = to_request(event)
+        except BrokerError as exc:
+            return to_result(problem(exc, HttpRequest("POST", "/", {}).correlation_id()))
+        return to_result(api().handle(request))
 
+    handler.routes = tuple(routes)  # type: ignore[attr-defined]
     return handler

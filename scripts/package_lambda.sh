@@ -3,8 +3,16 @@
 #
 # Runtime dependencies (pyproject [project] dependencies + the "aws" extra, never "dev") are installed as
 # manylinux2014 (or manylinux_2_28: the python3.12 runtime has glibc 2.34) aarch64 CPython 3.12 wheels, so native code (cryptography, cffi, protobuf) is the one the
-# Lambda runtime loads, whatever machine builds the zip. boto3/botocore are included, not taken from the
-# runtime's bundled copy, so the SDK version is the one tested. Then attestation_broker/ and functions/ are copied in.
+# Lambda runtime loads, whatever machine builds the zip. Then attestation_broker/ and functions/ are copied in.
+#
+# Only what the functions load is shipped (the artifact must stay under 15 MB zipped; check_lambda_zip.py
+# enforces it in `make smoke`):
+# - granian (the local server) is left out: no function imports it.
+# - boto3/botocore ARE shipped, not taken from the runtime's bundled copy, so the SDK version is the one tested;
+#   but botocore's service models (botocore/data, ~25 MB of ~450 services) are pruned to the services the broker
+#   calls: kms (KmsSigner), dynamodb (DynamoDbLedger), s3 (S3Store), plus sts, which botocore's credential
+#   chain loads for assume-role/web-identity providers. The partition/endpoint/retry files at the root of
+#   botocore/data stay. boto3's resource models are pruned the same way (the broker uses clients only).
 # The zip is reproducible for a given set of wheels: fixed timestamps, sorted entries, no __pycache__.
 #
 # Usage: scripts/package_lambda.sh [OUTPUT_ZIP]      (env PYTHON: interpreter used to run pip and zip)
@@ -25,8 +33,12 @@ import tomllib
 
 with open(sys.argv[1], "rb") as handle:
     project = tomllib.load(handle)["project"]
+# granian is the local server (attestation-broker serve); no Lambda function imports it.
+LOCAL_ONLY = {"granian"}
 for requirement in project["dependencies"] + project["optional-dependencies"]["aws"]:
-    print(requirement)
+    name = requirement.split(">")[0].split("=")[0].split("[")[0].strip().lower()
+    if name not in LOCAL_ONLY:
+        print(requirement)
 PY
 
 "$PYTHON" -m pip install \
@@ -59,6 +71,15 @@ fi
 find "$STAGE" -type d -name __pycache__ -prune -exec rm -rf {} +
 rm -rf "$STAGE/cel_expr_python/ext"
 rm -rf "$STAGE/bin"
+KEEP_SERVICES="kms dynamodb s3 sts"
+for dir in "$STAGE/botocore/data" "$STAGE/boto3/data"; do
+  for service in "$dir"/*/; do
+    name="$(basename "$service")"
+    [[ " $KEEP_SERVICES " == *" $name "* ]] || rm -rf "$service"
+  done
+done
+# Example requests are documentation, never loaded by a client.
+find "$STAGE/botocore/data" -name 'examples-1.json' -delete
 
 "$PYTHON" - "$STAGE" "$OUT" <<'PY'
 import os

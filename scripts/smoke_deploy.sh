@@ -9,6 +9,8 @@ cd "$ROOT"
 OUT="$ROOT/build/sls-package"
 
 bash scripts/package_lambda.sh build/lambda.zip
+# Size bound (15 MB zipped) and a smoke import of every handler from the unpacked zip alone.
+.venv/bin/python scripts/check_lambda_zip.py build/lambda.zip --max-mb 15
 
 export AWS_ACCESS_KEY_ID=dummy AWS_SECRET_ACCESS_KEY=dummy AWS_EC2_METADATA_DISABLED=true
 export SLS_TELEMETRY_DISABLED=1 SLS_NOTIFICATIONS_MODE=off SLS_DEPRECATION_DISABLE='*'

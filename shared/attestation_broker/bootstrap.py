@@ -36,6 +36,14 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def prepare_data_dir(settings: Settings) -> None:
+    """Create the local signing key and nonce secret (when those are local) before several processes read them."""
+    if _split(settings.signer)[0] == "local":
+        local_keyring(settings.data_dir)
+    if not settings.nonce_secret.strip() and _split(settings.ledger)[0] != "dynamodb":
+        nonce_secret(settings)
+
+
 def _split(spec: str) -> tuple[str, str]:
     kind, _, arg = spec.partition(":")
     return kind.strip().lower(), arg.strip()
@@ -46,7 +54,11 @@ def _secret_file(path: Path) -> bytes:
         return path.read_bytes()
     private_dir(path.parent)
     secret = os.urandom(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        # Another process created it first: everyone must use that one.
+        return path.read_bytes()
     with os.fdopen(fd, "wb") as handle:
         handle.write(secret)
     return secret

@@ -99,6 +99,14 @@ class UnsupportedMediaType(BrokerError):
     title = "Unsupported media type"
 
 
+class RequestTimeout(BrokerError):
+    """The client did not send its request within the server's deadline (HTTP 408)."""
+
+    status = 408
+    exit_code = 2
+    title = "Request timeout"
+
+
 class RateLimited(BrokerError):
     status = 429
     title = "Too many requests"
@@ -174,6 +182,10 @@ ROUTE_NOT_FOUND = define("ROUTE_NOT_FOUND", NotFound, "No such route.")
 METHOD_NOT_ALLOWED = define("METHOD_NOT_ALLOWED", MethodNotAllowed, "The route does not accept this method.")
 UNKNOWN_EVIDENCE_KIND = define("UNKNOWN_EVIDENCE_KIND", NotFound, "The evidence kind is not supported.")
 RATE_LIMITED = define("RATE_LIMITED", RateLimited, "Too many requests; retry later.")
+HTTP_FRAMING_INVALID = define(
+    "HTTP_FRAMING_INVALID", MalformedInput, "The HTTP message framing (method, Content-Length, chunks) is invalid."
+)
+REQUEST_TIMEOUT = define("REQUEST_TIMEOUT", RequestTimeout, "The request body did not arrive within the deadline.")
 
 NONCE_MALFORMED = define("NONCE_MALFORMED", MalformedInput, "The nonce is not a broker nonce.")
 NONCE_FORGED = define("NONCE_FORGED", VerificationFailed, "The nonce MAC does not verify.")

@@ -30,9 +30,12 @@ class SqliteLedger:
         if isinstance(path, Path):
             # Created 0600 before SQLite opens it: SQLite gives its -wal/-shm files the database's mode.
             private_file(path)
-        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        # Several ``serve`` worker processes share this file: WAL lets readers run beside the one writer, and the
+        # busy timeout makes a writer wait for another process's transaction instead of failing.
+        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=5.0)
         self._lock = threading.Lock()
         with self._lock:
+            self._conn.execute("PRAGMA busy_timeout=5000")
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute(
                 "CREATE TABLE IF NOT EXISTS used_nonces (id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL)"

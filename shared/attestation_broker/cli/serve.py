@@ -1,40 +1,54 @@
-"""``attestation-broker serve``: the broker's HTTP API on a local server."""
+"""``attestation-broker serve``: the broker HTTP API on the local multi-process server (``attestation_broker.server``).
+
+Options that change the broker (``--data-dir``, the issuer derived from ``--host``/``--port``) are exported as
+``BROKER_*`` so every worker process builds the same broker. ``SIGHUP`` respawns the workers (after a key rotation).
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 
-from attestation_broker.bootstrap import build_broker
 from attestation_broker.config import Settings
 from attestation_broker.errors import ConfigError
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from attestation_broker import logs
-    from attestation_broker.api.routes import Api
-    from attestation_broker.wsgi import serve
+    from attestation_broker.server import ServerOptions, serve
 
     logs.configure()
-    settings = Settings.from_env()
     if args.data_dir:
-        settings = replace(settings, data_dir=Path(args.data_dir))
+        os.environ["BROKER_DATA_DIR"] = str(Path(args.data_dir).resolve())
+    settings = Settings.from_env()  # validates the environment once, before any worker starts
     if settings.issuer == Settings.issuer:
-        settings = replace(settings, issuer=f"http://{args.host}:{args.port}")
+        os.environ["BROKER_ISSUER"] = f"http://{args.host}:{args.port}"
     if settings.fixed_time:
         logging.getLogger("attestation_broker").warning(
             "evidence is verified as of %s (BROKER_FIXED_TIME); tokens use the real clock", settings.fixed_time
         )
     try:
-        broker = build_broker(settings)
+        # Built once here, before any worker: a broken configuration (e.g. an invalid policy document) stops the
+        # server before it listens, and the local key and nonce secret exist before the workers read them.
+        from attestation_broker.bootstrap import build_broker
+
+        build_broker(Settings.from_env())
     except ConfigError as exc:
-        # A broken configuration (e.g. an invalid policy document) stops the server before it listens.
         print(f"attestation-broker: refusing to start: {exc.detail}", file=sys.stderr)
         return 2
-    serve(Api(broker), host=args.host, port=args.port, threads=args.threads)
+    serve(
+        ServerOptions(
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            threads=args.threads,
+            header_timeout=args.header_timeout,
+            body_timeout=args.body_timeout,
+        )
+    )
     return 0
 
 
@@ -42,6 +56,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = sub.add_parser("serve", help="run the broker HTTP API locally")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--threads", type=int, default=16)
+    serve.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: the core count)"
+    )
+    serve.add_argument("--threads", type=int, default=4, help="verification threads per worker (default: 4)")
+    serve.add_argument(
+        "--header-timeout", type=float, default=10.0, help="seconds to receive request headers (default: 10)"
+    )
+    serve.add_argument("--body-timeout", type=float, default=10.0, help="seconds to receive the body (default: 10)")
     serve.add_argument("--data-dir", help="where the local key, nonce secret, ledger and cache live")
     serve.set_defaults(func=cmd_serve)

@@ -1,0 +1,209 @@
+"""Load on the local server: ``attestation-broker serve`` driven by wrk on loopback with a real SEV-SNP report.
+
+Run: ``.venv/bin/python -m bench.bench_server`` (part of ``make bench``). Needs ``wrk`` (Debian package ``wrk``);
+installed with apt-get when missing and this runs as root, otherwise the benchmark is skipped with a message.
+
+What it does, in one run:
+
+1. The CPU floor of one attestation, in this process: verifying the report (P-384 ECDSA verify + SHA-384 over the
+   report) plus signing the EAR token (P-256 ECDSA sign); ``cores / floor`` is the ceiling for req/s.
+2. Starts a loopback AMD KDS stand-in replaying the recorded Milan CRL, and the server with ``--workers`` = cores,
+   the clock pinned to the vector's time.
+3. wrk at several concurrency levels: ``POST /v1/attest/snp`` (the recorded report, VCEK in ``extras``), the
+   challenge → attest flow (each connection alternates ``POST /v1/challenge`` and an attestation), and
+   ``GET /healthz``; prints req/s, p50/p99 and errors (non-2xx or socket errors).
+4. A sustained run (``BENCH_LOAD_SECONDS``, default 60) at 64 connections; exits 1 if it saw any error.
+
+Numbers are printed, never asserted (speed is measured, not tested); only errors fail the run.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from bench.harness import median_us
+from tests.support.proc import free_port, wait_http
+from tests.support.replay import replay_server
+
+VECTORS = Path(__file__).resolve().parent.parent / "tests" / "vectors"
+REPORT = VECTORS / "snp/trustee-milan-v2/test-report.bin"
+VCEK = VECTORS / "snp/trustee-milan-v2/test-vcek.der"
+CRL = VECTORS / "roots/amd/amd_milan_vcek_crl.pem"
+LEVELS = (4, 16, 64)
+SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
+LOAD_SECONDS = float(os.environ.get("BENCH_LOAD_SECONDS", "60"))
+
+ATTEST_LUA = """
+local f = io.open("{body}", "rb"); local body = f:read("*a"); f:close()
+wrk.method = "POST"; wrk.body = body; wrk.headers["Content-Type"] = "application/json"
+"""
+FLOW_LUA = """
+local f = io.open("{body}", "rb"); local body = f:read("*a"); f:close()
+local challenge = wrk.format("POST", "/v1/challenge", {{["Content-Type"] = "application/json"}}, "{{}}")
+local attest = wrk.format("POST", "/v1/attest/snp", {{["Content-Type"] = "application/json"}}, body)
+local n = 0
+request = function() n = n + 1; if n % 2 == 1 then return challenge else return attest end end
+"""
+
+
+@dataclass(frozen=True)
+class Run:
+    label: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    requests: int
+
+
+def ensure_wrk() -> str | None:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=False, env=env, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False, env=env, capture_output=True)
+    return shutil.which("wrk")
+
+
+def floor_us() -> float:
+    """P-384 verify + SHA-384 of the report (the verification) + one P-256 sign (the EAR token)."""
+    raw = REPORT.read_bytes()
+    key = x509.load_der_x509_certificate(VCEK.read_bytes()).public_key()
+    assert isinstance(key, ec.EllipticCurvePublicKey)
+    signed = raw[:0x2A0]
+    sig = encode_dss_signature(int.from_bytes(raw[0x2A0:0x2E8], "little"), int.from_bytes(raw[0x2E8:0x330], "little"))
+    signer = ec.generate_private_key(ec.SECP256R1())
+    claims = b"x" * 900  # about the size of an EAR token's signing input
+
+    def once() -> None:
+        hashlib.sha384(raw).digest()
+        key.verify(sig, signed, ec.ECDSA(hashes.SHA384()))
+        signer.sign(claims, ec.ECDSA(hashes.SHA256()))
+
+    return median_us(once, runs=300)
+
+
+def _ms(text: str) -> float:
+    match = re.match(r"([\d.]+)(us|ms|s)", text)
+    if not match:
+        return float("nan")
+    value, unit = float(match.group(1)), match.group(2)
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+def wrk(wrk_bin: str, url: str, conns: int, seconds: float, script: Path | None, label: str) -> Run:
+    args = [wrk_bin, "-t", str(min(2, conns)), "-c", str(conns), "-d", f"{seconds:g}s", "--latency", "--timeout", "5s"]
+    if script:
+        args += ["-s", str(script)]
+    out = subprocess.run([*args, url], check=True, capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    errors = 0
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non2xx:
+        errors += int(non2xx.group(1))
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if sock:
+        errors += sum(int(g) for g in sock.groups())
+    return Run(label, rps, p50, p99, errors, requests)
+
+
+def main() -> int:
+    wrk_bin = ensure_wrk()
+    if wrk_bin is None:
+        print("== local server load: SKIPPED (wrk not found; install the Debian package 'wrk')")
+        return 0
+    cores = os.cpu_count() or 1
+    floor = floor_us()
+    body = json.dumps(
+        {
+            "evidence": base64.b64encode(REPORT.read_bytes()).decode(),
+            "extras": [base64.b64encode(VCEK.read_bytes()).decode()],
+        }
+    ).encode()
+    with tempfile.TemporaryDirectory() as tmp, replay_server({"/vcek/v1/Milan/crl": CRL.read_bytes()}) as kds:
+        body_file = Path(tmp) / "attest.json"
+        body_file.write_bytes(body)
+        attest_lua = Path(tmp) / "attest.lua"
+        attest_lua.write_text(ATTEST_LUA.format(body=body_file))
+        flow_lua = Path(tmp) / "flow.lua"
+        flow_lua.write_text(FLOW_LUA.format(body=body_file))
+        port = free_port()
+        env = {
+            **os.environ,
+            "BROKER_FIXED_TIME": "2025-06-01T00:00:00Z",
+            "BROKER_AMD_KDS_URL": kds.base_url,
+            "BROKER_DATA_DIR": str(Path(tmp) / "data"),
+            "BROKER_AUDIT": "stdout",
+        }
+        cli = Path(sys.executable).parent / "attestation-broker"
+        proc = subprocess.Popen(
+            [str(cli), "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_http(base + "/healthz")
+            request = urllib.request.Request(  # noqa: S310 - loopback http URL built above
+                base + "/v1/attest/snp", data=body, headers={"Content-Type": "application/json"}
+            )
+            for _ in range(cores * 2):  # every worker fetches the CRL once
+                with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310
+                    assert resp.status == 200
+            runs = [
+                wrk(wrk_bin, base + "/v1/attest/snp", c, SECONDS, attest_lua, f"POST /v1/attest/snp, {c} connections")
+                for c in LEVELS
+            ]
+            runs.append(wrk(wrk_bin, base + "/", 16, SECONDS, flow_lua, "challenge -> attest flow, 16 connections"))
+            runs.append(wrk(wrk_bin, base + "/healthz", 64, SECONDS, None, "GET /healthz, 64 connections"))
+            started = time.monotonic()
+            sustained = wrk(
+                wrk_bin,
+                base + "/v1/attest/snp",
+                64,
+                LOAD_SECONDS,
+                attest_lua,
+                f"sustained attest, 64 connections, {LOAD_SECONDS:g} s",
+            )
+            runs.append(sustained)
+            _ = time.monotonic() - started
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+    ceiling = cores * 1e6 / floor
+    print(f"== local server load (granian, {cores} workers, wrk on loopback, real SNP report + VCEK, loopback KDS)")
+    print(f"  floor of one attestation (P-384 verify + SHA-384 + P-256 sign): {floor:.0f} µs/core")
+    print(f"  -> ceiling {ceiling:.0f} req/s on {cores} cores (server and wrk share them)")
+    print(f"  {'run':<48} {'req/s':>8} {'of ceiling':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for run in runs:
+        share = f"{run.rps / ceiling:9.0%}" if "attest" in run.label else f"{'':>9}"
+        print(f"  {run.label:<48} {run.rps:8.0f} {share:>10} {run.p50_ms:8.1f} {run.p99_ms:8.1f} {run.errors:7d}")
+    if sustained.errors:
+        print(f"  FAIL: {sustained.errors} errors in {sustained.requests} requests during the sustained run")
+        return 1
+    print(f"  sustained run: {sustained.requests} requests, zero errors")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
