@@ -159,6 +159,9 @@ class CollateralCache:
         self.store = store
         self.timeout = timeout
         self._memory: OrderedDict[str, CachedObject] = OrderedDict()
+        # The copy a memory hit returns (source "memory"), built once per remembered object: dataclasses.replace
+        # on every hit was most of a cached lookup's cost.
+        self._views: dict[str, tuple[CachedObject, CachedObject]] = {}
         self._memory_entries = memory_entries
         self._lock = threading.Lock()
         self.stats = CacheStats()
@@ -174,7 +177,8 @@ class CollateralCache:
             self._memory[obj.url] = obj
             self._memory.move_to_end(obj.url)
             while len(self._memory) > self._memory_entries:
-                self._memory.popitem(last=False)
+                evicted, _ = self._memory.popitem(last=False)
+                self._views.pop(evicted, None)
 
     def _from_store(self, url: str) -> CachedObject | None:
         if self.store is None:
@@ -216,7 +220,11 @@ class CollateralCache:
         if cached is not None and cached.fresh_at(now):
             self.stats.memory_hits += 1
             # Report the tier that answered this call (the remembered copy records where it came from).
-            return dataclasses.replace(cached, source="memory")
+            view = self._views.get(url)
+            if view is None or view[0] is not cached:
+                view = (cached, dataclasses.replace(cached, source="memory"))
+                self._views[url] = view
+            return view[1]
         stored = self._from_store(url)
         if validate_chained is not None and stored is not None and not stored.issuer_chain:
             stored = None

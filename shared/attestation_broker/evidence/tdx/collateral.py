@@ -15,12 +15,14 @@ gets back (memoized by exact bytes in :mod:`attestation_broker.evidence.tdx.chec
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from attestation_broker.errors import COLLATERAL_INVALID
 from attestation_broker.evidence.tdx.pcs import SignedJson, signed_pair, split_signed, strict_json
+from attestation_broker.trust.cache import CachedObject
 from attestation_broker.verifier import VerifyContext
 
 
@@ -201,6 +203,10 @@ def _unchained(validate: Callable[[bytes, bytes | None], None]) -> Callable[[byt
     return lambda body: validate(body, None)
 
 
+_BUILT: dict[tuple[int, ...], tuple[tuple[CachedObject, ...], TdxCollateral]] = {}
+_BUILT_LOCK = threading.Lock()
+
+
 def fetch_collateral(
     ctx: VerifyContext,
     urls: CollateralUrls,
@@ -212,9 +218,7 @@ def fetch_collateral(
     from the stored response headers.
     """
     grace = timedelta(seconds=max(0, ctx.settings.collateral_stale_grace_seconds))
-    bodies: dict[str, bytes] = {}
-    chains: dict[str, bytes | None] = {}
-    records = []
+    objects = []
     for kind, url in (
         ("tcb_info", urls.tcb_info),
         ("qe_identity", urls.qe_identity),
@@ -222,25 +226,41 @@ def fetch_collateral(
         ("root_crl", urls.root_crl),
     ):
         check = checks[kind]
-        obj = ctx.collateral.get(
-            url,
-            now=ctx.now,
-            expires=check.expires,
-            validate=_unchained(check.validate),
-            stale_grace=grace,
-            collateral_type=_STORE_TYPES[kind],
-            validate_chained=check.validate if check.chained else None,
+        objects.append(
+            ctx.collateral.get(
+                url,
+                now=ctx.now,
+                expires=check.expires,
+                validate=_unchained(check.validate),
+                stale_grace=grace,
+                collateral_type=_STORE_TYPES[kind],
+                validate_chained=check.validate if check.chained else None,
+            )
         )
-        bodies[kind] = obj.body
-        chains[kind] = obj.issuer_chain
-        records.append(CollateralRecord(kind, url, obj.source, obj.stale))
-    return TdxCollateral.from_pcs_bodies(
-        bodies["tcb_info"],
-        bodies["qe_identity"],
-        bodies["pck_crl"],
-        bodies["root_crl"],
-        tcb_info_issuer_chain=chains["tcb_info"],
-        qe_identity_issuer_chain=chains["qe_identity"],
-        pck_crl_issuer_chain=chains["pck_crl"],
-        records=tuple(records),
+    # The cache hands back the same objects while they stay cached: build the collateral from them once.
+    # Keyed by identity, checked on a hit (the entry holds the objects, so an id is not reused meanwhile).
+    key = tuple(id(o) for o in objects)
+    with _BUILT_LOCK:
+        built = _BUILT.get(key)
+    if built is not None and all(a is b for a, b in zip(built[0], objects, strict=True)):
+        return built[1]
+    tcb_info, qe_identity, pck_crl, root_crl = objects
+    records = tuple(
+        CollateralRecord(kind, obj.url, obj.source, obj.stale)
+        for kind, obj in zip(("tcb_info", "qe_identity", "pck_crl", "root_crl"), objects, strict=True)
     )
+    collateral = TdxCollateral.from_pcs_bodies(
+        tcb_info.body,
+        qe_identity.body,
+        pck_crl.body,
+        root_crl.body,
+        tcb_info_issuer_chain=tcb_info.issuer_chain,
+        qe_identity_issuer_chain=qe_identity.issuer_chain,
+        pck_crl_issuer_chain=pck_crl.issuer_chain,
+        records=records,
+    )
+    with _BUILT_LOCK:
+        _BUILT[key] = (tuple(objects), collateral)
+        while len(_BUILT) > 64:
+            _BUILT.pop(next(iter(_BUILT)))
+    return collateral

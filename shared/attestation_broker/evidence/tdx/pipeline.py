@@ -5,19 +5,24 @@ This is the body of :func:`attestation_broker.evidence.tdx.verify_tdx_evidence`;
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
+
+from cryptography import x509
 
 from attestation_broker.binding import require_equal
 from attestation_broker.errors import COLLATERAL_INVALID, MALFORMED_EVIDENCE
+from attestation_broker.evidence.common import LruMemo
 from attestation_broker.evidence.tdx import appraise as appraisal
-from attestation_broker.evidence.tdx.abi import parse_quote
+from attestation_broker.evidence.tdx.abi import Quote, parse_quote
 from attestation_broker.evidence.tdx.checks import (
+    VerifiedCrl,
     chain_signer,
     check_window,
     crl_next_update,
     require_not_revoked,
-    tcb_signer,
     verify_crl,
     verify_qe_identity,
     verify_quote_signatures,
@@ -32,16 +37,75 @@ from attestation_broker.evidence.tdx.collateral import (
     fetch_collateral,
 )
 from attestation_broker.evidence.tdx.errors import TDX_FMSPC_MISMATCH, TDX_TCB_INFO_NOT_TDX
-from attestation_broker.evidence.tdx.pck import PckChain, verify_pck_chain
-from attestation_broker.evidence.tdx.pcs import split_signed
-from attestation_broker.evidence.tdx.result import TdxResult
+from attestation_broker.evidence.tdx.pck import PckChain, check_validity, verify_pck_chain
+from attestation_broker.evidence.tdx.pcs import QeIdentity, TcbInfo, split_signed
+from attestation_broker.evidence.tdx.result import TcbResult, TdxResult
 from attestation_broker.evidence.tdx.tcb import evaluate_tcb
 from attestation_broker.evidence.tdx.trust import TdxTrust, intel_trust
 from attestation_broker.verifier import VerifyContext
 
 
+@lru_cache(maxsize=256)
 def _iso(value: datetime) -> str:
+    # Collateral dates repeat across quotes; strftime was 8 calls per quote.
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class _SignedCollateral:
+    """What the collateral's signatures and parsing yield, independent of time and of the quote.
+
+    Memoized by the content of the collateral (the exact bytes of both CRLs, both signed JSON pairs and both issuer
+    chains) together with the PCK CA certificate and the pinned root: the same cached collateral serves every quote
+    of a platform, so its CRL signatures, TCB Signing chains and JSON parsing are done once. Validity windows,
+    certificate validity and revocation are judged by the caller at every use.
+    """
+
+    intermediate: x509.Certificate  # the PCK CA this entry was computed for (identity-checked on a hit)
+    root: x509.Certificate
+    root_crl: VerifiedCrl
+    pck_crl: VerifiedCrl
+    tcb_signing: x509.Certificate
+    info: TcbInfo
+    qe_signing: x509.Certificate
+    identity: QeIdentity
+
+
+_SIGNED = LruMemo(256)
+
+
+def _signed_collateral(collateral: TdxCollateral, chain: PckChain, anchors: TdxTrust) -> _SignedCollateral:
+    def compute() -> _SignedCollateral:
+        # Same order as the checks are documented: root CRL (it vouches for the PCK CA and the TCB Signing
+        # certificate), PCK CRL, then each signed JSON with its TCB Signing chain.
+        root_crl = verify_crl(collateral.root_crl, anchors.root, "root CRL")
+        pck_crl = verify_crl(collateral.pck_crl, chain.intermediate, "PCK CRL")
+        tcb_signing = chain_signer(collateral.tcb_info_issuer_chain, anchors)
+        info = verify_tcb_info(collateral.tcb_info, tcb_signing)
+        qe_signing = chain_signer(collateral.qe_identity_issuer_chain, anchors)
+        identity = verify_qe_identity(collateral.qe_identity, qe_signing)
+        return _SignedCollateral(
+            chain.intermediate, anchors.root, root_crl, pck_crl, tcb_signing, info, qe_signing, identity
+        )
+
+    # Certificates are keyed by identity (hashing one re-hashes its DER): the PCK chain and the trust anchors are
+    # memoized objects, and the entry keeps them alive, so an id cannot be reused while the entry exists.
+    key = (
+        collateral.root_crl,
+        collateral.pck_crl,
+        collateral.tcb_info.signed,
+        collateral.tcb_info.signature,
+        collateral.qe_identity.signed,
+        collateral.qe_identity.signature,
+        collateral.tcb_info_issuer_chain,
+        collateral.qe_identity_issuer_chain,
+        id(chain.intermediate),
+        id(anchors.root),
+    )
+    found = _SIGNED.get(key, compute)
+    if found.intermediate is not chain.intermediate or found.root is not anchors.root:
+        return compute()
+    return found
 
 
 def _json_next_update(key: str) -> Any:
@@ -80,6 +144,34 @@ def _checks(trust: TdxTrust, chain: PckChain) -> dict[str, Checks]:
         "pck_crl": Checks(crl_next_update, pck_crl),
         "root_crl": Checks(crl_next_update, root_crl),
     }
+
+
+_TCB = LruMemo(1024)
+
+
+def _evaluate_tcb(info: TcbInfo, identity: QeIdentity, quote: Quote, chain: PckChain) -> TcbResult:
+    """:func:`evaluate_tcb`, memoized: a platform's quotes repeat the same TCB inputs.
+
+    The key holds every quote field the evaluation reads (TEE_TCB_SVN, MRSIGNERSEAM, SEAMATTRIBUTES and the whole
+    QE report); the TCB info, QE identity and PCK extensions by identity (memoized objects, identity-checked on a
+    hit). Widen the key if the evaluation ever reads another quote field. Failures are not memoized.
+    """
+    body = quote.body
+    key = (
+        id(info),
+        id(identity),
+        id(chain.extensions),
+        body.tee_tcb_svn,
+        body.mr_signer_seam,
+        body.seam_attributes,
+        quote.qe_report.raw,
+    )
+    found = _TCB.get(
+        key, lambda: (info, identity, chain.extensions, evaluate_tcb(info, identity, quote, chain.extensions))
+    )
+    if found[0] is info and found[1] is identity and found[2] is chain.extensions:
+        return found[3]
+    return evaluate_tcb(info, identity, quote, chain.extensions)
 
 
 def run(
@@ -121,28 +213,31 @@ def run(
     def window(kind: str, what: str, issued: datetime, next_update: datetime) -> None:
         check_window(what, issued, next_update, now, skew=skew, grace=grace_all if stale.get(kind) else timedelta(0))
 
+    signed = _signed_collateral(collateral, chain, anchors)
     # Root CRL first: it vouches for the PCK CA and the TCB Signing certificate.
-    root_crl = verify_crl(collateral.root_crl, anchors.root, "root CRL")
+    root_crl = signed.root_crl
     window("root_crl", "root CRL", root_crl.this_update, root_crl.next_update)
     require_not_revoked(root_crl, chain.intermediate, "PCK CA")
 
-    pck_crl = verify_crl(collateral.pck_crl, chain.intermediate, "PCK CRL")
+    pck_crl = signed.pck_crl
     window("pck_crl", "PCK CRL", pck_crl.this_update, pck_crl.next_update)
     require_not_revoked(pck_crl, chain.leaf, "PCK")
 
-    tcb_signing = tcb_signer(collateral.tcb_info_issuer_chain, anchors, now, root_crl)
-    info = verify_tcb_info(collateral.tcb_info, tcb_signing)
+    check_validity(signed.tcb_signing, now, "TCB Signing")
+    require_not_revoked(root_crl, signed.tcb_signing, "TCB Signing")
+    info = signed.info
     if info.id != "TDX" or info.version < 3:
         raise TDX_TCB_INFO_NOT_TDX(f"TCB info id {info.id!r} version {info.version} for a TDX quote")
     window("tcb_info", "TCB info", info.issue_date, info.next_update)
     if info.fmspc != chain.extensions.fmspc or info.pce_id != chain.extensions.pce_id:
         raise TDX_FMSPC_MISMATCH("TCB info FMSPC/PCE ID differ from the PCK certificate")
 
-    qe_signing = tcb_signer(collateral.qe_identity_issuer_chain, anchors, now, root_crl)
-    identity = verify_qe_identity(collateral.qe_identity, qe_signing)
+    check_validity(signed.qe_signing, now, "TCB Signing")
+    require_not_revoked(root_crl, signed.qe_signing, "TCB Signing")
+    identity = signed.identity
     window("qe_identity", "QE identity", identity.issue_date, identity.next_update)
 
-    tcb = evaluate_tcb(info, identity, quote, chain.extensions)
+    tcb = _evaluate_tcb(info, identity, quote, chain)
     any_stale = any(stale.values())
     verdict = appraisal.appraise(quote, tcb, appraisal.FACTS, now, stale=any_stale)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -34,8 +34,9 @@ class TdxTrust:
 
     root: x509.Certificate
 
-    @property
+    @cached_property
     def root_der(self) -> bytes:
+        # Once per trust object: a memo keyed by the certificate re-hashed its DER on every quote.
         return _der(self.root)
 
 
