@@ -18,7 +18,7 @@ import os
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from attestation_broker.api.http import HttpRequest, HttpResponse, problem
+from attestation_broker.api.http import HttpRequest, HttpResponse
 from attestation_broker.api.routes import Api
 from attestation_broker.errors import MALFORMED_REQUEST, BrokerError
 
@@ -97,7 +97,11 @@ def make_handler(routes: list[tuple[str, str]]) -> Any:
         try:
             request = to_request(event)
         except BrokerError as exc:
-            return to_result(problem(exc, HttpRequest("POST", "/", {}).correlation_id()))
+            # Refused before routing (undecodable body): the router's problem document and one audit record.
+            http = (event.get("requestContext") or {}).get("http") or {}
+            headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+            probe = HttpRequest(str(http.get("method") or "POST"), str(event.get("rawPath") or "/"), headers)
+            return to_result(api().refuse(probe, exc))
         return to_result(api().handle(request))
 
     handler.routes = tuple(routes)  # type: ignore[attr-defined]

@@ -13,6 +13,7 @@
 #   calls: kms (KmsSigner), dynamodb (DynamoDbLedger), s3 (S3Store), plus sts, which botocore's credential
 #   chain loads for assume-role/web-identity providers. The partition/endpoint/retry files at the root of
 #   botocore/data stay. boto3's resource models are pruned the same way (the broker uses clients only).
+# - lxml keeps only what signxml loads (lxml.etree and its helpers).
 # The zip is reproducible for a given set of wheels: fixed timestamps, sorted entries, no __pycache__.
 #
 # Usage: scripts/package_lambda.sh [OUTPUT_ZIP]      (env PYTHON: interpreter used to run pip and zip)
@@ -80,6 +81,12 @@ for dir in "$STAGE/botocore/data" "$STAGE/boto3/data"; do
 done
 # Example requests are documentation, never loaded by a client.
 find "$STAGE/botocore/data" -name 'examples-1.json' -delete
+# lxml (NVIDIA RIM signatures through signxml, which imports only lxml.etree): drop its C headers and Cython
+# sources and the submodules nothing imports (objectify, html, isoschematron).
+if [[ -d "$STAGE/lxml" ]]; then
+  rm -rf "$STAGE/lxml/includes" "$STAGE/lxml/html" "$STAGE/lxml/isoschematron"
+  rm -f "$STAGE"/lxml/objectify.* "$STAGE"/lxml/*.pyx "$STAGE"/lxml/*.pxd "$STAGE"/lxml/*.pxi "$STAGE"/lxml/*.h
+fi
 
 "$PYTHON" - "$STAGE" "$OUT" <<'PY'
 import os
