@@ -147,3 +147,11 @@ def test_handler_import_does_not_load_cloud_sdks(module: str) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_undecodable_base64_body_is_a_typed_refusal(harness) -> None:  # type: ignore[no-untyped-def]
+    ev = event("POST", "/v1/attest/test-echo", b"{}", route="/v1/attest/{kind}")
+    ev["body"], ev["isBase64Encoded"] = "not base64!", True
+    status, headers, doc = call("attest", ev)
+    assert (status, doc["code"]) == (400, "MALFORMED_REQUEST")
+    assert headers["content-type"] == "application/problem+json" and headers["x-correlation-id"]

@@ -226,6 +226,27 @@ def test_legacy_sha1_log() -> None:
     assert raised_code(exc) == "TPM_EVENTLOG_MALFORMED"
 
 
+@pytest.mark.parametrize(
+    ("tail", "code"),
+    [
+        (b"\x00" * 7, None),  # zero padding shorter than an event header
+        (b"\xff" * 300, None),  # erased-flash padding
+        (b"\x00" * 40 + b"\x01", "TPM_EVENTLOG_MALFORMED"),  # zeros, then garbage: not padding
+        (b"\xff" * 8 + b"\x00" * 8, "TPM_EVENTLOG_MALFORMED"),  # mixed fill is not padding
+        (b"\x00\x00\x00\x00\x03", "TPM_EVENTLOG_MALFORMED"),  # a truncated event header
+    ],
+)
+def test_trailing_bytes_after_an_agile_log(tail: bytes, code: str | None) -> None:
+    raw = vector(UBUNTU)
+    events = len(parse_event_log(raw).events)
+    if code is None:
+        assert len(parse_event_log(raw + tail).events) == events
+    else:
+        with pytest.raises(BrokerError) as exc:
+            parse_event_log(raw + tail)
+        assert raised_code(exc) == code
+
+
 def test_startup_locality_seeds_pcr0() -> None:
     agile = parse_event_log(vector(UBUNTU))
     raw = bytearray(vector(UBUNTU))

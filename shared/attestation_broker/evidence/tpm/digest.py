@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 
@@ -10,13 +12,22 @@ from .abi import ALG_SHA1, ALG_SHA256, ALG_SHA384, ALG_SHA512, DIGEST_SIZES, HAS
 from .errors import TPM_PCRS_MALFORMED
 
 _HASHLIB: dict[int, str] = {ALG_SHA1: "sha1", ALG_SHA256: "sha256", ALG_SHA384: "sha384", ALG_SHA512: "sha512"}
+# The constructors themselves: ``hashlib.new(name)`` resolves the name on every call (an event-log replay hashes
+# twice per event).
+_CONSTRUCTORS: dict[int, Callable[[bytes], Any]] = {
+    ALG_SHA1: hashlib.sha1,
+    ALG_SHA256: hashlib.sha256,
+    ALG_SHA384: hashlib.sha384,
+    ALG_SHA512: hashlib.sha512,
+}
 
 
 def hash_bytes(alg: int, data: bytes) -> bytes:
-    name = _HASHLIB.get(alg)
-    if name is None:
+    constructor = _CONSTRUCTORS.get(alg)
+    if constructor is None:
         raise TPM_PCRS_MALFORMED(f"hash algorithm 0x{alg:04x} is not supported")
-    return hashlib.new(name, data).digest()
+    digest: bytes = constructor(data).digest()
+    return digest
 
 
 def crypto_hash(alg: int) -> hashes.HashAlgorithm:

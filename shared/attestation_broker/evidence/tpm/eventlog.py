@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from attestation_broker.errors import BrokerError
+
 from .abi import ALG_SHA1, DIGEST_SIZES, HASH_NAMES
 from .digest import bank_alg, extend, hash_bytes
 from .errors import (
@@ -128,6 +130,11 @@ class EventLog:
         return tuple(sorted({e.pcr for e in self.events if e.event_type != EV_NO_ACTION}))
 
 
+_U32 = struct.Struct("<I")
+_U16 = struct.Struct("<H")
+_EVENT_HEAD = struct.Struct("<III")  # pcrIndex, eventType, then digests.count (agile) or part of the digest
+
+
 class _LeReader:
     def __init__(self, data: bytes) -> None:
         self.data = data
@@ -144,14 +151,10 @@ class _LeReader:
         return self.take(1, what)[0]
 
     def u16(self, what: str) -> int:
-        return int(struct.unpack("<H", self.take(2, what))[0])
+        return int(_U16.unpack(self.take(2, what))[0])
 
     def u32(self, what: str) -> int:
-        return int(struct.unpack("<I", self.take(4, what))[0])
-
-    def rest_is_padding(self) -> bool:
-        rest = self.data[self.pos :]
-        return not rest.strip(b"\x00") or not rest.strip(b"\xff")
+        return int(_U32.unpack(self.take(4, what))[0])
 
 
 def _parse_spec_id(data: bytes) -> dict[int, int]:
@@ -179,35 +182,61 @@ def _parse_spec_id(data: bytes) -> dict[int, int]:
     return sizes
 
 
-def _legacy_event(r: _LeReader, seq: int) -> Event:
-    pcr = r.u32("pcrIndex")
-    etype = r.u32("eventType")
-    digest = r.take(20, "digest")
-    size = r.u32("eventSize")
+# The event readers below work on (data, offset) with one bounds check per field group and precompiled
+# ``struct`` layouts: a log has hundreds of events and the per-field reader object was most of the parse time.
+
+
+def _past_end(what: str, pos: int) -> BrokerError:
+    return TPM_EVENTLOG_MALFORMED(f"event log: {what} runs past the end (offset {pos})")
+
+
+def _legacy_event(data: bytes, pos: int, seq: int) -> tuple[Event, int]:
+    """TCG_PCClientPCREvent at ``pos``: (event, position after it)."""
+    end = len(data)
+    if pos + 32 > end:
+        raise _past_end("event header", pos)
+    pcr, etype = _EVENT_HEAD.unpack_from(data, pos)[:2]
+    digest = data[pos + 8 : pos + 28]
+    (size,) = _U32.unpack_from(data, pos + 28)
+    pos += 32
     if size > _MAX_EVENT_DATA:
         raise TPM_EVENTLOG_MALFORMED(f"event log: event {seq} claims {size} bytes")
-    data = r.take(size, "event")
-    return Event(seq, pcr, etype, MappingProxyType({ALG_SHA1: digest}), data)
+    if pos + size > end:
+        raise _past_end("event", pos)
+    return Event(seq, pcr, etype, MappingProxyType({ALG_SHA1: digest}), data[pos : pos + size]), pos + size
 
 
-def _agile_event(r: _LeReader, seq: int, sizes: Mapping[int, int]) -> Event:
-    pcr = r.u32("pcrIndex")
-    etype = r.u32("eventType")
-    count = r.u32("digests.count")
+def _agile_event(data: bytes, pos: int, seq: int, sizes: Mapping[int, int]) -> tuple[Event, int]:
+    """TCG_PCR_EVENT2 at ``pos``: (event, position after it)."""
+    end = len(data)
+    if pos + 12 > end:
+        raise _past_end("event header", pos)
+    pcr, etype, count = _EVENT_HEAD.unpack_from(data, pos)
+    pos += 12
     if not 1 <= count <= len(sizes):
         raise TPM_EVENTLOG_MALFORMED(f"event log: event {seq} has {count} digests")
     digests: dict[int, bytes] = {}
     for _ in range(count):
-        alg = r.u16("digests.hashAlg")
+        if pos + 2 > end:
+            raise _past_end("digests.hashAlg", pos)
+        (alg,) = _U16.unpack_from(data, pos)
         size = sizes.get(alg)
         if size is None or alg in digests:
             raise TPM_EVENTLOG_MALFORMED(f"event log: event {seq} has an undeclared or repeated digest")
-        digests[alg] = r.take(size, "digest")
-    size = r.u32("eventSize")
+        pos += 2
+        if pos + size > end:
+            raise _past_end("digest", pos)
+        digests[alg] = data[pos : pos + size]
+        pos += size
+    if pos + 4 > end:
+        raise _past_end("eventSize", pos)
+    (size,) = _U32.unpack_from(data, pos)
+    pos += 4
     if size > _MAX_EVENT_DATA:
         raise TPM_EVENTLOG_MALFORMED(f"event log: event {seq} claims {size} bytes")
-    data = r.take(size, "event")
-    return Event(seq, pcr, etype, MappingProxyType(digests), data)
+    if pos + size > end:
+        raise _past_end("event", pos)
+    return Event(seq, pcr, etype, MappingProxyType(digests), data[pos : pos + size]), pos + size
 
 
 def _check_pcr_index(event: Event) -> None:
@@ -225,20 +254,23 @@ def parse_event_log(data: bytes) -> EventLog:
     data = bytes(data)
     if not data or len(data) > _MAX_LOG:
         raise TPM_EVENTLOG_MALFORMED(f"event log of {len(data)} bytes")
-    r = _LeReader(data)
-    first = _legacy_event(r, 0)
+    first, pos = _legacy_event(data, 0, 0)
     locality = 0
     agile = first.event_type == EV_NO_ACTION and first.data.startswith(_SPEC_ID_SIGNATURE)
     sizes = _parse_spec_id(first.data) if agile else {ALG_SHA1: 20}
     # The Spec ID header only describes the log; it is not an event of the platform.
     events: list[Event] = [] if agile else [first]
-    while r.pos < len(data):
-        if r.rest_is_padding():
+    end = len(data)
+    # Trailing padding (all zeros or all 0xFF to the end): where it starts, found once rather than by copying the
+    # rest of the log at every event.
+    padding = min(len(data.rstrip(b"\x00")), len(data.rstrip(b"\xff")))
+    while pos < end:
+        if pos >= padding:
             break
         if len(events) >= _MAX_EVENTS:
             raise TPM_EVENTLOG_MALFORMED("event log has too many events")
         seq = len(events) + (1 if agile else 0)
-        ev = _agile_event(r, seq, sizes) if agile else _legacy_event(r, seq)
+        ev, pos = _agile_event(data, pos, seq, sizes) if agile else _legacy_event(data, pos, seq)
         _check_pcr_index(ev)
         if ev.event_type == EV_NO_ACTION and ev.pcr == 0 and ev.data.startswith(_STARTUP_LOCALITY_SIGNATURE):
             if len(ev.data) != len(_STARTUP_LOCALITY_SIGNATURE) + 1:
