@@ -85,22 +85,22 @@ def load_cert(data: bytes) -> x509.Certificate:
     return load_certificate(data, GCP_VTPM_AK_CERT_MALFORMED, "certificate")
 
 
-# (child, issuer) pairs whose signature verified: a pure function of the two certificates, and an AK chain is
-# the same on every attestation of a VM (RSA-4096 verifications were a third of a gcp-vtpm verification).
-# Validity at ``now`` is still checked at every use; failures are not remembered.
-_SIGNED: set[tuple[x509.Certificate, x509.Certificate]] = set()
+# Whether ``child`` is signed by ``issuer``: a pure function of the two certificates, and an AK chain is the same
+# on every attestation of a VM (RSA-4096 verifications were a third of a gcp-vtpm verification). Validity at
+# ``now`` is still checked at every use.
+_SIGNED: dict[tuple[x509.Certificate, x509.Certificate], bool] = {}
 _SIGNED_MAX = 1024
 
 
 def _signed_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
-    if (child, issuer) in _SIGNED:
-        return True
-    if not _verify_signed_by(child, issuer):
-        return False
-    if len(_SIGNED) >= _SIGNED_MAX:
-        _SIGNED.clear()
-    _SIGNED.add((child, issuer))
-    return True
+    key = (child, issuer)
+    known = _SIGNED.get(key)
+    if known is None:
+        known = _verify_signed_by(child, issuer)
+        if len(_SIGNED) >= _SIGNED_MAX:
+            _SIGNED.clear()
+        _SIGNED[key] = known
+    return known
 
 
 def _verify_signed_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
