@@ -6,12 +6,13 @@ Run by ``scripts/smoke_deploy.sh`` (``make smoke``, part of ``make test``) right
 
 The zip holds CPython 3.12 aarch64 wheels while this may run on x86_64 under another CPython, so the native
 extension modules in the zip cannot load here. To keep the smoke import honest, everything pure-Python (the
-handlers, ``attestation_broker``, boto3/botocore with their pruned service models, PyJWT, ...) is imported from the
-unpacked zip and nothing else: the child interpreter runs with ``-I -S`` (no site-packages, no user paths), so a
-module missing from the zip fails the import. Only each foreign native module (an ELF file for another machine) is
-swapped, in place, for this venv's build of the *same dotted module name*; a native module the venv lacks is
-removed, so its pure-Python fallback (protobuf, cbor2) or an import error shows. The versions of the swapped
-packages are compared and must match, or the check fails.
+handlers, ``attestation_broker``, PyJWT, signxml, ...) is imported from the unpacked zip and nothing else: the child
+interpreter runs with ``-I -S`` (no site-packages, no user paths), so a module missing from the zip fails the
+import. boto3 and its dependencies come from the Lambda runtime, not the zip; this venv's copies stand in for
+them, after the zip on the path. Only each foreign native module (an ELF file for another machine) is swapped, in
+place, for this venv's build of the *same dotted module name*; a native module the venv lacks is removed, so its
+pure-Python fallback (protobuf, cbor2) or an import error shows. The versions of the swapped packages are compared
+and must match, or the check fails.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+
+# The Lambda python3.12 runtime's own packages (boto3 and what it imports); package_lambda.sh does not ship them.
+RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
 
 # ELF e_machine values (System V ABI, "Machine" field).
 _MACHINES = {"x86_64": 0x3E, "aarch64": 0xB7, "arm64": 0xB7}
@@ -50,7 +54,7 @@ event = {"version": "2.0", "rawPath": "/healthz", "headers": {}, "requestContext
 result = handler(event, None)
 assert result["statusCode"] == 200, result
 outside = sorted({m.__file__ for m in list(sys.modules.values()) if getattr(m, "__file__", None)
-                  and "site-packages" in m.__file__})
+                  and "site-packages" in m.__file__ and "/runtime/" not in m.__file__})
 print(json.dumps({"handlers": handlers, "kinds": kinds, "site_packages_files": outside}))
 """
 
@@ -122,7 +126,20 @@ def main() -> int:
                 if key in zipped and zipped[key] != here:
                     print(f"check_lambda_zip: FAIL: {dist} {zipped[key]} in the zip but {here} here ({dotted})")
                     return 1
-        command = [sys.executable, "-I", "-S", "-c", f"import sys; sys.path.insert(0, {str(root)!r})\n{CHILD}"]
+        # What the Lambda python3.12 runtime provides besides the zip: boto3 and its dependencies (the venv's copies
+        # stand in for the runtime's), after the zip on the path, and nothing else from site-packages.
+        runtime = Path(tmp) / "runtime"
+        runtime.mkdir()
+        for name in RUNTIME_PROVIDED:
+            spec = importlib.util.find_spec(name)
+            if spec is None or spec.origin is None:
+                print(f"check_lambda_zip: FAIL: {name} (provided by the Lambda runtime) is not installed here")
+                return 1
+            origin = Path(spec.origin)
+            source = origin.parent if origin.name == "__init__.py" else origin
+            os.symlink(source, runtime / source.name)
+        path = f"import sys; sys.path[:0] = [{str(root)!r}]; sys.path.append({str(runtime)!r})"
+        command = [sys.executable, "-I", "-S", "-c", f"{path}\n{CHILD}"]
         done = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=120, check=False)
         if done.returncode != 0:
             print(f"check_lambda_zip: FAIL: smoke import from the unpacked zip\n{done.stderr[-3000:]}")

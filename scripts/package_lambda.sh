@@ -8,11 +8,13 @@
 # Only what the functions load is shipped (the artifact must stay under 15 MB zipped; check_lambda_zip.py
 # enforces it in `make smoke`):
 # - granian (the local server) is left out: no function imports it.
-# - boto3/botocore ARE shipped, not taken from the runtime's bundled copy, so the SDK version is the one tested;
-#   but botocore's service models (botocore/data, ~25 MB of ~450 services) are pruned to the services the broker
-#   calls: kms (KmsSigner), dynamodb (DynamoDbLedger), s3 (S3Store), plus sts, which botocore's credential
-#   chain loads for assume-role/web-identity providers. The partition/endpoint/retry files at the root of
-#   botocore/data stay. boto3's resource models are pruned the same way (the broker uses clients only).
+# - boto3/botocore are NOT shipped: the Lambda python3.12 runtime provides them (1.5 MB zipped even with
+#   botocore's service models pruned to kms/dynamodb/s3/sts). The broker calls only long-stable operations
+#   (KMS Sign/GetPublicKey, DynamoDB conditional PutItem, S3 Get/Put/ListObjectsV2) through plain clients, so
+#   the runtime's SDK serves them; check_lambda_zip.py imports the handlers with a boto3 standing in for the
+#   runtime's. Should a dependency ever pull botocore in, its models are still pruned to those services below.
+# - pyyaml's C extension is dropped: the policy loader uses yaml.safe_load (the pure-Python SafeLoader).
+# - cel-expr-python's wheel also carries its build tree (bazel-project/, 7 MB) at the top level: dropped.
 # - lxml keeps only what signxml loads (lxml.etree and its helpers).
 # The zip is reproducible for a given set of wheels: fixed timestamps, sorted entries, no __pycache__.
 #
@@ -35,7 +37,8 @@ import tomllib
 with open(sys.argv[1], "rb") as handle:
     project = tomllib.load(handle)["project"]
 # granian is the local server (attestation-broker serve); no Lambda function imports it.
-LOCAL_ONLY = {"granian"}
+# boto3 (and botocore, s3transfer, jmespath, dateutil, urllib3) comes with the Lambda python3.12 runtime.
+LOCAL_ONLY = {"granian", "boto3"}
 for requirement in project["dependencies"] + project["optional-dependencies"]["aws"]:
     name = requirement.split(">")[0].split("=")[0].split("[")[0].strip().lower()
     if name not in LOCAL_ONLY:
@@ -71,16 +74,19 @@ fi
 # Trim what the runtime never loads (the policy engine uses no CEL extension library: 36 MB of .so files).
 find "$STAGE" -type d -name __pycache__ -prune -exec rm -rf {} +
 rm -rf "$STAGE/cel_expr_python/ext"
+rm -rf "$STAGE/bazel-project"
+rm -f "$STAGE"/yaml/_yaml.*.so
 rm -rf "$STAGE/bin"
 KEEP_SERVICES="kms dynamodb s3 sts"
 for dir in "$STAGE/botocore/data" "$STAGE/boto3/data"; do
+  [[ -d "$dir" ]] || continue
   for service in "$dir"/*/; do
     name="$(basename "$service")"
     [[ " $KEEP_SERVICES " == *" $name "* ]] || rm -rf "$service"
   done
 done
 # Example requests are documentation, never loaded by a client.
-find "$STAGE/botocore/data" -name 'examples-1.json' -delete
+[[ -d "$STAGE/botocore/data" ]] && find "$STAGE/botocore/data" -name 'examples-1.json' -delete
 # lxml (NVIDIA RIM signatures through signxml, which imports only lxml.etree): drop its C headers and Cython
 # sources and the submodules nothing imports (objectify, html, isoschematron).
 if [[ -d "$STAGE/lxml" ]]; then
