@@ -1,0 +1,83 @@
+"""The shared path builder (trust/chain.py): one set of rules for skew, basicConstraints, keyUsage, path length."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from attestation_broker.errors import BrokerError
+from attestation_broker.trust.chain import verify_path
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.x509.oid import NameOID
+
+from tests.unit.tokens.helpers import fresh_key, issue, self_signed
+
+NOW = datetime(2024, 6, 1, tzinfo=UTC)
+SKEW = timedelta(seconds=60)
+
+
+def _ca(issuer_key, issuer, key, cn, *, key_usage: bool = True, path_length: int | None = None):  # type: ignore[no-untyped-def]
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+        .issuer_name(issuer.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(datetime(2020, 1, 1, tzinfo=UTC))
+        .not_valid_after(datetime(2030, 1, 1, tzinfo=UTC))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
+    )
+    if key_usage:
+        builder = builder.add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+        )
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def _code(fn) -> str:  # type: ignore[no-untyped-def]
+    with pytest.raises(BrokerError) as exc:
+        fn()
+    return exc.value.code.name
+
+
+def test_rules_are_the_same_for_every_chain() -> None:
+    root_key, mid_key, leaf_key = fresh_key("root"), fresh_key("mid"), fresh_key("leaf")
+    root = self_signed(root_key, "Test Root")
+    mid = _ca(root_key, root, mid_key, "Test Mid")
+    leaf = issue(mid_key, mid, leaf_key, "Test Leaf", ca=False)
+    assert verify_path(leaf, [mid], [root], now=NOW, skew=SKEW, max_depth=3)[-1] == root
+
+    # an issuer without keyUsage is refused (it used to pass in one kind)
+    bare = _ca(root_key, root, mid_key, "Test Mid", key_usage=False)
+    leaf2 = issue(mid_key, bare, leaf_key, "Test Leaf", ca=False)
+    assert _code(lambda: verify_path(leaf2, [bare], [root], now=NOW, skew=SKEW, max_depth=3)) == "CERT_CHAIN_INVALID"
+
+    # path length 0 on the root forbids an intermediate CA below it
+    root0 = _ca(root_key, self_signed(root_key, "Test Root"), root_key, "Test Root", path_length=0)
+    mid0 = _ca(root_key, root0, mid_key, "Test Mid")
+    leaf3 = issue(mid_key, mid0, leaf_key, "Test Leaf", ca=False)
+    assert _code(lambda: verify_path(leaf3, [mid0], [root0], now=NOW, skew=SKEW, max_depth=3)) == "CERT_CHAIN_INVALID"
+
+    # a CA as the leaf, a missing intermediate, a foreign root
+    assert _code(lambda: verify_path(mid, [], [root], now=NOW, skew=SKEW, max_depth=3)) == "CERT_CHAIN_INVALID"
+    assert _code(lambda: verify_path(leaf, [], [root], now=NOW, skew=SKEW, max_depth=3)) == "CERT_CHAIN_INVALID"
+    other = self_signed(fresh_key("other"), "Test Root")
+    assert _code(lambda: verify_path(leaf, [mid], [other], now=NOW, skew=SKEW, max_depth=3)) == "CERT_CHAIN_INVALID"
+
+
+def test_clock_skew_applies_at_both_ends() -> None:
+    root_key, leaf_key = fresh_key("root"), fresh_key("leaf")
+    root = self_signed(root_key, "Test Root")
+    start = datetime(2024, 6, 1, tzinfo=UTC)
+    leaf = issue(root_key, root, leaf_key, "Test Leaf", ca=False, start=start, days=1)
+    ok = verify_path(leaf, [], [root], now=start - timedelta(seconds=30), skew=SKEW, max_depth=2)
+    assert ok[0] == leaf
+    assert _code(lambda: verify_path(leaf, [], [root], now=start - timedelta(seconds=90), skew=SKEW, max_depth=2)) == (
+        "CERT_EXPIRED"
+    )
+    end = start + timedelta(days=1)
+    assert verify_path(leaf, [], [root], now=end + timedelta(seconds=30), skew=SKEW, max_depth=2)[0] == leaf
+    assert _code(lambda: verify_path(leaf, [], [root], now=end + timedelta(seconds=90), skew=SKEW, max_depth=2)) == (
+        "CERT_EXPIRED"
+    )
