@@ -24,8 +24,8 @@ from attestation_broker.policy import PolicyEngine, PolicySet, TcbCurrency, load
 from attestation_broker.registry import Registry, default_registry
 from attestation_broker.token.federation import FederationConfig
 from attestation_broker.token.issuer import TokenService
-from attestation_broker.token.keys import KeyRing, local_keyring, local_rsa_signer
-from attestation_broker.token.signers import RS256, Signer
+from attestation_broker.token.keys import KeyRing, Retired, RetiredSigner, local_keyring, local_rsa_signer
+from attestation_broker.token.signers import ES256, RS256, Signer
 from attestation_broker.trust.cache import BlobStore, CollateralCache, DirectoryStore
 from attestation_broker.trust.fetch import Fetcher, HttpFetcher, OfflineFetcher
 from attestation_broker.trust.upstreams import build_fetcher
@@ -97,17 +97,43 @@ def build_rsa_signer(settings: Settings) -> Signer | None:
     raise CONFIG_INVALID(f"unknown RS256 signer {settings.signer_rs256!r}")
 
 
+def retired_kms_keys(settings: Settings) -> tuple[RetiredSigner, ...]:
+    """``retired_signers`` / ``retired_signers_rs256``: ``kms:<key>@<published_until>`` entries (docs/deploy.md
+    "Rotating the KMS signing keys"). Malformed entries stop the start (CONFIG_INVALID), never a caller's request."""
+    out: list[RetiredSigner] = []
+    for algorithm, name, entries in (
+        (ES256, "BROKER_RETIRED_SIGNERS", settings.retired_signers),
+        (RS256, "BROKER_RETIRED_SIGNERS_RS256", settings.retired_signers_rs256),
+    ):
+        for entry in entries:
+            # "@" never occurs in a KMS key id, ARN or alias name, so it cleanly separates the window.
+            key, sep, until = entry.rpartition("@")
+            if not sep or _split(key)[0] != "kms" or not _split(key)[1]:
+                raise CONFIG_INVALID(f"{name} entries must be kms:<key id|ARN|alias>@<ISO 8601 instant>")
+            try:
+                published_until = datetime.fromisoformat(until.strip().replace("Z", "+00:00"))
+            except ValueError:
+                raise CONFIG_INVALID(f"{name}: {until.strip()!r} is not an ISO 8601 instant") from None
+            if published_until.tzinfo is None:
+                published_until = published_until.replace(tzinfo=UTC)
+            from attestation_broker.aws.factory import signer_from_uri
+
+            out.append(RetiredSigner(signer_from_uri(key.strip(), algorithm), published_until))
+    return tuple(out)
+
+
 def build_keyring(settings: Settings) -> KeyRing:
     kind = _split(settings.signer)[0]
     rsa = build_rsa_signer(settings)
     extra = (rsa,) if rsa is not None else ()
+    kms_retired: tuple[Retired, ...] = retired_kms_keys(settings)
     if kind == "local":
         ring = local_keyring(settings.data_dir, rsa=False)
-        return KeyRing(ring.active, ring.retired, extra=extra)
+        return KeyRing(ring.active, (*ring.retired, *kms_retired), extra=extra)
     if kind == "kms":
         from attestation_broker.aws.factory import signer_from_uri
 
-        return KeyRing(signer_from_uri(settings.signer), extra=extra)
+        return KeyRing(signer_from_uri(settings.signer), kms_retired, extra=extra)
     raise CONFIG_INVALID(f"unknown signer {settings.signer!r}")
 
 

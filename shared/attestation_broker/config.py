@@ -112,6 +112,12 @@ class Settings:
     signer_rs256: str = ""
     """RS256 key for federation audiences that need it (docs/federation.md): ``local`` | ``kms:<RSA_2048 key id>`` |
     ``off``. Empty: a local key when ``signer`` is local, none otherwise (instances must share one key)."""
+    retired_signers: tuple[str, ...] = ()
+    """Retired ES256 KMS keys still published in ``/jwks`` (and accepted when verifying broker tokens) during their
+    overlap window: ``kms:<key id|ARN|alias>@<ISO 8601 published_until>``, comma-separated. An entry past its
+    ``published_until`` is ignored. The rotation procedure is in docs/deploy.md "Rotating the KMS signing keys"."""
+    retired_signers_rs256: tuple[str, ...] = ()
+    """Retired RS256 (``RSA_2048``) KMS keys with their overlap window, same form as ``retired_signers``."""
     ledger: str = "sqlite"
     """Replay ledger: ``sqlite[:<path>]`` (under ``data_dir``), ``dynamodb:<table>`` or ``off``."""
     cache: str = "local"

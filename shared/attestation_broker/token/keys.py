@@ -4,7 +4,10 @@
 every retired public key whose ``published_until`` is still in the future, so tokens signed just before a
 rotation keep verifying until they expire. Locally the retired keys of both algorithms live in
 ``<data_dir>/retired-keys.json``; ``attestation-broker keys rotate [--alg RS256]`` moves the active key of
-that algorithm there and creates a new one.
+that algorithm there and creates a new one. On AWS the retired keys are KMS keys named by the
+``retired_signers`` / ``retired_signers_rs256`` settings with their ``published_until`` (docs/deploy.md
+"Rotating the KMS signing keys"); their public halves are read from KMS on first use and only while their
+window is open, so an expired entry costs nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from attestation_broker.errors import CONFIG_INVALID
 from attestation_broker.files import private_file
@@ -28,10 +31,31 @@ class RetiredKey:
     published_until: datetime
 
 
+@dataclass(frozen=True)
+class RetiredSigner:
+    """A retired key whose public JWK comes from its signer backend (a KMS key: ``GetPublicKey`` only, no
+    ``Sign``), read lazily so a cold start pays nothing for it and an expired entry is never fetched."""
+
+    signer: Signer
+    published_until: datetime
+
+    @property
+    def jwk(self) -> dict[str, Any]:
+        return self.signer.public_jwk()
+
+
+class Retired(Protocol):
+    @property
+    def jwk(self) -> dict[str, Any]: ...
+
+    @property
+    def published_until(self) -> datetime: ...
+
+
 class KeyRing:
     """``active`` signs EAR tokens; ``extra`` holds the active signers of other algorithms (one each)."""
 
-    def __init__(self, active: Signer, retired: tuple[RetiredKey, ...] = (), *, extra: tuple[Signer, ...] = ()) -> None:
+    def __init__(self, active: Signer, retired: tuple[Retired, ...] = (), *, extra: tuple[Signer, ...] = ()) -> None:
         self.active = active
         self.retired = retired
         self.extra = tuple(s for s in extra if s.algorithm != active.algorithm)
@@ -49,7 +73,12 @@ class KeyRing:
     def published(self, now: datetime) -> list[dict[str, Any]]:
         keys = [s.public_jwk() for s in (self.active, *self.extra)]
         live = {k["kid"] for k in keys}
-        keys += [r.jwk for r in self.retired if r.published_until > now and r.jwk["kid"] not in live]
+        for retired in self.retired:
+            if retired.published_until > now:  # checked first: an expired KMS entry is never fetched
+                jwk = retired.jwk
+                if jwk["kid"] not in live:
+                    keys.append(jwk)
+                    live.add(jwk["kid"])
         return keys
 
     def jwks(self, now: datetime) -> dict[str, Any]:

@@ -199,6 +199,8 @@ def test_compiled_functions_routes_roles_and_schedule(compiled: dict[str, Any]) 
         assert env["BROKER_SIGNER_RS256"] == {"Fn::Join": ["", ["kms:", {"Fn::GetAtt": ["RsaSigningKey", "Arn"]}]]}
         # Token exchange is off until the operator allows audiences (docs/federation.md).
         assert env["BROKER_FEDERATION_AUDIENCES"] == "" and env["BROKER_FEDERATION_CONFIG"] == ""
+        # No retired KMS key until the operator rotates (docs/deploy.md "Rotating the KMS signing keys").
+        assert env["BROKER_RETIRED_SIGNERS"] == "" and env["BROKER_RETIRED_SIGNERS_RS256"] == ""
         assert "{{resolve:secretsmanager:${NonceSecret}" in env["BROKER_NONCE_SECRET"]["Fn::Sub"]
     assert len(roles) == 7 and "IamRoleLambdaExecution" not in resources  # no shared role
 
