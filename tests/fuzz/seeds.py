@@ -265,7 +265,79 @@ def _azure_token() -> list[Seed]:
     ]
 
 
-KINDS = ("snp", "tdx", "nitro", "tpm", "gcp-vtpm", "azure-vtpm", "gcp-token", "azure-token")
+def _nvidia_gpu() -> list[Seed]:
+    from attestation_broker.evidence.nvidia_gpu.kind import NvidiaGpuVerifier
+
+    v = NvidiaGpuVerifier()
+    gpu = "nvidia/nvtrust/h100pcie_550.90.07_2025/"
+    switch = "nvidia/attestation-sdk/ls10_switch_96.10.55.00.01/"
+    extras = (
+        vector(gpu + "hopperCertChain.txt"),
+        vector("nvidia/museop/NV_GPU_DRIVER_GH100_550.90.07.swidtag"),
+        vector("nvidia/museop/NV_GPU_VBIOS_1010_0200_882_96009F0001.swidtag"),
+    )
+    switch_extras = (
+        vector(switch + "switchCertChain.txt"),
+        vector(switch + "switchVBIOSRim_NV_SWITCH_BIOS_5612_0002_890_9610550001.xml"),
+    )
+    skip = {"offline": True, "revocation": "skip"}
+    return [
+        Seed(
+            "nvidia-E2",
+            "nvidia-gpu",
+            v,
+            Submission(vector(gpu + "hopperAttestationReport.txt"), extras),
+            _ctx(_day("2026-03-01"), **skip),
+        ),
+        Seed(
+            "nvidia-E7",
+            "nvidia-gpu",
+            v,
+            Submission(vector(switch + "switchAttestationReport.txt"), switch_extras),
+            _ctx(_day("2026-11-29"), **skip),
+        ),
+        Seed(
+            "nvidia-sdk-list",
+            "nvidia-gpu",
+            v,
+            Submission(vector("nvidia/attestation-sdk/serialized/multi_gpu_hopper.json")),
+            _ctx(_day("2026-11-29"), **skip),
+        ),
+    ]
+
+
+def _nvidia_token() -> list[Seed]:
+    import json
+
+    from attestation_broker.evidence.nvidia_token.kind import NvidiaTokenVerifier
+
+    jwks = BASE + "/nras/.well-known/jwks.json"
+    eat = json.dumps(json.loads(vector("nvidia/voltagegpu/rtxpro6000_nras/nras_tokens_excerpt.json"))["nras"]).encode()
+    routes = {jwks: vector("nvidia/voltagegpu/rtxpro6000_nras/nras_jwks_excerpt.json")}
+    now = datetime(2026, 9, 17, 12, 30, tzinfo=UTC)
+    return [
+        Seed(
+            "nras-gb20x",
+            "nvidia-token",
+            NvidiaTokenVerifier(),
+            Submission(eat),
+            _ctx(now, routes, nvidia_nras_jwks_url=jwks),
+        )
+    ]
+
+
+KINDS = (
+    "snp",
+    "tdx",
+    "nitro",
+    "tpm",
+    "gcp-vtpm",
+    "azure-vtpm",
+    "gcp-token",
+    "azure-token",
+    "nvidia-gpu",
+    "nvidia-token",
+)
 
 
 @cache
@@ -279,6 +351,8 @@ def seeds(kind: str) -> tuple[Seed, ...]:
         "azure-vtpm": _azure_vtpm,
         "gcp-token": _gcp_token,
         "azure-token": _azure_token,
+        "nvidia-gpu": _nvidia_gpu,
+        "nvidia-token": _nvidia_token,
     }
     return tuple(builders[kind]())
 
