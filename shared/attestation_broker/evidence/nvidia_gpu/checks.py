@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from attestation_broker.errors import CERT_CHAIN_INVALID, CERT_EXPIRED
 from attestation_broker.evidence.common import LruMemo, ecdsa_der_signature
+from attestation_broker.trust.x509 import load_certificates
 
 from .abi import FIELD_FWID, Report
 from .errors import NVIDIA_FWID_MISMATCH, NVIDIA_REPORT_SIGNATURE_INVALID
@@ -59,10 +60,10 @@ class DeviceChain:
 
 
 def load_chain(pem: bytes) -> tuple[x509.Certificate, ...]:
-    try:
-        certs = tuple(x509.load_pem_x509_certificates(pem))
-    except ValueError:
-        raise CERT_CHAIN_INVALID("the device certificate chain is not PEM certificates") from None
+    """Every certificate fully decoded (trust/x509.py), so later checks never meet a lazy-parse error."""
+    if b"-----BEGIN CERTIFICATE-----" not in pem:
+        raise CERT_CHAIN_INVALID("the device certificate chain is not PEM certificates")
+    certs = load_certificates(pem, CERT_CHAIN_INVALID, "the device certificate chain")
     if not certs or len(certs) > MAX_CHAIN:
         raise CERT_CHAIN_INVALID("the device certificate chain is empty or too long")
     return certs

@@ -15,6 +15,7 @@ XML ``signxml`` returns as signed, never from the input tree.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +28,7 @@ from signxml.verifier import SignatureConfiguration, XMLVerifier
 
 from attestation_broker.errors import CERT_EXPIRED, COLLATERAL_EXPIRED, BrokerError
 from attestation_broker.evidence.common import LruMemo
+from attestation_broker.trust.x509 import load_certificate
 
 from .checks import DeviceChain, chain_signatures, check_validity
 from .errors import NVIDIA_RIM_MALFORMED, NVIDIA_RIM_SIGNATURE_INVALID
@@ -75,9 +77,10 @@ def _certificates(root: etree._Element) -> tuple[x509.Certificate, ...]:
     if not texts or len(texts) > 8:
         raise NVIDIA_RIM_MALFORMED("the RIM signature carries no (or too many) X.509 certificates")
     try:
-        return tuple(x509.load_der_x509_certificate(base64.b64decode("".join((t.text or "").split()))) for t in texts)
-    except ValueError:
-        raise NVIDIA_RIM_MALFORMED("a RIM signer certificate is not DER") from None
+        ders = [base64.b64decode("".join((t.text or "").split()), validate=True) for t in texts]
+    except (ValueError, binascii.Error):
+        raise NVIDIA_RIM_MALFORMED("a RIM signer certificate is not base64") from None
+    return tuple(load_certificate(der, NVIDIA_RIM_MALFORMED, "a RIM signer certificate") for der in ders)
 
 
 def _measurements(signed: etree._Element) -> tuple[Golden, ...]:
