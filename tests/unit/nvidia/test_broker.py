@@ -58,3 +58,27 @@ def test_unknown_revocation_mode_is_a_config_error() -> None:
     with pytest.raises(BrokerError) as err:
         verify(E6.report_bytes(), (E6.chain_bytes(),), E6.now, revocation="sometimes")
     assert err.value.code.name == "CONFIG_INVALID"
+
+
+def test_default_policy_refuses_a_measurement_mismatch(tmp_path: Path) -> None:
+    from tests.unit.nvidia.support import E3
+
+    body = {
+        "evidence": base64.b64encode(E3.report_bytes()).decode(),
+        "extras": [base64.b64encode(b).decode() for b in (E3.chain_bytes(), *E3.rim_bytes())],
+    }
+    h = make_harness(tmp_path, verifiers=[NvidiaGpuVerifier()], revocation="skip", offline=True)
+    h.clock[0] = E3.now
+    resp = h.api.handle(
+        HttpRequest("POST", "/v1/attest/nvidia-gpu", {"content-type": "application/json"}, json.dumps(body).encode())
+    )
+    assert resp.status == 403
+    assert resp.json()["code"] == "POLICY_REJECTED"
+    assert "token" not in resp.json()
+
+
+def test_default_policy_names() -> None:
+    from attestation_broker.policy import default_policy
+
+    assert default_policy("nvidia-gpu").name == "nvidia-gpu-default"
+    assert default_policy("nvidia-token").name == "nvidia-token-default"
