@@ -326,18 +326,10 @@ def _nvidia_token() -> list[Seed]:
     ]
 
 
-KINDS = (
-    "snp",
-    "tdx",
-    "nitro",
-    "tpm",
-    "gcp-vtpm",
-    "azure-vtpm",
-    "gcp-token",
-    "azure-token",
-    "nvidia-gpu",
-    "nvidia-token",
-)
+KINDS = ("snp", "tdx", "nitro", "tpm", "gcp-vtpm", "azure-vtpm", "gcp-token", "azure-token")
+# The NVIDIA kinds are fuzzed too; they do not use the shared input collector (attestation_broker.inputs) yet,
+# so the collector's per-kind tests iterate KINDS only.
+FUZZ_KINDS = (*KINDS, "nvidia-gpu", "nvidia-token")
 
 
 @cache
