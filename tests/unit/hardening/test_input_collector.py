@@ -101,3 +101,9 @@ def test_one_base64_rule_refuses(text: object) -> None:
     with pytest.raises(BrokerError) as exc:
         decode_base64(text, "x")
     assert exc.value.code.name == "INPUT_BASE64_INVALID" and exc.value.status == 400
+
+
+def test_tdx_collateral_as_deeply_nested_json_text_is_typed() -> None:
+    seed = seeds("tdx")[0]
+    sub = Submission(seed.submission.evidence, fields={"collateral": "[" * 100_000 + "]" * 100_000})
+    assert _code("tdx", sub) == "MALFORMED_EVIDENCE"

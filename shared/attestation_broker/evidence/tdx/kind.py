@@ -10,6 +10,7 @@ from __future__ import annotations
 import binascii
 import json
 
+from attestation_broker import jsonlimits
 from attestation_broker.appraisal import Appraisal
 from attestation_broker.errors import MALFORMED_EVIDENCE
 from attestation_broker.evidence.tdx import TdxCollateral, TdxTrust, verify_tdx_evidence
@@ -50,6 +51,12 @@ class TdxVerifier:
             value = submission.fields["collateral"]
             if not isinstance(value, dict | str):
                 raise MALFORMED_EVIDENCE("field collateral must be a dcap-qvl collateral object")
+            if (
+                isinstance(value, str)
+                and jsonlimits.depth(value.encode("utf-8", "surrogatepass")) > jsonlimits.MAX_DEPTH
+            ):
+                # A JSON text inside a JSON string escapes the request's depth limit: check it here.
+                raise MALFORMED_EVIDENCE("field collateral is nested too deeply")
             override = TdxCollateral.from_dcap_qvl_json(json.dumps(value) if isinstance(value, dict) else value)
         result = verify_tdx_evidence(
             _quote_bytes(submission.evidence),
