@@ -1,8 +1,22 @@
 """The SEV-SNP verification pipeline shared by the ``snp`` kind and the composite kinds.
 
-parse (abi) → endorsement key (supplied or AMD KDS) → chain to pinned ARK (verify) → report signature
-→ CHIP_ID / REPORTED_TCB against the certificate → AMD CRL (fresh, ARK-signed, intermediate not
-revoked) → REPORT_DATA binding → policy grade (appraise) → normalized claims (claims).
+Chain of trust, in the order :func:`verify_snp_evidence` checks it (fail closed; each step raises a typed error;
+the matching ``# Step N`` comment marks its code):
+
+1. Parse: the ATTESTATION_REPORT and any extended-report certificate table (:mod:`.abi`); supplied certificates
+   and CRLs classified by role (:mod:`.certs`); the product line from CPUID, the ``product`` field or the leaf.
+2. Signing key: SIGNING_KEY must name a VCEK or VLEK (MASK_CHIP_KEY refused); the matching supplied endorsement
+   key is chosen, else the VCEK is fetched from AMD KDS (a VLEK is never fetched).
+3. Chain: endorsement key → ASK/ASVK → the pinned ARK of that product line (:func:`.checks.verify_chain`), leaf
+   product and validity at ``now`` within the configured clock skew.
+4. Report signature: ECDSA P-384 over the report body with the endorsement key.
+5. Certificate ↔ report: REPORTED_TCB against the certificate's TCB extensions; for a VCEK, CHIP_ID against the
+   certificate's hwID.
+6. Revocation (unless ``revocation = skip``): an ARK-signed, fresh AMD CRL (supplied or from KDS) must not list the
+   intermediate.
+7. Binding: REPORT_DATA equals the expected value when a nonce was requested.
+8. Appraisal and claims: policy facts graded into the AR4SI vector (:mod:`.appraise`), normalized claims
+   (:mod:`.claims`).
 """
 
 from __future__ import annotations
@@ -167,6 +181,7 @@ def verify_snp_evidence(
     Raises a :class:`~attestation_broker.errors.BrokerError` on any verification failure; policy outcomes are
     graded as facts into the trustworthiness vector; the operator's policy is applied by the Broker.
     """
+    # Step 1: parse the report, classify what was supplied, settle the product line.
     parsed, table = split_evidence(report)
     supplied = classify(certificates, table)
     product_line = _product(parsed, supplied, product)
@@ -174,6 +189,7 @@ def verify_snp_evidence(
     roots = trust.roots(product_line)
     skew = timedelta(seconds=ctx.settings.clock_skew_seconds)
 
+    # Step 2: the signing key the report names, supplied or fetched from KDS.
     if parsed.mask_chip_key or parsed.signing_key not in (SIGNING_KEY_VCEK, SIGNING_KEY_VLEK):
         raise SNP_SIGNING_KEY_UNSUPPORTED(
             f"SIGNING_KEY {parsed.signing_key_name}, MASK_CHIP_KEY {parsed.mask_chip_key}"
@@ -194,10 +210,13 @@ def verify_snp_evidence(
         leaf = chosen[0]
         source = {"url": None, "source": "evidence", "stale": False}
 
+    # Step 3: endorsement key -> ASK/ASVK -> pinned ARK, validity within the clock skew.
     chain: VerifiedChain = verify_chain(leaf, kind, roots, supplied.intermediates)
     check_leaf_product(chain, product_line)
     check_validity(chain, ctx.now, skew)
+    # Step 4: the report signature.
     verify_report_signature(parsed, chain.public_key)
+    # Step 5: the certificate vouches for this chip and TCB.
     check_tcb(chain.info, tcb)
     if kind == "vcek":
         check_chip_id(chain.info, parsed, product_line)
@@ -211,15 +230,18 @@ def verify_snp_evidence(
         }
     )
 
+    # Step 6: revocation of the intermediate.
     if not revocation.skipped(ctx.settings):  # revocation = skip: recorded by the broker, capped at warning
         crl, crl_entry = _crl(ctx, supplied, roots, kind, skew)
         check_not_revoked(crl, chain.intermediate)
         crl_entry.update({"issued": _iso(crl.last_update), "next_update": _iso(crl.next_update)})
         collateral.append(crl_entry)
 
+    # Step 7: nonce binding.
     if expected_report_data is not None:
         require_equal("SEV-SNP REPORT_DATA", parsed.report_data, expected_report_data)
 
+    # Step 8: appraisal and normalized claims.
     grade = appraise(parsed, tcb, product_line, kind, FACTS)
     claims = attester_claims(parsed, tcb, grade.tcb_status, product_line, chain.info)
     verifier_claims: dict[str, Any] = {
