@@ -8,6 +8,12 @@ no server/client EKUs): every CA on the path must have basicConstraints ``cA`` a
 ``keyCertSign`` (a CA without keyUsage is refused), path length constraints are enforced by the
 library, the path is at most ``max_depth`` certificates deep, and the leaf must not be a CA.
 Failures are the caller's typed code (CERT_CHAIN_INVALID by default); nothing untyped escapes.
+
+Verified paths are memoized in one bounded LRU shared by every kind (:data:`PATHS`), keyed by the exact DER
+bytes of the leaf, the intermediates and the anchors and by the depth limit: path building and its signature
+checks depend on those bytes alone, because the library is asked at a time inside every supplied window. Time
+is judged on every call (validity with skew before the lookup, the anchor's window after it); failures are
+never memoized.
 """
 
 from __future__ import annotations
@@ -16,9 +22,11 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import verification
 
 from attestation_broker.errors import CERT_CHAIN_INVALID, CERT_EXPIRED, BrokerError
+from attestation_broker.evidence.common import LruMemo
 
 ErrorFactory = Callable[[str], BrokerError]
 
@@ -47,6 +55,14 @@ CA_POLICY = (
 LEAF_POLICY = verification.ExtensionPolicy.permit_all().may_be_present(x509.BasicConstraints, _ANY, _leaf_not_ca)
 
 
+# Verified paths, shared by every kind (see the module docstring).
+PATHS = LruMemo(1024)
+
+
+def _der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
 def _window(cert: x509.Certificate) -> tuple[datetime, datetime]:
     return cert.not_valid_before_utc, cert.not_valid_after_utc
 
@@ -73,17 +89,22 @@ def verify_path(
     latest_start = max(_window(c)[0] for c in supplied)
     earliest_end = min(_window(c)[1] for c in supplied)
     at = min(max(now, latest_start), earliest_end)
-    builder = (
-        verification.PolicyBuilder()
-        .store(verification.Store(list(anchors)))
-        .time(at)
-        .max_chain_depth(max_depth)
-        .extension_policies(ca_policy=CA_POLICY, ee_policy=LEAF_POLICY)
-    )
-    try:
-        path = builder.build_client_verifier().verify(leaf, list(intermediates)).chain
-    except (verification.VerificationError, ValueError, TypeError):
-        raise error(f"{what} does not verify to the pinned root") from None
+
+    def build() -> tuple[x509.Certificate, ...]:
+        builder = (
+            verification.PolicyBuilder()
+            .store(verification.Store(list(anchors)))
+            .time(at)
+            .max_chain_depth(max_depth)
+            .extension_policies(ca_policy=CA_POLICY, ee_policy=LEAF_POLICY)
+        )
+        try:
+            return tuple(builder.build_client_verifier().verify(leaf, list(intermediates)).chain)
+        except (verification.VerificationError, ValueError, TypeError):
+            raise error(f"{what} does not verify to the pinned root") from None
+
+    key = (_der(leaf), tuple(_der(c) for c in intermediates), tuple(_der(c) for c in anchors), max_depth)
+    path = PATHS.get(key, build)
     anchor = path[-1]
     not_before, not_after = _window(anchor)
     if not not_before - skew <= now <= not_after + skew:

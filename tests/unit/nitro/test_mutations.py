@@ -10,6 +10,7 @@ import pytest
 from attestation_broker.binding import ExpectedBinding
 from attestation_broker.evidence.nitro.abi import MAX_DOCUMENT_BYTES
 from attestation_broker.evidence.nitro.kind import NitroVerifier
+from attestation_broker.trust.chain import PATHS
 from attestation_broker.verifier import Submission
 
 from tests.support.context import offline_context
@@ -179,16 +180,17 @@ def test_document_timestamp_outside_leaf_window() -> None:
     )
 
 
-def test_chain_cache_rechecks_validity_every_time() -> None:
+def test_path_memo_rechecks_validity_every_time() -> None:
     verifier = NitroVerifier()
     raw = NONDEBUG.raw()
     run(raw, NONDEBUG.now, verifier=verifier)
-    misses = verifier.chains.misses
+    misses = PATHS.misses
+    hits = PATHS.hits
     run(raw, NONDEBUG.now, verifier=verifier)
-    assert verifier.chains.misses == misses and verifier.chains.hits >= 4
+    assert PATHS.misses == misses and PATHS.hits == hits + 1
     later = NONDEBUG.now + timedelta(hours=4)
     assert code_of(lambda: run(raw, later, verifier=verifier)) == "CERT_EXPIRED"
-    # A cached edge is keyed by exact bytes: a flipped intermediate is re-verified, not served from cache.
+    # A memoized path is keyed by exact bytes: a flipped intermediate is re-verified, not served from memory.
     bundle = payload_of(raw)["cabundle"]
     tampered = with_payload(raw, cabundle=[bundle[0], bundle[1], flip(bundle[2], len(bundle[2]) - 2), bundle[3]])
     assert code_of(lambda: run(tampered, NONDEBUG.now, verifier=verifier)) == "CERT_CHAIN_INVALID"

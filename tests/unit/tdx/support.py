@@ -239,6 +239,11 @@ def _cert(
         .not_valid_before(not_before)
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        # keyUsage like Intel's real certificates: keyCertSign + cRLSign on CAs, digitalSignature on leaves.
+        .add_extension(
+            x509.KeyUsage(not ca, False, False, False, False, ca, ca, False, False),
+            critical=True,
+        )
     )
     if extension is not None:
         builder = builder.add_extension(

@@ -1,12 +1,15 @@
 """Google vTPM AK certificates: chain to the pinned Google EK/AK roots and GCE instance identity.
 
-- Chain (RFC 5280 §6, reduced to what Google's two hierarchies need): AK cert ← intermediate ← pinned
-  root (``tpm_ek_root_1.cer`` 2018 hierarchy, ``gcp_ek_ak_ca_root.crt`` 2022 hierarchy). Each link is a
-  signature check with ``verify_directly_issued_by``; every cert must be valid at ``now``; issuers must
-  be CAs with keyCertSign; the AK cert must be an end-entity cert with digitalSignature.
-- Intermediates come from the attestation (``intermediate_certs``), from extras, or, when neither has
+- Chain (RFC 5280 §6): AK cert ← intermediate ← pinned root (``tpm_ek_root_1.cer`` 2018 hierarchy,
+  ``gcp_ek_ak_ca_root.crt`` 2022 hierarchy), built and verified by the shared path builder
+  (:func:`attestation_broker.trust.chain.verify_path`: signatures, validity at ``now`` with the clock skew,
+  CAs with basicConstraints cA and keyCertSign, path length, leaf not a CA; Google's real chains in
+  tests/vectors/gcp satisfy it unrelaxed). The AK profile on top: the AK cert must carry keyUsage
+  digitalSignature (an EK certificate is refused as GCP_VTPM_AK_CERT_USAGE).
+- Intermediates come from the attestation (``intermediate_certs``), from extras, or, when neither names
   the issuer, from the AK cert's AIA caIssuers URL through the collateral cache — only for Google's
-  published certificate hosts, and the fetched cert is verified like any other.
+  published certificate hosts; a fetched cert is only a candidate for the path builder, trusted like any
+  other supplied certificate, i.e. not at all until the path verifies.
 - Identity: extension 1.3.6.1.4.1.11129.2.1.21 (go-tpm-tools server/verify.go ``gceInstanceInfo``):
   SEQUENCE { zone UTF8String, project_number INTEGER, project_id UTF8String, instance_id INTEGER,
   instance_name UTF8String, [0] EXPLICIT SEQUENCE { [0] EXPLICIT INTEGER security_version,
@@ -19,15 +22,15 @@ import urllib.parse
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID
 
-from attestation_broker.errors import CERT_CHAIN_INVALID, CERT_EXPIRED
+from attestation_broker.errors import CERT_CHAIN_INVALID
+from attestation_broker.trust.chain import verify_path
 from attestation_broker.trust.roots import root_certificates
 from attestation_broker.trust.x509 import load_certificate
 
@@ -85,56 +88,10 @@ def load_cert(data: bytes) -> x509.Certificate:
     return load_certificate(data, GCP_VTPM_AK_CERT_MALFORMED, "certificate")
 
 
-# Whether ``child`` is signed by ``issuer``: a pure function of the two certificates, and an AK chain is the same
-# on every attestation of a VM (RSA-4096 verifications were a third of a gcp-vtpm verification). Validity at
-# ``now`` is still checked at every use.
-_SIGNED: dict[tuple[x509.Certificate, x509.Certificate], bool] = {}
-_SIGNED_MAX = 1024
-
-
-def _signed_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
-    key = (child, issuer)
-    known = _SIGNED.get(key)
-    if known is None:
-        known = _verify_signed_by(child, issuer)
-        if len(_SIGNED) >= _SIGNED_MAX:
-            _SIGNED.clear()
-        _SIGNED[key] = known
-    return known
-
-
-def _verify_signed_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
-    with warnings.catch_warnings():
-        # Google's 2018 CA names carry attributes longer than X.520 upper bounds.
-        warnings.simplefilter("ignore", UserWarning)
-        try:
-            child.verify_directly_issued_by(issuer)
-        except (ValueError, TypeError, InvalidSignature):
-            return False
-    return True
-
-
 def _names_issuer(child: x509.Certificate, issuer: x509.Certificate) -> bool:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return child.issuer == issuer.subject
-
-
-def _check_time(cert: x509.Certificate, now: datetime, what: str) -> None:
-    if not (cert.not_valid_before_utc <= now <= cert.not_valid_after_utc):
-        raise CERT_EXPIRED(f"{what} is outside its validity period")
-
-
-def _check_ca(cert: x509.Certificate, what: str) -> None:
-    try:
-        bc = cert.extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS).value
-        ku = cert.extensions.get_extension_for_oid(ExtensionOID.KEY_USAGE).value
-    except x509.ExtensionNotFound:
-        raise GCP_VTPM_AK_CERT_USAGE(f"{what} lacks basicConstraints or keyUsage") from None
-    if not isinstance(bc, x509.BasicConstraints) or not bc.ca:
-        raise GCP_VTPM_AK_CERT_USAGE(f"{what} is not a CA")
-    if not isinstance(ku, x509.KeyUsage) or not ku.key_cert_sign:
-        raise GCP_VTPM_AK_CERT_USAGE(f"{what} may not sign certificates")
 
 
 def _check_leaf(cert: x509.Certificate) -> None:
@@ -172,51 +129,69 @@ def aia_issuer_urls(cert: x509.Certificate) -> list[str]:
     return urls
 
 
+def _discover(
+    ak_cert: x509.Certificate,
+    pool: Sequence[x509.Certificate],
+    anchors: Sequence[x509.Certificate],
+    fetch_issuer: Callable[[str], tuple[bytes, dict[str, object]]] | None,
+) -> tuple[list[x509.Certificate], list[dict[str, object]]]:
+    """Issuers missing from ``pool`` fetched through AIA (by name only: nothing is trusted until the path
+    builder has verified the whole path). Returns the fetched certificates and their collateral records."""
+    fetched: list[x509.Certificate] = []
+    records: list[dict[str, object]] = []
+    current = ak_cert
+    for _ in range(MAX_CHAIN):
+        if any(_names_issuer(current, root) for root in anchors):
+            return fetched, records
+        issuer = next((c for c in [*pool, *fetched] if c != current and _names_issuer(current, c)), None)
+        if issuer is None and fetch_issuer is not None:
+            for url in aia_issuer_urls(current):
+                body, record = fetch_issuer(url)  # outages propagate as COLLATERAL_UNAVAILABLE (503)
+                candidate = load_cert(body)
+                if _names_issuer(current, candidate):
+                    issuer = candidate
+                    fetched.append(candidate)
+                    records.append(record)
+                    break
+        if issuer is None:
+            raise CERT_CHAIN_INVALID("AK certificate does not chain to a pinned Google EK/AK root")
+        current = issuer
+    raise CERT_CHAIN_INVALID("AK certificate chain is too long")
+
+
 def verify_ak_cert(
     ak_cert: x509.Certificate,
     intermediates: Sequence[x509.Certificate],
     *,
     now: datetime,
+    skew: timedelta = timedelta(0),
     fetch_issuer: Callable[[str], tuple[bytes, dict[str, object]]] | None = None,
     roots: Sequence[tuple[str, x509.Certificate]] | None = None,
 ) -> VerifiedAkCert:
-    """Build and verify AK cert → … → pinned Google root at ``now``; raise on any failure.
+    """Build and verify AK cert → … → pinned Google root at ``now`` (± ``skew``); raise on any failure.
 
     ``fetch_issuer(url)`` returns (DER/PEM bytes, collateral record) for an AIA URL; it is only called
-    when no supplied certificate or pinned root signed the current certificate. ``roots`` is a test seam
-    (a generated Google-like CA); None, the product behaviour, means the pinned Google roots.
+    when no supplied certificate or pinned root is named as the current certificate's issuer. ``roots`` is a
+    test seam (a generated Google-like CA); None, the product behaviour, means the pinned Google roots.
     """
     anchors = tuple(roots) if roots is not None else google_roots()
+    anchor_certs = [cert for _, cert in anchors]
     _check_leaf(ak_cert)
-    _check_time(ak_cert, now, "AK certificate")
-    chain = [ak_cert]
-    fetched: list[dict[str, object]] = []
-    pool = list(intermediates)
-    current = ak_cert
-    for _ in range(MAX_CHAIN):
-        for name, root in anchors:
-            if _signed_by(current, root):
-                _check_time(root, now, "Google root")
-                return VerifiedAkCert(ak_cert, (*chain, root), name, parse_identity(ak_cert), tuple(fetched))
-        issuer = next((c for c in pool if c not in chain and _signed_by(current, c)), None)
-        if issuer is None and any(_names_issuer(current, c) for c in [*pool, *(r for _, r in anchors)]):
-            # The named issuer is at hand but did not sign: a forged or corrupted certificate, not a gap.
-            raise CERT_CHAIN_INVALID("AK chain signature does not verify")
-        if issuer is None and fetch_issuer is not None:
-            for url in aia_issuer_urls(current):
-                body, record = fetch_issuer(url)  # outages propagate as COLLATERAL_UNAVAILABLE (503)
-                candidate = load_cert(body)
-                if _signed_by(current, candidate):
-                    issuer = candidate
-                    fetched.append(record)
-                    break
-        if issuer is None:
-            raise CERT_CHAIN_INVALID("AK certificate does not chain to a pinned Google EK/AK root")
-        _check_ca(issuer, "AK chain intermediate")
-        _check_time(issuer, now, "AK chain intermediate")
-        chain.append(issuer)
-        current = issuer
-    raise CERT_CHAIN_INVALID("AK certificate chain is too long")
+    fetched, records = _discover(ak_cert, intermediates, anchor_certs, fetch_issuer)
+    with warnings.catch_warnings():
+        # Google's 2018 CA names carry attributes longer than X.520 upper bounds.
+        warnings.simplefilter("ignore", UserWarning)
+        path = verify_path(
+            ak_cert,
+            [*intermediates, *fetched],
+            anchor_certs,
+            now=now,
+            skew=skew,
+            max_depth=MAX_CHAIN,
+            what="AK certificate chain",
+        )
+    root = next(name for name, cert in anchors if cert == path[-1])
+    return VerifiedAkCert(ak_cert, tuple(path), root, parse_identity(ak_cert), tuple(records))
 
 
 def public_key_der(cert: x509.Certificate) -> bytes:

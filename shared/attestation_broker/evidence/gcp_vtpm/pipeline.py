@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
@@ -192,7 +193,12 @@ def verify_attestation(
     cert = _ak_certificate(att, ak, extra_certs)
     intermediates = [load_cert(c) for c in att.intermediate_certs] + [c for c in extra_certs if c != cert]
     ak_cert = verify_ak_cert(
-        cert, intermediates, now=ctx.now, fetch_issuer=_fetcher(ctx), roots=trust.ak_roots if trust else None
+        cert,
+        intermediates,
+        now=ctx.now,
+        skew=timedelta(seconds=ctx.settings.clock_skew_seconds),
+        fetch_issuer=_fetcher(ctx),
+        roots=trust.ak_roots if trust else None,
     )
     _check_instance_info(att, ak_cert)
 

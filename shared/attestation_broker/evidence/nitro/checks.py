@@ -2,16 +2,16 @@
 
 Implements the AWS Nitro Enclaves "Verifying the root of trust" §"Certificates validity" and
 §"COSE signature validation", and RFC 9052 §4.4 / RFC 9053 §2.1 (ES384: ECDSA P-384 with SHA-384,
-signature r ‖ s of 48 bytes each). Order: chain (root pin, every edge, validity at the document
-time and at ``now``) → signature with the leaf key → nonce binding. Freshness against policy is a
+signature r ‖ s of 48 bytes each). Order: chain (root pin, profile, validity at the document
+time and at ``now``, path) → signature with the leaf key → nonce binding. Freshness against policy is a
 separate call.
 
-Chain: ``cabundle`` is root first; cabundle[0] must be byte-identical to the pinned AWS root, each
-next certificate is issued by the previous one, the document ``certificate`` by the last. Every
-issuer is a CA with keyCertSign and a sufficient pathLenConstraint, every signature ECDSA P-384 /
-SHA-384, no unknown critical extension. Edge checks depend on the DER bytes alone, so verified
-edges are memoized by exact (issuer DER, subject DER, leaf?); validity windows depend on time and are
-checked on every call.
+Chain: ``cabundle`` is root first; cabundle[0] must be byte-identical to the pinned AWS root and the
+bundle followed by the document ``certificate`` must be exactly the issuance path. Signatures, CA basic
+constraints and keyUsage, pathLenConstraint and "leaf is not a CA" are the shared path builder's
+(:func:`attestation_broker.trust.chain.verify_path`, the same rules as every kind); the AWS profile on
+top of it is checked here: P-384 keys, ECDSA-SHA384 signatures, no unrecognized critical extension,
+validity at the document timestamp as well as at ``now``.
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ from cryptography.x509.oid import SignatureAlgorithmOID
 
 from attestation_broker.binding import ExpectedBinding, require_equal
 from attestation_broker.errors import CERT_CHAIN_INVALID
-from attestation_broker.evidence.common import LruMemo, ecdsa_der_signature, require_valid_at
+from attestation_broker.evidence.common import ecdsa_der_signature, require_valid_at
 from attestation_broker.evidence.common import load_der_certificate as load_certificate
+from attestation_broker.trust.chain import verify_path
 
 from .abi import AttestationDocument, CoseSign1, ParsedDocument
 from .errors import NITRO_DOCUMENT_FROM_FUTURE, NITRO_SIGNATURE_INVALID
@@ -63,27 +64,18 @@ def _no_unknown_critical(cert: x509.Certificate, role: str) -> None:
             raise CERT_CHAIN_INVALID(f"{role} has an unrecognized critical extension")
 
 
-def _check_edge(issuer: x509.Certificate, subject: x509.Certificate, role: str) -> None:
-    """Everything about one issuer → subject link that depends only on the two certificates."""
-    try:
-        constraints = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value
-        usage = issuer.extensions.get_extension_for_class(x509.KeyUsage).value
-    except (x509.ExtensionNotFound, ValueError):
-        raise CERT_CHAIN_INVALID(f"issuer of {role} lacks basicConstraints or keyUsage") from None
-    if not constraints.ca or not usage.key_cert_sign:
-        raise CERT_CHAIN_INVALID(f"issuer of {role} is not a certificate authority")
-    _require_p384(issuer, f"issuer of {role}")
-    _no_unknown_critical(subject, role)
-    if subject.signature_algorithm_oid != SignatureAlgorithmOID.ECDSA_WITH_SHA384:
-        raise CERT_CHAIN_INVALID(f"{role} is not signed with ECDSA-SHA384")
-    try:
-        subject.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
-        raise CERT_CHAIN_INVALID(f"{role} is not issued by the previous certificate") from None
-
-
-def _check_leaf(leaf: x509.Certificate) -> None:
-    _require_p384(leaf, "document certificate")
+def _check_profile(certs: list[x509.Certificate], bundle_len: int) -> None:
+    """The AWS Nitro certificate profile, beyond what the shared path builder checks: P-384 keys throughout,
+    ECDSA-SHA384 signatures, no unrecognized critical extension, a leaf that may sign."""
+    for index, cert in enumerate(certs):
+        role = _role(index, bundle_len)
+        _require_p384(cert, role)
+        if index == 0:
+            continue  # the pinned root is byte-compared, its self-signature is not part of the profile
+        _no_unknown_critical(cert, role)
+        if cert.signature_algorithm_oid != SignatureAlgorithmOID.ECDSA_WITH_SHA384:
+            raise CERT_CHAIN_INVALID(f"{role} is not signed with ECDSA-SHA384")
+    leaf = certs[-1]
     try:
         constraints: x509.BasicConstraints | None = leaf.extensions.get_extension_for_class(x509.BasicConstraints).value
     except x509.ExtensionNotFound:
@@ -98,69 +90,60 @@ def _check_leaf(leaf: x509.Certificate) -> None:
         raise CERT_CHAIN_INVALID("document certificate may not sign")
 
 
-def _check_edge_ders(issuer_der: bytes, subject_der: bytes, role: str) -> None:
-    issuer, subject = load_certificate(issuer_der), load_certificate(subject_der)
-    _check_edge(issuer, subject, role)
-    if role == "document certificate":
-        _check_leaf(subject)
+def _role(index: int, bundle_len: int) -> str:
+    return "document certificate" if index == bundle_len else f"cabundle[{index}]"
 
 
-def _path_length(cert: x509.Certificate) -> int | None:
+# cabundle is root + at most a few intermediates (AWS issues root → regional → zonal → instance CAs).
+MAX_DEPTH = 8
+
+
+def verify_chain(
+    document: AttestationDocument, anchor: TrustAnchor, *, now: datetime, skew: timedelta
+) -> VerifiedChain:
+    """cabundle + certificate to the pinned anchor, in the order AWS gives them (root first)."""
+    bundle = document.cabundle
+    if bundle[0] != anchor.der:
+        raise CERT_CHAIN_INVALID("cabundle[0] is not the pinned AWS Nitro Enclaves root")
+    ders = (*bundle, document.certificate)
+    if len(set(ders)) != len(ders):
+        # A repeated (self-signed) root would still "chain"; no genuine bundle repeats a certificate.
+        raise CERT_CHAIN_INVALID("cabundle repeats a certificate")
     try:
-        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length
-    except x509.ExtensionNotFound:
-        return None
-
-
-class ChainVerifier:
-    """Verifies cabundle + certificate to one trust anchor, memoizing verified edges by exact DER bytes."""
-
-    def __init__(self, anchor: TrustAnchor, *, max_edges: int = 4096) -> None:
-        self.anchor = anchor
-        self._edges = LruMemo(max_edges)  # (issuer DER, subject DER, leaf?) → None once verified
-
-    @property
-    def hits(self) -> int:
-        return self._edges.hits
-
-    @property
-    def misses(self) -> int:
-        return self._edges.misses
-
-    def _edge(self, issuer_der: bytes, subject_der: bytes, role: str) -> None:
-        is_leaf = role == "document certificate"
-        # The leaf flag is part of the key: leaf-only checks must run for a pair first seen as CA → CA.
-        self._edges.get((issuer_der, subject_der, is_leaf), lambda: _check_edge_ders(issuer_der, subject_der, role))
-
-    def verify(self, document: AttestationDocument, *, now: datetime, skew: timedelta) -> VerifiedChain:
-        bundle = document.cabundle
-        if bundle[0] != self.anchor.der:
-            raise CERT_CHAIN_INVALID("cabundle[0] is not the pinned AWS Nitro Enclaves root")
-        ders = (*bundle, document.certificate)
-        if len(set(ders)) != len(ders):
-            # A repeated (self-signed) root would still "chain"; no genuine bundle repeats a certificate.
-            raise CERT_CHAIN_INVALID("cabundle repeats a certificate")
-        for index in range(1, len(ders)):
-            role = "document certificate" if index == len(bundle) else f"cabundle[{index}]"
-            self._edge(ders[index - 1], ders[index], role)
         certs = [load_certificate(der) for der in ders]
-        # pathLenConstraint: number of CA certificates that may follow this one (the leaf excluded).
-        for index, cert in enumerate(certs[:-1]):
-            limit = _path_length(cert)
-            if limit is not None and len(bundle) - 1 - index > limit:
-                raise CERT_CHAIN_INVALID(f"cabundle[{index}] pathLenConstraint exceeded")
-        timestamp = document.timestamp
-        for index, cert in enumerate(certs):
-            role = "document certificate" if index == len(bundle) else f"cabundle[{index}]"
-            # The signer must have been valid when it signed, and the chain must still be valid now.
-            require_valid_at(cert, timestamp, f"{role} is not valid at the document timestamp")
-            require_valid_at(cert, now, f"{role} is not valid at the verification time", skew=skew)
-        return VerifiedChain(root=self.anchor, intermediates=tuple(certs[1:-1]), leaf=certs[-1])
+    except ValueError:
+        raise CERT_CHAIN_INVALID("cabundle or certificate is not a DER certificate") from None
+    _check_profile(certs, len(bundle))
+    for index in range(1, len(certs)):
+        # Name chaining first (cheap, time-independent): a certificate from another chain is a chain error,
+        # whatever its validity window says.
+        if certs[index].issuer != certs[index - 1].subject:
+            raise CERT_CHAIN_INVALID(f"{_role(index, len(bundle))} is not issued by the previous certificate")
+    timestamp = document.timestamp
+    for index, cert in enumerate(certs):
+        role = _role(index, len(bundle))
+        # The signer must have been valid when it signed, and the chain must still be valid now.
+        require_valid_at(cert, timestamp, f"{role} is not valid at the document timestamp")
+        require_valid_at(cert, now, f"{role} is not valid at the verification time", skew=skew)
+    # Signatures, CA basic constraints and keyUsage, path length, leaf not a CA: the shared path builder.
+    path = verify_path(
+        certs[-1],
+        certs[1:-1],
+        [anchor.certificate],
+        now=now,
+        skew=skew,
+        max_depth=MAX_DEPTH,
+        what="Nitro cabundle",
+    )
+    # The builder may take the intermediates in any order; AWS's bundle is the path itself, root first.
+    if path != list(reversed(certs)):
+        raise CERT_CHAIN_INVALID("cabundle is not the issuance path, root first")
+    return VerifiedChain(root=anchor, intermediates=tuple(certs[1:-1]), leaf=certs[-1])
 
 
 def verify_signature(cose: CoseSign1, leaf: x509.Certificate) -> None:
     key = leaf.public_key()
-    if not isinstance(key, ec.EllipticCurvePublicKey):  # _check_leaf already required P-384
+    if not isinstance(key, ec.EllipticCurvePublicKey):  # _check_profile already required P-384
         raise CERT_CHAIN_INVALID("document certificate key is not ECDSA")
     try:
         key.verify(ecdsa_der_signature(cose.signature, _P384_COORD), cose.sig_structure(), ec.ECDSA(hashes.SHA384()))
@@ -170,13 +153,13 @@ def verify_signature(cose: CoseSign1, leaf: x509.Certificate) -> None:
 
 def verify_document(
     parsed: ParsedDocument,
-    chains: ChainVerifier,
+    anchor: TrustAnchor,
     *,
     now: datetime,
     skew: timedelta,
     binding: ExpectedBinding | None,
 ) -> VerifiedDocument:
-    chain = chains.verify(parsed.document, now=now, skew=skew)
+    chain = verify_chain(parsed.document, anchor, now=now, skew=skew)
     verify_signature(parsed.cose, chain.leaf)
     if binding is not None:
         # An absent nonce compares as empty and so never matches the 32-byte expected value.

@@ -16,7 +16,7 @@ from attestation_broker.verifier import Submission, VerifyContext
 
 from .abi import parse_document
 from .appraise import FACTS, appraise
-from .checks import ChainVerifier, check_freshness, verify_document
+from .checks import check_freshness, verify_document
 from .claims import attester_claims, key_confirmation, verifier_claims
 from .trust import TrustAnchor, aws_nitro_root
 
@@ -31,13 +31,10 @@ class NitroVerifier:
     def __init__(self, anchor: TrustAnchor | None = None) -> None:
         # Tests inject a generated anchor; production always uses the pinned AWS root (loaded on first use).
         self._anchor = anchor
-        self._chains: ChainVerifier | None = None
 
     @property
-    def chains(self) -> ChainVerifier:
-        if self._chains is None:
-            self._chains = ChainVerifier(self._anchor or aws_nitro_root())
-        return self._chains
+    def anchor(self) -> TrustAnchor:
+        return self._anchor or aws_nitro_root()
 
     def verify(self, submission: Submission, ctx: VerifyContext) -> Appraisal:
         INPUTS.collect(submission.evidence, submission.extras, submission.fields)
@@ -45,7 +42,7 @@ class NitroVerifier:
         skew = timedelta(seconds=ctx.settings.clock_skew_seconds)
 
         parsed = parse_document(submission.evidence)
-        verified = verify_document(parsed, self.chains, now=ctx.now, skew=skew, binding=submission.binding)
+        verified = verify_document(parsed, self.anchor, now=ctx.now, skew=skew, binding=submission.binding)
         check_freshness(verified.document, now=ctx.now, skew=skew)
 
         verdict = appraise(verified.document, policy)

@@ -38,9 +38,10 @@ from attestation_broker.evidence.tdx.errors import (
     TDX_QE_REPORT_SIGNATURE_INVALID,
     TDX_QUOTE_SIGNATURE_INVALID,
 )
-from attestation_broker.evidence.tdx.pck import PckChain, check_validity
+from attestation_broker.evidence.tdx.pck import PckChain
 from attestation_broker.evidence.tdx.pcs import QeIdentity, SignedJson, TcbInfo, parse_qe_identity, parse_tcb_info
 from attestation_broker.evidence.tdx.trust import TdxTrust
+from attestation_broker.trust.chain import verify_path
 from attestation_broker.trust.x509 import load_crl as strict_crl
 from attestation_broker.trust.x509 import parse_pem_certificates
 
@@ -152,11 +153,16 @@ def require_not_revoked(crl: VerifiedCrl, cert: x509.Certificate, what: str) -> 
 # --- TCB Signing chain and signed JSON -------------------------------------------------------------
 
 
-def _signer_from_chain(chain_pem: bytes | None, trust: TdxTrust) -> x509.Certificate:
-    """The TCB Signing certificate from an issuer chain ``[signer, root]`` (root optional), checked to the pin.
+def chain_signer(
+    chain_pem: bytes | None, trust: TdxTrust, now: datetime, skew: timedelta = timedelta(0)
+) -> x509.Certificate:
+    """The TCB Signing certificate from an issuer chain ``[signer, root]`` (root optional), verified to the pin.
 
-    Only the root is pinned; the signer is whatever Intel currently uses, as long as the pinned root
-    issued it directly (Intel's TCB Signing chain has no intermediate) and it is an end-entity key.
+    Only the root is pinned; the signer is whatever Intel currently uses, as long as the pinned root issued it
+    directly (Intel's TCB Signing chain has no intermediate) and it is an end-entity ECDSA key. Path validation
+    (signature, validity at ``now`` ± ``skew``, the root's CA policy, "leaf is not a CA") is the shared path
+    builder's (:func:`attestation_broker.trust.chain.verify_path`, memoized by the exact certificates); the
+    caller still judges validity and revocation at every use of a memoized result.
     """
     if not chain_pem:
         raise CERT_CHAIN_INVALID("TCB signing issuer chain is missing (the TCB Signing certificate is not pinned)")
@@ -169,31 +175,10 @@ def _signer_from_chain(chain_pem: bytes | None, trust: TdxTrust) -> x509.Certifi
     signer = certs[0]
     if signer == trust.root:
         raise CERT_CHAIN_INVALID("TCB signing issuer chain holds only the root")
-    try:
-        signer.verify_directly_issued_by(trust.root)
-        constraints = signer.extensions.get_extension_for_class(x509.BasicConstraints).value
-        if constraints.ca:
-            raise ValueError("TCB Signing certificate is a CA")
-    except x509.ExtensionNotFound:
-        pass
-    except (ValueError, TypeError, InvalidSignature):
-        raise CERT_CHAIN_INVALID("TCB signing certificate does not verify to the pinned Intel SGX Root CA") from None
+    verify_path(signer, [], [trust.root], now=now, skew=skew, max_depth=2, what="TCB Signing chain")
     key = signer.public_key()
     if not isinstance(key, ec.EllipticCurvePublicKey):
         raise CERT_CHAIN_INVALID("TCB signing key is not ECDSA")
-    return signer
-
-
-def chain_signer(chain_pem: bytes | None, trust: TdxTrust) -> x509.Certificate:
-    """Signature-only part of :func:`tcb_signer` (memoized): used before anything fetched is cached."""
-    return _MEMO.get(("signer", chain_pem, trust.root_der), lambda: _signer_from_chain(chain_pem, trust))
-
-
-def tcb_signer(chain_pem: bytes | None, trust: TdxTrust, now: datetime, root_crl: VerifiedCrl) -> x509.Certificate:
-    """The TCB Signing certificate from the issuer chain, verified to the root, valid at ``now``, not revoked."""
-    signer = chain_signer(chain_pem, trust)
-    check_validity(signer, now, "TCB Signing")
-    require_not_revoked(root_crl, signer, "TCB Signing")
     return signer
 
 

@@ -3,23 +3,24 @@
 Implements Intel "SGX PCK Certificate and Certificate Revocation List Profile Specification":
 the chain PCK leaf → Intel SGX PCK Platform CA | Processor CA → Intel SGX Root CA, and the SGX
 extensions (OID 1.2.840.113741.1.13.1): TCB (.2; components .2.1–.2.16, PCESVN .2.17, CPUSVN .2.18),
-PCE-ID (.3), FMSPC (.4), SGX type (.5). Signature checks are memoized by the exact chain bytes and
-root; validity periods are checked on every call.
+PCE-ID (.3), FMSPC (.4), SGX type (.5). Path validation is the shared path builder's
+(:mod:`attestation_broker.trust.chain`); validity periods are checked on every call.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from functools import lru_cache
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from attestation_broker.errors import CERT_CHAIN_INVALID
-from attestation_broker.evidence.common import LruMemo, require_valid_at
+from attestation_broker.evidence.common import require_valid_at
 from attestation_broker.evidence.tdx.errors import TDX_CERT_DATA_INVALID, TDX_PCK_EXTENSIONS_INVALID
 from attestation_broker.evidence.tdx.trust import TdxTrust
+from attestation_broker.trust.chain import verify_path
 from attestation_broker.trust.x509 import parse_pem_certificates
 
 SGX_EXTENSIONS_OID = "1.2.840.113741.1.13.1"
@@ -113,8 +114,13 @@ def _pairs(content: bytes) -> dict[str, tuple[int, bytes]]:
     return out
 
 
+@lru_cache(maxsize=256)
 def parse_sgx_extensions(cert: x509.Certificate) -> PckExtensions:
-    """Decode the SGX extensions of a PCK leaf (raises TDX_PCK_EXTENSIONS_INVALID)."""
+    """Decode the SGX extensions of a PCK leaf (raises TDX_PCK_EXTENSIONS_INVALID).
+
+    Memoized by the certificate (parsed certificates are themselves memoized by their DER): the same object for a
+    platform's every quote keeps the TCB evaluation memo of the pipeline, keyed by identity, effective.
+    """
     try:
         ext = cert.extensions.get_extension_for_oid(x509.ObjectIdentifier(SGX_EXTENSIONS_OID))
     except x509.ExtensionNotFound:
@@ -145,7 +151,8 @@ def parse_sgx_extensions(cert: x509.Certificate) -> PckExtensions:
 
 # --- chain ------------------------------------------------------------------------------------------
 
-_MEMO = LruMemo(256)  # (chain PEM, root DER) → PckChain
+# The tallest genuine PCK chain: leaf, PCK CA, root.
+MAX_DEPTH = 3
 
 
 def _cn(name: x509.Name) -> str:
@@ -153,7 +160,19 @@ def _cn(name: x509.Name) -> str:
     return str(attrs[0].value) if attrs else ""
 
 
-def _verify_chain(pem: bytes, trust: TdxTrust) -> PckChain:
+def check_validity(cert: x509.Certificate, now: datetime, what: str, skew: timedelta = timedelta(0)) -> None:
+    require_valid_at(cert, now, f"{what} certificate is outside its validity period", skew=skew)
+
+
+def verify_pck_chain(pem: bytes, trust: TdxTrust, now: datetime, skew: timedelta = timedelta(0)) -> PckChain:
+    """Verify the quote's PCK chain to the pinned root at ``now`` (± ``skew``).
+
+    The Intel profile (two or three certificates, the chain's own root is the pinned one if present, the issuer
+    is the Platform or Processor CA, a P-256 leaf key) is checked here; signatures, CA basic constraints and
+    keyUsage, path length and "leaf is not a CA" by the shared path builder
+    (:func:`attestation_broker.trust.chain.verify_path`, whose memo makes repeated quotes of a platform cheap).
+    Intel's real chains in tests/vectors/tdx satisfy its policies unrelaxed.
+    """
     try:
         certs = parse_pem_certificates(pem)
     except ValueError:
@@ -164,11 +183,15 @@ def _verify_chain(pem: bytes, trust: TdxTrust) -> PckChain:
     if len(certs) == 3 and certs[2] != trust.root:
         # The chain's own root is never trusted; it must be the pinned one if present at all.
         raise CERT_CHAIN_INVALID("PCK chain ends in a root that is not the pinned Intel SGX Root CA")
-    try:
-        intermediate.verify_directly_issued_by(trust.root)
-        leaf.verify_directly_issued_by(intermediate)
-    except (ValueError, TypeError, InvalidSignature):
-        raise CERT_CHAIN_INVALID("PCK chain does not verify to the pinned Intel SGX Root CA") from None
+    if leaf.issuer != intermediate.subject or intermediate.issuer != trust.root.subject:
+        # Name chaining before time: a certificate from another chain is a chain error, whatever its dates.
+        raise CERT_CHAIN_INVALID("PCK chain does not verify to the pinned Intel SGX Root CA")
+    check_validity(trust.root, now, "Intel SGX Root CA", skew)
+    check_validity(intermediate, now, "PCK CA", skew)
+    check_validity(leaf, now, "PCK", skew)
+    path = verify_path(leaf, [intermediate], [trust.root], now=now, skew=skew, max_depth=MAX_DEPTH, what="PCK chain")
+    if len(path) != 3 or path[1] != intermediate:
+        raise CERT_CHAIN_INVALID("PCK chain does not verify to the pinned Intel SGX Root CA")
     ca_cn = _cn(intermediate.subject)
     if ca_cn == PLATFORM_CA_CN:
         ca = "platform"
@@ -180,16 +203,3 @@ def _verify_chain(pem: bytes, trust: TdxTrust) -> PckChain:
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
         raise CERT_CHAIN_INVALID("PCK key is not ECDSA P-256")
     return PckChain(leaf, intermediate, ca, parse_sgx_extensions(leaf), key)
-
-
-def check_validity(cert: x509.Certificate, now: datetime, what: str) -> None:
-    require_valid_at(cert, now, f"{what} certificate is outside its validity period")
-
-
-def verify_pck_chain(pem: bytes, trust: TdxTrust, now: datetime) -> PckChain:
-    """Verify the quote's PCK chain to the pinned root; signatures memoized, validity checked each call."""
-    chain = _MEMO.get((pem, trust.root_der), lambda: _verify_chain(pem, trust))
-    check_validity(trust.root, now, "Intel SGX Root CA")
-    check_validity(chain.intermediate, now, "PCK CA")
-    check_validity(chain.leaf, now, "PCK")
-    return chain

@@ -1,6 +1,23 @@
-"""The order of the TDX checks: parse → PCK chain → quote/QE signatures → binding → collateral → TCB → grading.
+"""The order of the TDX checks (Intel TDX DCAP quote verification; the body of
+:func:`attestation_broker.evidence.tdx.verify_tdx_evidence`; each step lives in its own module).
 
-This is the body of :func:`attestation_broker.evidence.tdx.verify_tdx_evidence`; each step lives in its own module.
+Chain of trust, in the order :func:`run` checks it (fail closed; each step raises a typed error; the matching
+``# Step N`` comment marks its code):
+
+1. Parse: the quote (v4/v5) and its certification data (:mod:`.abi`).
+2. PCK chain: PCK leaf → PCK Platform/Processor CA → the pinned Intel SGX Root CA, valid at ``now``
+   (:mod:`.pck`); the PCK extensions (FMSPC, PCE ID, TCB components) read from the leaf.
+3. Quote signatures: the QE report signed by the PCK key, the attestation key hashed into the QE report data,
+   the quote body signed by the attestation key (:mod:`.checks`).
+4. Binding: REPORTDATA equals the expected value when a nonce was requested.
+5. Collateral: supplied or fetched from Intel PCS (:mod:`.collateral`); signatures checked before caching.
+6. Root CRL (signed by the root, fresh): the PCK CA is not revoked.
+7. PCK CRL (signed by the PCK CA, fresh): the PCK leaf is not revoked.
+8. TCB info: TCB Signing chain to the pinned root, not revoked, signature, TDX id and version, fresh, FMSPC and
+   PCE ID equal the PCK certificate's.
+9. QE identity: TCB Signing chain to the pinned root, not revoked, signature, fresh.
+10. TCB evaluation: the platform and TD TCB levels, the QE identity's TCB status (:mod:`.tcb`).
+11. Appraisal and claims: AR4SI vector (:mod:`.appraise`), normalized claims (:mod:`.claims`).
 """
 
 from __future__ import annotations
@@ -58,7 +75,8 @@ class _SignedCollateral:
     Memoized by the content of the collateral (the exact bytes of both CRLs, both signed JSON pairs and both issuer
     chains) together with the PCK CA certificate and the pinned root: the same cached collateral serves every quote
     of a platform, so its CRL signatures, TCB Signing chains and JSON parsing are done once. Validity windows,
-    certificate validity and revocation are judged by the caller at every use.
+    certificate validity and revocation are judged by the caller at every use (the TCB Signing path is verified at
+    the time of the first computation; its validity is re-checked at each use in Steps 8 and 9).
     """
 
     intermediate: x509.Certificate  # the PCK CA this entry was computed for (identity-checked on a hit)
@@ -74,15 +92,17 @@ class _SignedCollateral:
 _SIGNED = LruMemo(256)
 
 
-def _signed_collateral(collateral: TdxCollateral, chain: PckChain, anchors: TdxTrust) -> _SignedCollateral:
+def _signed_collateral(
+    collateral: TdxCollateral, chain: PckChain, anchors: TdxTrust, now: datetime, skew: timedelta
+) -> _SignedCollateral:
     def compute() -> _SignedCollateral:
         # Same order as the checks are documented: root CRL (it vouches for the PCK CA and the TCB Signing
         # certificate), PCK CRL, then each signed JSON with its TCB Signing chain.
         root_crl = verify_crl(collateral.root_crl, anchors.root, "root CRL")
         pck_crl = verify_crl(collateral.pck_crl, chain.intermediate, "PCK CRL")
-        tcb_signing = chain_signer(collateral.tcb_info_issuer_chain, anchors)
+        tcb_signing = chain_signer(collateral.tcb_info_issuer_chain, anchors, now, skew)
         info = verify_tcb_info(collateral.tcb_info, tcb_signing)
-        qe_signing = chain_signer(collateral.qe_identity_issuer_chain, anchors)
+        qe_signing = chain_signer(collateral.qe_identity_issuer_chain, anchors, now, skew)
         identity = verify_qe_identity(collateral.qe_identity, qe_signing)
         return _SignedCollateral(
             chain.intermediate, anchors.root, root_crl, pck_crl, tcb_signing, info, qe_signing, identity
@@ -119,18 +139,19 @@ def _json_next_update(key: str) -> Any:
     return expires
 
 
-def _checks(trust: TdxTrust, chain: PckChain) -> dict[str, Checks]:
-    """Signature-only validation before anything fetched is cached (time is judged per use).
+def _checks(trust: TdxTrust, chain: PckChain, now: datetime, skew: timedelta) -> dict[str, Checks]:
+    """Signature and certificate-path validation before anything fetched is cached (collateral windows are judged
+    per use).
 
     TCB info and QE identity are checked with the TCB Signing certificate from the issuer chain the
     origin sent with them (verified to the pinned root): nothing but the root is pinned.
     """
 
     def tcb(body: bytes, issuer_chain: bytes | None) -> None:
-        verify_tcb_info(split_signed(body, "tcbInfo"), chain_signer(issuer_chain, trust))
+        verify_tcb_info(split_signed(body, "tcbInfo"), chain_signer(issuer_chain, trust, now, skew))
 
     def qe(body: bytes, issuer_chain: bytes | None) -> None:
-        verify_qe_identity(split_signed(body, "enclaveIdentity"), chain_signer(issuer_chain, trust))
+        verify_qe_identity(split_signed(body, "enclaveIdentity"), chain_signer(issuer_chain, trust, now, skew))
 
     def pck_crl(body: bytes, _issuer_chain: bytes | None) -> None:
         verify_crl(body, chain.intermediate, "PCK CRL")
@@ -186,12 +207,18 @@ def run(
         raise MALFORMED_EVIDENCE("TDX quote must be bytes")
     now = ctx.now
     anchors = trust or intel_trust()
+    # Step 1: parse.
     quote = parse_quote(bytes(raw))
-    chain = verify_pck_chain(quote.pck_chain_pem, anchors, now)
+    # Step 2: PCK chain to the pinned root.
+    skew = timedelta(seconds=max(0, ctx.settings.clock_skew_seconds))
+    chain = verify_pck_chain(quote.pck_chain_pem, anchors, now, skew)
+    # Step 3: QE report, attestation key and quote signatures.
     verify_quote_signatures(quote, chain)
+    # Step 4: nonce binding.
     if expected_report_data is not None:
         require_equal("TDX REPORTDATA", quote.body.report_data, expected_report_data)
 
+    # Step 5: collateral, supplied or fetched (signatures checked before caching).
     if collateral_override is not None:
         collateral = collateral_override
         records = collateral.records or tuple(
@@ -204,25 +231,26 @@ def run(
             chain.ca,
             root_crl_url=ctx.settings.intel_root_crl_url,
         )
-        collateral = fetch_collateral(ctx, urls, _checks(anchors, chain))
+        collateral = fetch_collateral(ctx, urls, _checks(anchors, chain, now, skew))
         records = collateral.records
     stale = {r.type: r.stale for r in records}
     grace_all = timedelta(seconds=max(0, ctx.settings.collateral_stale_grace_seconds))
-    skew = timedelta(seconds=max(0, ctx.settings.clock_skew_seconds))
 
     def window(kind: str, what: str, issued: datetime, next_update: datetime) -> None:
         check_window(what, issued, next_update, now, skew=skew, grace=grace_all if stale.get(kind) else timedelta(0))
 
-    signed = _signed_collateral(collateral, chain, anchors)
-    # Root CRL first: it vouches for the PCK CA and the TCB Signing certificate.
+    signed = _signed_collateral(collateral, chain, anchors, now, skew)
+    # Step 6: root CRL first: it vouches for the PCK CA and the TCB Signing certificate.
     root_crl = signed.root_crl
     window("root_crl", "root CRL", root_crl.this_update, root_crl.next_update)
     require_not_revoked(root_crl, chain.intermediate, "PCK CA")
 
+    # Step 7: PCK CRL.
     pck_crl = signed.pck_crl
     window("pck_crl", "PCK CRL", pck_crl.this_update, pck_crl.next_update)
     require_not_revoked(pck_crl, chain.leaf, "PCK")
 
+    # Step 8: TCB info and its TCB Signing certificate.
     check_validity(signed.tcb_signing, now, "TCB Signing")
     require_not_revoked(root_crl, signed.tcb_signing, "TCB Signing")
     info = signed.info
@@ -232,12 +260,15 @@ def run(
     if info.fmspc != chain.extensions.fmspc or info.pce_id != chain.extensions.pce_id:
         raise TDX_FMSPC_MISMATCH("TCB info FMSPC/PCE ID differ from the PCK certificate")
 
+    # Step 9: QE identity and its TCB Signing certificate.
     check_validity(signed.qe_signing, now, "TCB Signing")
     require_not_revoked(root_crl, signed.qe_signing, "TCB Signing")
     identity = signed.identity
     window("qe_identity", "QE identity", identity.issue_date, identity.next_update)
 
+    # Step 10: TCB evaluation.
     tcb = _evaluate_tcb(info, identity, quote, chain)
+    # Step 11: appraisal and claims.
     any_stale = any(stale.values())
     verdict = appraisal.appraise(quote, tcb, appraisal.FACTS, now, stale=any_stale)
 
