@@ -9,6 +9,14 @@ no server/client EKUs): every CA on the path must have basicConstraints ``cA`` a
 library, the path is at most ``max_depth`` certificates deep, and the leaf must not be a CA.
 Failures are the caller's typed code (CERT_CHAIN_INVALID by default); nothing untyped escapes.
 
+:func:`verify_ordered_path` is the one hand-written walker, for vendor chains the library refuses outright: AMD
+signs ARK, ASK/ASVK and VCEK/VLEK with RSASSA-PSS (SHA-384, MGF1-SHA-384, salt 48), an algorithm identifier
+cryptography's verifier forbids ("Forbidden signature algorithm", cryptography 50) and whose allowed set cannot be
+configured from Python. It applies the same rules as the policies above to a path the caller has already ordered
+(leaf first, pinned anchor last): issuer names chain, every signature verifies, every CA has basicConstraints cA
+and keyUsage keyCertSign, path length constraints hold, the depth is bounded and the leaf is not a CA. Validity
+for both is :func:`require_valid` (the configured clock skew on both ends).
+
 Verified paths are memoized in one bounded LRU shared by every kind (:data:`PATHS`), keyed by the exact DER
 bytes of the leaf, the intermediates and the anchors and by the depth limit: path building and its signature
 checks depend on those bytes alone, because the library is asked at a time inside every supplied window. Time
@@ -22,6 +30,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import verification
 
@@ -67,6 +76,17 @@ def _window(cert: x509.Certificate) -> tuple[datetime, datetime]:
     return cert.not_valid_before_utc, cert.not_valid_after_utc
 
 
+def require_valid(certs: Sequence[x509.Certificate], now: datetime, skew: timedelta, what: str) -> None:
+    """CERT_EXPIRED unless every certificate of a path (leaf first, anchor last) is valid at ``now`` within
+    ``skew`` on both ends."""
+    for index, cert in enumerate(certs):
+        not_before, not_after = _window(cert)
+        if not not_before - skew <= now <= not_after + skew:
+            last = index == len(certs) - 1 and index > 0
+            label = "leaf" if index == 0 else ("root" if last else f"intermediate {index}")
+            raise CERT_EXPIRED(f"{what}: {label} valid {not_before.isoformat()}..{not_after.isoformat()}")
+
+
 def verify_path(
     leaf: x509.Certificate,
     intermediates: Sequence[x509.Certificate],
@@ -110,3 +130,47 @@ def verify_path(
     if not not_before - skew <= now <= not_after + skew:
         raise CERT_EXPIRED(f"{what}: root valid {not_before.isoformat()}..{not_after.isoformat()}")
     return list(path)
+
+
+def _extension(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> x509.ExtensionType | None:
+    try:
+        return cert.extensions.get_extension_for_class(kind).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _walk(path: Sequence[x509.Certificate], max_depth: int, what: str, error: ErrorFactory) -> None:
+    if not 2 <= len(path) <= max_depth:
+        raise error(f"{what} has {len(path)} certificates (at most {max_depth})")
+    leaf_constraints = _extension(path[0], x509.BasicConstraints)
+    if isinstance(leaf_constraints, x509.BasicConstraints) and leaf_constraints.ca:
+        raise error(f"{what}: leaf is a CA certificate")
+    for index in range(1, len(path)):
+        child, issuer = path[index - 1], path[index]
+        constraints = _extension(issuer, x509.BasicConstraints)
+        usage = _extension(issuer, x509.KeyUsage)
+        if not isinstance(constraints, x509.BasicConstraints) or not constraints.ca:
+            raise error(f"{what}: issuer {index} is not a CA (basicConstraints)")
+        if not isinstance(usage, x509.KeyUsage) or not usage.key_cert_sign:
+            raise error(f"{what}: issuer {index} may not sign certificates (keyUsage)")
+        # pathLenConstraint: how many CA certificates may follow this one below it (the leaf excluded).
+        if constraints.path_length is not None and index - 1 > constraints.path_length:
+            raise error(f"{what}: issuer {index} pathLenConstraint exceeded")
+        try:
+            child.verify_directly_issued_by(issuer)  # issuer name and signature (RSA-PSS included)
+        except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
+            raise error(f"{what}: certificate {index - 1} is not signed by issuer {index}") from None
+
+
+def verify_ordered_path(
+    path: Sequence[x509.Certificate],
+    *,
+    max_depth: int,
+    what: str = "certificate chain",
+    error: ErrorFactory = CERT_CHAIN_INVALID,
+) -> None:
+    """Walk ``[leaf, ..., pinned anchor]`` (already ordered) with the rules of the module docstring; raise
+    ``error`` on any failure. Time-independent (the caller applies :func:`require_valid`); memoized in
+    :data:`PATHS` by the exact DER bytes. The anchor's self-signature is not checked: it is pinned."""
+    key = ("ordered", tuple(_der(c) for c in path), max_depth)
+    PATHS.get(key, lambda: _walk(path, max_depth, what, error))

@@ -1,16 +1,20 @@
-"""The shared path builder (trust/chain.py): one set of rules for skew, basicConstraints, keyUsage, path length."""
+"""The shared path builder and walker (trust/chain.py): one set of rules for skew, basicConstraints, keyUsage,
+path length, for the library-built paths and for AMD's RSA-PSS chains."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from attestation_broker.errors import BrokerError
-from attestation_broker.trust.chain import verify_path
+from attestation_broker.errors import CERT_CHAIN_INVALID, BrokerError
+from attestation_broker.evidence.snp.checks import pinned_trust
+from attestation_broker.trust.chain import require_valid, verify_ordered_path, verify_path
+from attestation_broker.trust.x509 import load_certificates
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
+from tests.support.vectors import vector
 from tests.unit.tokens.helpers import fresh_key, issue, self_signed
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
@@ -81,3 +85,77 @@ def test_clock_skew_applies_at_both_ends() -> None:
     assert _code(lambda: verify_path(leaf, [], [root], now=end + timedelta(seconds=90), skew=SKEW, max_depth=2)) == (
         "CERT_EXPIRED"
     )
+
+
+# --- the hand-written walker applies the same rules (AMD's RSA-PSS chains) ---------------------------------
+
+
+def test_ordered_walker_agrees_with_the_path_builder() -> None:
+    root_key, mid_key, leaf_key = fresh_key("root"), fresh_key("mid"), fresh_key("leaf")
+    root = self_signed(root_key, "Test Root")
+    mid = _ca(root_key, root, mid_key, "Test Mid")
+    bare = _ca(root_key, root, mid_key, "Test Mid", key_usage=False)
+    root0 = _ca(root_key, self_signed(root_key, "Test Root"), root_key, "Test Root", path_length=0)
+    mid0 = _ca(root_key, root0, mid_key, "Test Mid")
+    not_ca = issue(root_key, root, mid_key, "Test Mid", ca=False)
+    other = self_signed(fresh_key("other"), "Test Root")
+    leaf = issue(mid_key, mid, leaf_key, "Test Leaf", ca=False)
+    ca_leaf = issue(mid_key, mid, leaf_key, "Test Leaf", ca=True)
+    cases = {
+        # name: (leaf, intermediates, anchor, expected code or "" for accepted)
+        "good": (leaf, [mid], root, ""),
+        "issuer without keyUsage": (issue(mid_key, bare, leaf_key, "Test Leaf", ca=False), [bare], root, "x"),
+        "path length exceeded": (issue(mid_key, mid0, leaf_key, "Test Leaf", ca=False), [mid0], root0, "x"),
+        "issuer not a CA": (issue(mid_key, not_ca, leaf_key, "Test Leaf", ca=False), [not_ca], root, "x"),
+        "leaf is a CA": (ca_leaf, [mid], root, "x"),
+        "foreign root": (leaf, [mid], other, "x"),
+    }
+    for name, (cert, intermediates, anchor, refused) in cases.items():
+        _agree(name, cert, intermediates, anchor, refused=bool(refused))
+    assert _code(lambda: verify_ordered_path([leaf, mid, root], max_depth=2)) == "CERT_CHAIN_INVALID"  # depth
+
+
+def _agree(
+    name: str,
+    cert: x509.Certificate,
+    intermediates: list[x509.Certificate],
+    anchor: x509.Certificate,
+    *,
+    refused: bool,
+) -> None:
+    path = [cert, *intermediates, anchor]
+    if refused:
+        assert _code(lambda: verify_ordered_path(path, max_depth=3)) == "CERT_CHAIN_INVALID", name
+        built = lambda: verify_path(cert, intermediates, [anchor], now=NOW, skew=SKEW, max_depth=3)  # noqa: E731
+        assert _code(built) == "CERT_CHAIN_INVALID", name
+    else:
+        verify_ordered_path(path, max_depth=3)
+        assert verify_path(cert, intermediates, [anchor], now=NOW, skew=SKEW, max_depth=3) == path
+
+
+AMD_LEAVES = [
+    # (vector, product, kind)
+    ("snp/trustee-azure-milan-hcl/vcek.pem", "Milan", "vcek"),
+    ("snp/trustee-azure-genoa-hcl/vcek-genoa.pem", "Genoa", "vcek"),
+    ("snp/virtee-turin-vcek-only/vcek_turin.der", "Turin", "vcek"),
+    ("snp/trustee-aws-vlek-milan-v3/test-vlek.der", "Milan", "vlek"),
+]
+
+
+@pytest.mark.parametrize(("name", "product", "kind"), AMD_LEAVES)
+def test_real_amd_chains_need_the_walker(name: str, product: str, kind: str) -> None:
+    roots = pinned_trust().roots(product)
+    certs = load_certificates(vector(name), CERT_CHAIN_INVALID, "AMD leaf")
+    leaf = next(c for c in certs if c.subject.rfc4514_string().startswith(("CN=SEV-VCEK", "CN=SEV-VLEK")))
+    intermediate = roots.intermediate_for(kind)
+    assert intermediate is not None
+    # AMD's RSA-PSS (SHA-384, salt 48) is refused by cryptography's verifier, whatever the extension policies ...
+    at = max(leaf.not_valid_before_utc, intermediate.not_valid_before_utc)
+    assert _code(lambda: verify_path(leaf, [intermediate], [roots.ark], now=at, skew=SKEW, max_depth=3)) == (
+        "CERT_CHAIN_INVALID"
+    )
+    # ... and accepted by the walker with the same rules, and the real CAs satisfy them (cA, keyCertSign, pathLen).
+    verify_ordered_path([leaf, intermediate, roots.ark], max_depth=3)
+    require_valid([leaf, intermediate, roots.ark], at, SKEW, "AMD chain")
+    other = pinned_trust().roots("Turin" if product != "Turin" else "Milan")
+    assert _code(lambda: verify_ordered_path([leaf, intermediate, other.ark], max_depth=3)) == "CERT_CHAIN_INVALID"

@@ -290,6 +290,9 @@ class FakeAmd:
         return _intermediate(self.ark_key, self.ark, cn, serial)
 
 
+_CA_USAGE = x509.KeyUsage(False, False, False, False, False, True, True, False, False)
+
+
 def _intermediate(
     ark_key: rsa.RSAPrivateKey, ark: x509.Certificate, cn: str, serial: int
 ) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
@@ -302,6 +305,9 @@ def _intermediate(
         .serial_number(serial)
         .not_valid_before(datetime(2023, 1, 1, tzinfo=UTC))
         .not_valid_after(datetime(2040, 1, 1, tzinfo=UTC))
+        # Like AMD's ASK/ASVK: a CA that may sign certificates and CRLs, no CA below it.
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(_CA_USAGE, critical=True)
         .sign(ark_key, hashes.SHA384(), rsa_padding=PSS)
     )
     return key, cert
@@ -318,6 +324,9 @@ def fake_amd(product: str = "Turin") -> FakeAmd:
         .serial_number(0x30000)
         .not_valid_before(datetime(2023, 1, 1, tzinfo=UTC))
         .not_valid_after(datetime(2040, 1, 1, tzinfo=UTC))
+        # Like AMD's ARKs: basicConstraints cA without a path length, keyCertSign + cRLSign.
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(_CA_USAGE, critical=True)
         .sign(ark_key, hashes.SHA384(), rsa_padding=PSS)
     )
     ask_key, ask = _intermediate(ark_key, ark, f"SEV-{product}", 0x30001)

@@ -4,9 +4,12 @@ SIGNATURE table; AMD KDS spec #57230 for the VCEK/VLEK → ASK/ASVK → ARK chai
 * The ARK (and the ASK/ASVK it signs) are pinned package data per product line; an ARK carried in the
   evidence is never a trust anchor. An evidence-supplied ASK/ASVK is used only if it verifies under the
   pinned ARK of the report's product.
-* Chain verification (RSA-PSS signatures, issuer names) is memoized by the exact DER bytes of the leaf
-  and the identity of the pinned roots; validity periods, CRL freshness and revocation are checked
-  against ``now`` on every call.
+* Chain verification is the shared hand-written walker
+  :func:`attestation_broker.trust.chain.verify_ordered_path` (cryptography's verifier forbids AMD's RSA-PSS
+  SHA-384 signature algorithm; see that module): issuer names, RSA-PSS signatures, CA basicConstraints and
+  keyUsage, path length, leaf not a CA, memoized by the exact DER bytes in the shared path memo; validity
+  periods (:func:`attestation_broker.trust.chain.require_valid`, the configured clock skew), CRL freshness
+  and revocation are checked against ``now`` on every call.
 * The report signature is ECDSA P-384/SHA-384 over bytes 0x000..0x29F; R and S are little-endian.
 """
 
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache, cached_property, partial
@@ -33,7 +36,7 @@ from attestation_broker.errors import (
     COLLATERAL_INVALID,
     CONFIG_INVALID,
 )
-from attestation_broker.evidence.common import LruMemo, require_valid_at
+from attestation_broker.evidence.common import LruMemo
 from attestation_broker.evidence.snp.abi import PRODUCTS, AttestationReport, TcbVersion
 from attestation_broker.evidence.snp.certs import LeafInfo, SuppliedCert, leaf_info, load_certificate
 from attestation_broker.evidence.snp.errors import (
@@ -43,6 +46,7 @@ from attestation_broker.evidence.snp.errors import (
     SNP_SIGNATURE_INVALID,
     SNP_TCB_MISMATCH,
 )
+from attestation_broker.trust.chain import require_valid, verify_ordered_path
 from attestation_broker.trust.roots import root_bytes
 from attestation_broker.trust.x509 import load_crl as strict_crl
 
@@ -67,7 +71,8 @@ class ProductRoots:
 
 
 def _verify_issued(child: x509.Certificate, issuer: x509.Certificate) -> None:
-    """RSA-PSS (or any cryptography-supported) signature + issuer-name check; raises on failure."""
+    """Build-time consistency of the pinned package data only (ARK self-signed, ASK/ASVK under it); evidence
+    chains go through the shared walker (:func:`verify_chain`)."""
     try:
         child.verify_directly_issued_by(issuer)
     except (InvalidSignature, ValueError, TypeError):
@@ -169,23 +174,6 @@ class VerifiedChain:
         return self.leaf.not_valid_before_utc.isoformat().replace("+00:00", "Z")
 
 
-_MEMO_MAX = 4096
-# (leaf DER sha256, roots.fingerprint, kind, intermediate DER sha256 or b"" for the pinned one) → chain
-_chains = LruMemo(_MEMO_MAX)
-# (supplied ASK/ASVK DER sha256, roots.fingerprint) → the certificate, once the pinned ARK verified it
-_intermediates = LruMemo(_MEMO_MAX)
-
-
-def _supplied_intermediate(item: SuppliedCert, roots: ProductRoots) -> x509.Certificate:
-    """An evidence-supplied ASK/ASVK, accepted only when the pinned ARK signed it."""
-
-    def verified() -> x509.Certificate:
-        _verify_issued(item.cert, roots.ark)
-        return item.cert
-
-    return _intermediates.get((hashlib.sha256(item.der).digest(), roots.fingerprint), verified)
-
-
 def _checked_leaf(leaf: SuppliedCert, kind: str) -> tuple[LeafInfo, ec.EllipticCurvePublicKey]:
     info = leaf_info(leaf.der)
     if info.kind != kind:
@@ -197,11 +185,10 @@ def _checked_leaf(leaf: SuppliedCert, kind: str) -> tuple[LeafInfo, ec.EllipticC
 
 
 def _build_chain(
-    leaf: SuppliedCert, kind: str, roots: ProductRoots, issuer: Callable[[], x509.Certificate], pinned: bool
+    leaf: SuppliedCert, kind: str, roots: ProductRoots, intermediate: x509.Certificate, pinned: bool
 ) -> VerifiedChain:
     info, public_key = _checked_leaf(leaf, kind)
-    intermediate = issuer()
-    _verify_issued(leaf.cert, intermediate)
+    verify_ordered_path([leaf.cert, intermediate, roots.ark], max_depth=3, what=f"{kind.upper()} chain")
     return VerifiedChain(leaf.der, leaf.cert, info, public_key, intermediate, pinned, roots)
 
 
@@ -211,23 +198,16 @@ def verify_chain(
     """Prove ``leaf`` (VCEK/VLEK) chains to the pinned ARK of ``roots``.
 
     The pinned ASK/ASVK is used when the leaf names it as issuer; otherwise an evidence-supplied
-    intermediate is used only when the leaf names it as issuer and the pinned ARK signed it. Results are
-    memoized by the exact DER bytes of the leaf and of the intermediate used, so a chain through a
-    supplied intermediate is only reused when that same intermediate is supplied again."""
-    leaf_digest = hashlib.sha256(leaf.der).digest()
+    intermediate is used only when the leaf names it as issuer and the whole path leaf → it → pinned ARK
+    verifies (the shared walker memoizes by the exact DER bytes of all three, so a path through a supplied
+    intermediate is only reused when that same intermediate is supplied again)."""
     pinned = roots.intermediate_for(kind)
     if pinned is not None and leaf.cert.issuer == pinned.subject:
-        return _chains.get(
-            (leaf_digest, roots.fingerprint, kind, b""),
-            partial(_build_chain, leaf, kind, roots, lambda: pinned, True),
-        )
+        return _build_chain(leaf, kind, roots, pinned, True)
     for item in intermediates:
         if item.cert.subject != leaf.cert.issuer or item.cert.subject == item.cert.issuer:
             continue
-        return _chains.get(
-            (leaf_digest, roots.fingerprint, kind, hashlib.sha256(item.der).digest()),
-            partial(_build_chain, leaf, kind, roots, partial(_supplied_intermediate, item, roots), False),
-        )
+        return _build_chain(leaf, kind, roots, item.cert, False)
     _checked_leaf(leaf, kind)  # a malformed or wrong-kind leaf is reported as such, before "no chain"
     raise CERT_CHAIN_INVALID(
         f"{kind.upper()} issuer {leaf.cert.issuer.rfc4514_string()} does not chain to the pinned ARK-{roots.product}"
@@ -235,10 +215,8 @@ def verify_chain(
 
 
 def check_validity(chain: VerifiedChain, now: datetime, skew: timedelta) -> None:
-    """Validity periods of leaf, intermediate and ARK at ``now`` (± allowed clock skew)."""
-    for cert in (chain.leaf, chain.intermediate, chain.roots.ark):
-        detail = f"{_cn(cert)} valid {cert.not_valid_before_utc.isoformat()}..{cert.not_valid_after_utc.isoformat()}"
-        require_valid_at(cert, now, detail, skew=skew)
+    """Validity periods of leaf, intermediate and ARK at ``now`` (± allowed clock skew), the shared rule."""
+    require_valid([chain.leaf, chain.intermediate, chain.roots.ark], now, skew, f"{chain.info.kind.upper()} chain")
 
 
 def check_leaf_product(chain: VerifiedChain, product: str) -> None:
@@ -292,6 +270,7 @@ class VerifiedCrl:
     product: str
 
 
+_MEMO_MAX = 4096
 _crls = LruMemo(_MEMO_MAX)  # (CRL bytes sha256, roots.fingerprint) → VerifiedCrl
 
 
