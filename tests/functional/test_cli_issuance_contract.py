@@ -1,6 +1,6 @@
-"""The issuance contract through ``attestation-broker verify ... --policy FILE`` for all eight kinds, on the same
-real vectors and policies as the HTTP / Lambda table (tests/functional/test_issuance_contract.py;
-docs/policy.md "Issuance contract"):
+"""The issuance contract through ``attestation-broker verify ... --policy FILE`` for all eight kinds and
+``nvidia-gpu``, on the same real vectors and policies as the HTTP / Lambda table
+(tests/functional/test_issuance_contract.py; docs/policy.md "Issuance contract"):
 
 - a policy the evidence does not satisfy: exit 1, ``error.code == "POLICY_REJECTED"``, the failed rule named with
   expected/actual, the appraisal it would have signed (no ``jti``), and no ``token`` key;
@@ -23,8 +23,29 @@ from attestation_broker import bootstrap
 from attestation_broker.cli import main
 from attestation_broker.registry import Registry
 
-from tests.functional.test_issuance_contract import CASES, IDS, Case
+from tests.functional.test_issuance_contract import CASES, Case, _at, b64
 from tests.support.replay import ReplayServer
+from tests.support.vectors import vector
+
+GPU_SET = "nvidia/nvtrust/h100pcie_550.90.07_2025/"
+
+
+def _gpu() -> dict[str, Any]:
+    return {
+        "evidence": b64(vector(GPU_SET + "hopperAttestationReport.txt")),
+        "extras": [
+            b64(vector(GPU_SET + "hopperCertChain.txt")),
+            b64(vector("nvidia/museop/NV_GPU_DRIVER_GH100_550.90.07.swidtag")),
+            b64(vector("nvidia/museop/NV_GPU_VBIOS_1010_0200_882_96009F0001.swidtag")),
+        ],
+    }
+
+
+# nvidia-gpu too: the recorded H100 report with its certificate chain and RIMs. No OCSP responses were recorded
+# for it, so it runs offline with ``--revocation skip`` (capped at warning, as tests/functional/test_cli_revocation.py).
+ALL = [*CASES, Case("nvidia-gpu", "nvidia-cc", _gpu, _at("2026-03-01T00:00:00+00:00"), False)]
+ALL_IDS = [c.kind for c in ALL]
+FLAGS = {"nvidia-gpu": ["--offline", "--revocation", "skip"]}
 
 REFUSE = {"reference_values": [{"label": "other-workload", "claims": {"tee": "none-such"}}]}
 
@@ -58,7 +79,7 @@ def _argv(tmp_path: Path, replay: ReplayServer, case: Case, monkeypatch: pytest.
         verifier = case.verifier(replay)
         monkeypatch.setattr(bootstrap, "default_registry", lambda: Registry([verifier]))
     monkeypatch.setenv("BROKER_DATA_DIR", str(tmp_path / "data"))
-    return ["verify", case.kind, *files, "--now", case.now().isoformat()]
+    return ["verify", case.kind, *files, "--now", case.now().isoformat(), *FLAGS.get(case.kind, [])]
 
 
 def _run(
@@ -78,7 +99,7 @@ def _run(
     return code, doc
 
 
-@pytest.mark.parametrize("case", CASES, ids=IDS)
+@pytest.mark.parametrize("case", ALL, ids=ALL_IDS)
 def test_cli_refusal_has_the_failed_rule_and_no_token(
     tmp_path: Path,
     replay: ReplayServer,
@@ -101,7 +122,7 @@ def test_cli_refusal_has_the_failed_rule_and_no_token(
     assert "jti" not in doc["appraisal"] and doc["ear_status"] == "contraindicated"
 
 
-@pytest.mark.parametrize("case", CASES, ids=IDS)
+@pytest.mark.parametrize("case", ALL, ids=ALL_IDS)
 def test_cli_satisfied_policy_prints_a_token(
     tmp_path: Path,
     replay: ReplayServer,
