@@ -1,5 +1,5 @@
 """`attestation-broker verify --revocation skip`: recorded evidence verified without CRLs / OCSP, for every
-kind (snp and nvidia-gpu here); recorded in the verifier claims and capped at warning."""
+kind (snp, nvidia-gpu and tdx here); recorded in the verifier claims and capped at warning."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.vectors import vector_path
+from tests.unit.tdx.support import QUOTES, c1_bodies, c1_chains
 
 CLI = str(Path(sys.executable).parent / "attestation-broker")
 SNP = ("snp", "snp/trustee-milan-v2/test-report.bin", "snp/trustee-milan-v2/test-vcek.der")
@@ -52,3 +53,35 @@ def test_without_skip_missing_revocation_data_is_collateral_unavailable() -> Non
     for kind, *files in (SNP, GPU):
         code, doc = run(kind, tuple(files), "2026-03-01T00:00:00Z" if kind == "nvidia-gpu" else "2025-06-01T00:00:00Z")
         assert (code, doc["error"]["code"]) == (1, "COLLATERAL_UNAVAILABLE"), kind
+
+
+def _tdx_collateral_without_crls(directory: Path) -> Path:
+    """Recorded Intel collateral as a ``--collateral`` directory: TCB info and QE identity with their issuer-chain
+    headers, and no CRLs."""
+    pcs = "https://api.trustedservices.intel.com"
+    index: dict[str, Any] = {}
+    for kind, url, header in (
+        ("tcb_info", f"{pcs}/tdx/certification/v4/tcb?fmspc=90C06F000000", "TCB-Info-Issuer-Chain"),
+        ("qe_identity", f"{pcs}/tdx/certification/v4/qe/identity", "SGX-Enclave-Identity-Issuer-Chain"),
+    ):
+        (directory / f"{kind}.json").write_bytes(c1_bodies()[kind])
+        index[url] = {"file": f"{kind}.json", "headers": {header: c1_chains()[kind]}}
+    (directory / "index.json").write_text(json.dumps(index))
+    return directory
+
+
+def test_tdx_recorded_collateral_without_crls(tmp_path: Path) -> None:
+    quote = str(vector_path(QUOTES["D8"]))
+    collateral = str(_tdx_collateral_without_crls(tmp_path))
+    base = [CLI, "verify", "tdx", quote, "--now", "2026-02-01T00:00:00Z", "--collateral", collateral]
+    checked = subprocess.run(base, capture_output=True, text=True, timeout=60)
+    assert (checked.returncode, json.loads(checked.stdout)["error"]["code"]) == (1, "COLLATERAL_UNAVAILABLE")
+
+    skipped = subprocess.run([*base, "--revocation", "skip"], capture_output=True, text=True, timeout=60)
+    doc = json.loads(skipped.stdout)
+    assert skipped.returncode == 0, doc
+    assert doc["ear_status"] == "warning"
+    submod = doc["claims"]["submods"]["tdx"]
+    assert submod["ear_verifier_claims"]["revocation"] == "skipped"
+    assert [c["type"] for c in submod["ear_verifier_claims"]["collateral"]] == ["tcb_info", "qe_identity"]
+    assert submod["ear_trustworthiness_vector"]["hardware"] == 32

@@ -44,12 +44,14 @@ class TdxCollateral:
     (:func:`from_pcs_bodies` for PCS/PCCS responses, :meth:`from_dcap_qvl_json` for dcap-qvl documents);
     the CRLs are DER (PEM or hex accepted). The issuer chains (PEM) carry the TCB Signing certificate,
     which is verified to the pinned Intel SGX Root CA and the root CRL on every use: only the root is pinned.
+    A CRL is None when it was not supplied: allowed only with ``revocation = skip`` (docs/evidence.md,
+    "Revocation"); with ``check`` the pipeline refuses it as COLLATERAL_UNAVAILABLE.
     """
 
     tcb_info: SignedJson
     qe_identity: SignedJson
-    pck_crl: bytes
-    root_crl: bytes
+    pck_crl: bytes | None
+    root_crl: bytes | None
     tcb_info_issuer_chain: bytes | None = None
     qe_identity_issuer_chain: bytes | None = None
     pck_crl_issuer_chain: bytes | None = None
@@ -60,8 +62,8 @@ class TdxCollateral:
         cls,
         tcb_info: bytes,
         qe_identity: bytes,
-        pck_crl: bytes,
-        root_crl: bytes,
+        pck_crl: bytes | None,
+        root_crl: bytes | None,
         *,
         tcb_info_issuer_chain: bytes | None = None,
         qe_identity_issuer_chain: bytes | None = None,
@@ -86,7 +88,8 @@ class TdxCollateral:
 
         ``tcb_info`` / ``qe_identity`` are the signed JSON texts (strings) and ``*_signature`` their hex
         signatures; CRLs are hex (DER); issuer chains are PEM. Unknown members are refused so that a typo
-        never silently drops collateral.
+        never silently drops collateral. The CRL members may be absent (recorded collateral kept for
+        ``revocation = skip``); the pipeline then refuses them under ``check`` as COLLATERAL_UNAVAILABLE.
         """
         try:
             doc = strict_json(data.decode("utf-8") if isinstance(data, bytes) else data)
@@ -99,13 +102,14 @@ class TdxCollateral:
         if unknown or missing:
             names = ", ".join(sorted(unknown | missing))[:200]
             raise COLLATERAL_INVALID(f"dcap-qvl collateral JSON has unknown or missing members: {names}")
-        if not all(isinstance(doc[k], str) for k in DCAP_QVL_MEMBERS):
+        if not all(isinstance(doc[k], str) for k in DCAP_QVL_MEMBERS | (DCAP_QVL_CRLS & set(doc))):
             raise COLLATERAL_INVALID("dcap-qvl collateral JSON members must be strings")
         try:
-            pck_crl = bytes.fromhex(doc["pck_crl"])
-            root_crl = bytes.fromhex(doc["root_ca_crl"])
+            pck_crl = bytes.fromhex(doc["pck_crl"]) if "pck_crl" in doc else None
+            root_crl = bytes.fromhex(doc["root_ca_crl"]) if "root_ca_crl" in doc else None
         except ValueError:
             raise COLLATERAL_INVALID("dcap-qvl collateral CRLs must be hex") from None
+        supplied = {"pck_crl": pck_crl, "root_crl": root_crl}
         return cls(
             tcb_info=signed_pair(doc["tcb_info"], doc["tcb_info_signature"], "tcb_info"),
             qe_identity=signed_pair(doc["qe_identity"], doc["qe_identity_signature"], "qe_identity"),
@@ -113,18 +117,23 @@ class TdxCollateral:
             root_crl=root_crl,
             tcb_info_issuer_chain=doc["tcb_info_issuer_chain"].encode(),
             qe_identity_issuer_chain=doc["qe_identity_issuer_chain"].encode(),
-            pck_crl_issuer_chain=doc["pck_crl_issuer_chain"].encode(),
+            pck_crl_issuer_chain=doc["pck_crl_issuer_chain"].encode() if "pck_crl_issuer_chain" in doc else None,
             records=tuple(
-                CollateralRecord(t, None, "evidence") for t in ("tcb_info", "qe_identity", "pck_crl", "root_crl")
+                CollateralRecord(t, None, "evidence")
+                for t in ("tcb_info", "qe_identity", "pck_crl", "root_crl")
+                if supplied.get(t, b"") is not None
             ),
         )
 
     def to_dcap_qvl_json(self) -> str:
         """The same collateral as a dcap-qvl ``QuoteCollateralV3`` document (pairs written as they are)."""
-        doc = {
+        crls = {
             "pck_crl_issuer_chain": (self.pck_crl_issuer_chain or b"").decode(),
-            "root_ca_crl": self.root_crl.hex(),
-            "pck_crl": self.pck_crl.hex(),
+            "root_ca_crl": self.root_crl.hex() if self.root_crl is not None else None,
+            "pck_crl": self.pck_crl.hex() if self.pck_crl is not None else None,
+        }
+        doc = {
+            **{k: v for k, v in crls.items() if v is not None},
             "tcb_info_issuer_chain": (self.tcb_info_issuer_chain or b"").decode(),
             "tcb_info": self.tcb_info.signed.decode("utf-8"),
             "tcb_info_signature": self.tcb_info.signature.hex(),
@@ -137,9 +146,6 @@ class TdxCollateral:
 
 DCAP_QVL_MEMBERS = frozenset(
     {
-        "pck_crl_issuer_chain",
-        "root_ca_crl",
-        "pck_crl",
         "tcb_info_issuer_chain",
         "tcb_info",
         "tcb_info_signature",
@@ -148,8 +154,10 @@ DCAP_QVL_MEMBERS = frozenset(
         "qe_identity_signature",
     }
 )
+# Revocation data: present in dcap-qvl documents, optional here (absent is usable only with revocation = skip).
+DCAP_QVL_CRLS = frozenset({"pck_crl_issuer_chain", "root_ca_crl", "pck_crl"})
 # Newer dcap-qvl releases may add the PCK chain; it is redundant with the quote's own and ignored.
-DCAP_QVL_OPTIONAL = frozenset({"pck_certificate_chain"})
+DCAP_QVL_OPTIONAL = DCAP_QVL_CRLS | frozenset({"pck_certificate_chain"})
 
 
 def looks_like_dcap_qvl_json(data: bytes) -> bool:
@@ -211,20 +219,21 @@ def fetch_collateral(
     ctx: VerifyContext,
     urls: CollateralUrls,
     checks: dict[str, Checks],
+    *,
+    crls: bool = True,
 ) -> TdxCollateral:
     """Fetch the four collateral objects through the collateral cache (stale only within the grace).
 
     The PCS bodies are split into (signed bytes, signature) pairs here, once; the issuer chains come
-    from the stored response headers.
+    from the stored response headers. ``crls=False`` (``revocation = skip``) fetches only TCB info and
+    QE identity: the CRLs are neither asked for nor required.
     """
     grace = timedelta(seconds=max(0, ctx.settings.collateral_stale_grace_seconds))
+    wanted = [("tcb_info", urls.tcb_info), ("qe_identity", urls.qe_identity)]
+    if crls:
+        wanted += [("pck_crl", urls.pck_crl), ("root_crl", urls.root_crl)]
     objects = []
-    for kind, url in (
-        ("tcb_info", urls.tcb_info),
-        ("qe_identity", urls.qe_identity),
-        ("pck_crl", urls.pck_crl),
-        ("root_crl", urls.root_crl),
-    ):
+    for kind, url in wanted:
         check = checks[kind]
         objects.append(
             ctx.collateral.get(
@@ -244,19 +253,19 @@ def fetch_collateral(
         built = _BUILT.get(key)
     if built is not None and all(a is b for a, b in zip(built[0], objects, strict=True)):
         return built[1]
-    tcb_info, qe_identity, pck_crl, root_crl = objects
+    tcb_info, qe_identity = objects[:2]
+    pck_crl, root_crl = objects[2:] if crls else (None, None)
     records = tuple(
-        CollateralRecord(kind, obj.url, obj.source, obj.stale)
-        for kind, obj in zip(("tcb_info", "qe_identity", "pck_crl", "root_crl"), objects, strict=True)
+        CollateralRecord(kind, obj.url, obj.source, obj.stale) for (kind, _), obj in zip(wanted, objects, strict=True)
     )
     collateral = TdxCollateral.from_pcs_bodies(
         tcb_info.body,
         qe_identity.body,
-        pck_crl.body,
-        root_crl.body,
+        pck_crl.body if pck_crl else None,
+        root_crl.body if root_crl else None,
         tcb_info_issuer_chain=tcb_info.issuer_chain,
         qe_identity_issuer_chain=qe_identity.issuer_chain,
-        pck_crl_issuer_chain=pck_crl.issuer_chain,
+        pck_crl_issuer_chain=pck_crl.issuer_chain if pck_crl else None,
         records=records,
     )
     with _BUILT_LOCK:

@@ -18,6 +18,10 @@ Chain of trust, in the order :func:`run` checks it (fail closed; each step raise
 9. QE identity: TCB Signing chain to the pinned root, not revoked, signature, fresh.
 10. TCB evaluation: the platform and TD TCB levels, the QE identity's TCB status (:mod:`.tcb`).
 11. Appraisal and claims: AR4SI vector (:mod:`.appraise`), normalized claims (:mod:`.claims`).
+
+With ``revocation = skip`` (docs/evidence.md, "Revocation") Steps 6 and 7 and the "not revoked" parts of Steps 8 and
+9 are left out: the Intel root and PCK CRLs are neither fetched nor required. Every other step is unchanged; the
+broker records the skip and caps the result at warning.
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ from typing import Any
 
 from cryptography import x509
 
+from attestation_broker import revocation
 from attestation_broker.binding import require_equal
-from attestation_broker.errors import COLLATERAL_INVALID, MALFORMED_EVIDENCE
+from attestation_broker.errors import COLLATERAL_INVALID, COLLATERAL_UNAVAILABLE, MALFORMED_EVIDENCE
 from attestation_broker.evidence.common import LruMemo
 from attestation_broker.evidence.tdx import appraise as appraisal
 from attestation_broker.evidence.tdx.abi import Quote, parse_quote
@@ -77,12 +82,13 @@ class _SignedCollateral:
     of a platform, so its CRL signatures, TCB Signing chains and JSON parsing are done once. Validity windows,
     certificate validity and revocation are judged by the caller at every use (the TCB Signing path is verified at
     the time of the first computation; its validity is re-checked at each use in Steps 8 and 9).
+    The CRLs are None when revocation is skipped (they are then not verified even if supplied).
     """
 
     intermediate: x509.Certificate  # the PCK CA this entry was computed for (identity-checked on a hit)
     root: x509.Certificate
-    root_crl: VerifiedCrl
-    pck_crl: VerifiedCrl
+    root_crl: VerifiedCrl | None
+    pck_crl: VerifiedCrl | None
     tcb_signing: x509.Certificate
     info: TcbInfo
     qe_signing: x509.Certificate
@@ -93,13 +99,18 @@ _SIGNED = LruMemo(256)
 
 
 def _signed_collateral(
-    collateral: TdxCollateral, chain: PckChain, anchors: TdxTrust, now: datetime, skew: timedelta
+    collateral: TdxCollateral, chain: PckChain, anchors: TdxTrust, now: datetime, skew: timedelta, *, crls: bool
 ) -> _SignedCollateral:
     def compute() -> _SignedCollateral:
         # Same order as the checks are documented: root CRL (it vouches for the PCK CA and the TCB Signing
         # certificate), PCK CRL, then each signed JSON with its TCB Signing chain.
-        root_crl = verify_crl(collateral.root_crl, anchors.root, "root CRL")
-        pck_crl = verify_crl(collateral.pck_crl, chain.intermediate, "PCK CRL")
+        root_crl = pck_crl = None
+        if crls:
+            if collateral.root_crl is None or collateral.pck_crl is None:
+                missing = "root CRL" if collateral.root_crl is None else "PCK CRL"
+                raise COLLATERAL_UNAVAILABLE(f"the Intel {missing} was not supplied with the TDX collateral")
+            root_crl = verify_crl(collateral.root_crl, anchors.root, "root CRL")
+            pck_crl = verify_crl(collateral.pck_crl, chain.intermediate, "PCK CRL")
         tcb_signing = chain_signer(collateral.tcb_info_issuer_chain, anchors, now, skew)
         info = verify_tcb_info(collateral.tcb_info, tcb_signing)
         qe_signing = chain_signer(collateral.qe_identity_issuer_chain, anchors, now, skew)
@@ -111,8 +122,9 @@ def _signed_collateral(
     # Certificates are keyed by identity (hashing one re-hashes its DER): the PCK chain and the trust anchors are
     # memoized objects, and the entry keeps them alive, so an id cannot be reused while the entry exists.
     key = (
-        collateral.root_crl,
-        collateral.pck_crl,
+        crls,
+        collateral.root_crl if crls else None,
+        collateral.pck_crl if crls else None,
         collateral.tcb_info.signed,
         collateral.tcb_info.signature,
         collateral.qe_identity.signed,
@@ -219,11 +231,14 @@ def run(
         require_equal("TDX REPORTDATA", quote.body.report_data, expected_report_data)
 
     # Step 5: collateral, supplied or fetched (signatures checked before caching).
+    crls = not revocation.skipped(ctx.settings)  # revocation = skip: recorded by the broker, capped at warning
     if collateral_override is not None:
         collateral = collateral_override
         records = collateral.records or tuple(
             CollateralRecord(t, None, "evidence") for t in ("tcb_info", "qe_identity", "pck_crl", "root_crl")
         )
+        if not crls:
+            records = tuple(r for r in records if r.type not in ("pck_crl", "root_crl"))
     else:
         urls = collateral_urls(
             ctx.settings.intel_pcs_url,
@@ -231,7 +246,7 @@ def run(
             chain.ca,
             root_crl_url=ctx.settings.intel_root_crl_url,
         )
-        collateral = fetch_collateral(ctx, urls, _checks(anchors, chain, now, skew))
+        collateral = fetch_collateral(ctx, urls, _checks(anchors, chain, now, skew), crls=crls)
         records = collateral.records
     stale = {r.type: r.stale for r in records}
     grace_all = timedelta(seconds=max(0, ctx.settings.collateral_stale_grace_seconds))
@@ -239,20 +254,24 @@ def run(
     def window(kind: str, what: str, issued: datetime, next_update: datetime) -> None:
         check_window(what, issued, next_update, now, skew=skew, grace=grace_all if stale.get(kind) else timedelta(0))
 
-    signed = _signed_collateral(collateral, chain, anchors, now, skew)
-    # Step 6: root CRL first: it vouches for the PCK CA and the TCB Signing certificate.
-    root_crl = signed.root_crl
-    window("root_crl", "root CRL", root_crl.this_update, root_crl.next_update)
-    require_not_revoked(root_crl, chain.intermediate, "PCK CA")
+    signed = _signed_collateral(collateral, chain, anchors, now, skew, crls=crls)
+    dates: dict[str, tuple[datetime, datetime]] = {}
+    root_crl, pck_crl = signed.root_crl, signed.pck_crl
+    if root_crl is not None and pck_crl is not None:
+        # Step 6: root CRL first: it vouches for the PCK CA and the TCB Signing certificate.
+        window("root_crl", "root CRL", root_crl.this_update, root_crl.next_update)
+        require_not_revoked(root_crl, chain.intermediate, "PCK CA")
 
-    # Step 7: PCK CRL.
-    pck_crl = signed.pck_crl
-    window("pck_crl", "PCK CRL", pck_crl.this_update, pck_crl.next_update)
-    require_not_revoked(pck_crl, chain.leaf, "PCK")
+        # Step 7: PCK CRL.
+        window("pck_crl", "PCK CRL", pck_crl.this_update, pck_crl.next_update)
+        require_not_revoked(pck_crl, chain.leaf, "PCK")
+        dates["pck_crl"] = (pck_crl.this_update, pck_crl.next_update)
+        dates["root_crl"] = (root_crl.this_update, root_crl.next_update)
 
     # Step 8: TCB info and its TCB Signing certificate.
     check_validity(signed.tcb_signing, now, "TCB Signing")
-    require_not_revoked(root_crl, signed.tcb_signing, "TCB Signing")
+    if root_crl is not None:
+        require_not_revoked(root_crl, signed.tcb_signing, "TCB Signing")
     info = signed.info
     if info.id != "TDX" or info.version < 3:
         raise TDX_TCB_INFO_NOT_TDX(f"TCB info id {info.id!r} version {info.version} for a TDX quote")
@@ -262,7 +281,8 @@ def run(
 
     # Step 9: QE identity and its TCB Signing certificate.
     check_validity(signed.qe_signing, now, "TCB Signing")
-    require_not_revoked(root_crl, signed.qe_signing, "TCB Signing")
+    if root_crl is not None:
+        require_not_revoked(root_crl, signed.qe_signing, "TCB Signing")
     identity = signed.identity
     window("qe_identity", "QE identity", identity.issue_date, identity.next_update)
 
@@ -272,12 +292,8 @@ def run(
     any_stale = any(stale.values())
     verdict = appraisal.appraise(quote, tcb, appraisal.FACTS, now, stale=any_stale)
 
-    dates = {
-        "tcb_info": (info.issue_date, info.next_update),
-        "qe_identity": (identity.issue_date, identity.next_update),
-        "pck_crl": (pck_crl.this_update, pck_crl.next_update),
-        "root_crl": (root_crl.this_update, root_crl.next_update),
-    }
+    dates["tcb_info"] = (info.issue_date, info.next_update)
+    dates["qe_identity"] = (identity.issue_date, identity.next_update)
     verifier_claims: dict[str, Any] = {
         "evidence_kind": "tdx",
         "collateral": [
