@@ -26,6 +26,7 @@ from attestation_broker.token.federation import FederationConfig
 from attestation_broker.token.issuer import TokenService
 from attestation_broker.token.keys import KeyRing, Retired, RetiredSigner, local_keyring, local_rsa_signer
 from attestation_broker.token.signers import ES256, RS256, Signer
+from attestation_broker.trust.bundle import Bundle
 from attestation_broker.trust.cache import BlobStore, CollateralCache, DirectoryStore
 from attestation_broker.trust.fetch import Fetcher, HttpFetcher, OfflineFetcher
 from attestation_broker.trust.upstreams import build_fetcher
@@ -225,7 +226,10 @@ def build_broker(
     if fetcher is None:
         fetcher = build_fetcher(settings, OfflineFetcher() if settings.offline else HttpFetcher())
     collateral = CollateralCache(
-        fetcher, store if store is not None else build_store(settings), timeout=settings.fetch_timeout_seconds
+        fetcher,
+        store if store is not None else build_store(settings),
+        timeout=settings.fetch_timeout_seconds,
+        bundle=Bundle.open(Path(settings.collateral_dir)) if settings.collateral_dir else None,
     )
     return Broker(
         settings=settings,

@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from attestation_broker.cli import attest, errors, federate, keys, policy, serve, tokens, verify
+from attestation_broker.cli import attest, collateral, errors, federate, keys, policy, serve, tokens, verify
 
-COMMANDS = (serve, verify, policy, tokens, keys, errors, attest, federate)
+COMMANDS = (serve, verify, collateral, policy, tokens, keys, errors, attest, federate)
 
 
 def parser() -> argparse.ArgumentParser:

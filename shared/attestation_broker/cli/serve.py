@@ -23,6 +23,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logs.configure()
     if args.data_dir:
         os.environ["BROKER_DATA_DIR"] = str(Path(args.data_dir).resolve())
+    if args.collateral:
+        os.environ["BROKER_COLLATERAL_DIR"] = str(Path(args.collateral).resolve())
     settings = Settings.from_env()  # validates the environment once, before any worker starts
     if settings.issuer == Settings.issuer:
         os.environ["BROKER_ISSUER"] = f"http://{args.host}:{args.port}"
@@ -65,4 +67,5 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     serve.add_argument("--body-timeout", type=float, default=10.0, help="seconds to receive the body (default: 10)")
     serve.add_argument("--data-dir", help="where the local key, nonce secret, ledger and cache live")
+    serve.add_argument("--collateral", help="a read-only collateral bundle directory (as BROKER_COLLATERAL_DIR)")
     serve.set_defaults(func=cmd_serve)

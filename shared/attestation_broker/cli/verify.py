@@ -17,6 +17,7 @@ from attestation_broker.config import Settings
 from attestation_broker.errors import CONFIG_INVALID, BrokerError, PolicyRejected
 from attestation_broker.token.keys import KeyRing
 from attestation_broker.token.signers import LocalSigner
+from attestation_broker.trust.bundle import Bundle
 from attestation_broker.trust.directory import DirectoryFetcher
 from attestation_broker.trust.fetch import Fetcher, HttpFetcher, OfflineFetcher
 from attestation_broker.trust.upstreams import build_fetcher
@@ -30,7 +31,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     )
     fetcher: Fetcher
     try:
-        if args.collateral:
+        if args.collateral and Bundle.is_bundle(Path(args.collateral)):
+            # A bundle (docs/collateral.md): the only collateral source, read-only; no socket is opened.
+            settings = replace(settings, collateral_dir=args.collateral, offline=True)
+            fetcher = OfflineFetcher()
+        elif args.collateral:
             fetcher = DirectoryFetcher(Path(args.collateral))
         elif args.offline:
             fetcher = OfflineFetcher()
@@ -93,7 +98,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     verify.add_argument("--nonce", type=hex_bytes, help="raw nonce bytes (hex) the evidence must bind")
     verify.add_argument("--user-data", type=hex_bytes, help="user data (hex) bound with the nonce")
     verify.add_argument("--policy", help="policy document (YAML or JSON, docs/policy.md); default: built-in")
-    verify.add_argument("--collateral", help="directory of recorded vendor collateral")
+    verify.add_argument(
+        "--collateral",
+        help="a collateral bundle (collateral fetch/import) or a directory of recorded vendor collateral",
+    )
     verify.add_argument("--offline", action="store_true", help="open no socket")
     verify.add_argument(
         "--revocation",

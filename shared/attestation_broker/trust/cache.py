@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 from attestation_broker.errors import COLLATERAL_EXPIRED, COLLATERAL_UNAVAILABLE, Unavailable
+from attestation_broker.trust.bundle import Bundle
 from attestation_broker.trust.fetch import Fetcher
 
 
@@ -71,7 +72,7 @@ class CachedObject:
     body: bytes
     fetched_at: datetime
     expires_at: datetime | None  # None: immutable (e.g. a VCEK for one chip and TCB)
-    source: str  # "memory" | "store" | "origin"
+    source: str  # "memory" | "bundle" | "store" | "origin"
     stale: bool = False
     # Collateral type tag ("crl", "tcb_info", ...) recorded with the object so the scheduled refresher
     # (attestation_broker.trust.refresh) knows how to re-validate it; None: untyped, never refreshed in the background.
@@ -154,9 +155,13 @@ class CollateralCache:
         *,
         timeout: float = 3.0,
         memory_entries: int = 1024,
+        bundle: Bundle | None = None,
     ) -> None:
         self.fetcher = fetcher
         self.store = store
+        # A read-only collateral bundle (BROKER_COLLATERAL_DIR / --collateral), consulted after memory and
+        # before the shared store and the upstreams; its objects are verified like fetched ones.
+        self.bundle = bundle
         self.timeout = timeout
         self._memory: OrderedDict[str, CachedObject] = OrderedDict()
         # The copy a memory hit returns (source "memory"), built once per remembered object: dataclasses.replace
@@ -193,6 +198,27 @@ class CollateralCache:
         obj = CachedObject.decode(data, "store")
         return obj if obj is not None and obj.url == url else None
 
+    def _from_bundle(
+        self,
+        url: str,
+        now: datetime,
+        expires: Callable[[bytes], datetime | None],
+        collateral_type: str | None,
+        chained: bool,
+    ) -> CachedObject | None:
+        if self.bundle is None:
+            return None
+        found = self.bundle.lookup_url(url)
+        if found is None:
+            return None
+        data, entry = found
+        chain = issuer_chain_from_headers(entry.headers)
+        if chained and not chain:
+            return None
+        return CachedObject(
+            url, data, now, expires(data), "bundle", collateral_type=collateral_type, issuer_chain=chain
+        )
+
     def get(
         self,
         url: str,
@@ -225,6 +251,10 @@ class CollateralCache:
                 view = (cached, dataclasses.replace(cached, source="memory"))
                 self._views[url] = view
             return view[1]
+        bundled = self._from_bundle(url, now, expires, collateral_type, validate_chained is not None)
+        if bundled is not None and bundled.fresh_at(now):
+            self._remember(bundled)
+            return bundled
         stored = self._from_store(url)
         if validate_chained is not None and stored is not None and not stored.issuer_chain:
             stored = None
@@ -243,7 +273,7 @@ class CollateralCache:
             )
         except Unavailable:
             fallback = max(
-                (c for c in (cached, stored) if c is not None),
+                (c for c in (cached, bundled, stored) if c is not None),
                 key=lambda c: c.fetched_at,
                 default=None,
             )

@@ -14,6 +14,7 @@ gets back (memoized by exact bytes in :mod:`attestation_broker.evidence.tdx.chec
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Callable
@@ -273,3 +274,25 @@ def fetch_collateral(
         while len(_BUILT) > 64:
             _BUILT.pop(next(iter(_BUILT)))
     return collateral
+
+
+def bundled_collateral(ctx: VerifyContext, fmspc: bytes, ca: str) -> TdxCollateral | None:
+    """The bundle's collateral for this FMSPC and PCK CA (a dcap-qvl document), or None without a bundle entry.
+
+    It is verified downstream exactly like fetched collateral; its records say ``source: "bundle"``.
+    """
+    bundle = getattr(ctx.collateral, "bundle", None)
+    if bundle is None:
+        return None
+    found = bundle.tdx(fmspc.hex().upper(), ca)
+    if found is None:
+        return None
+    data, entry = found
+    collateral = TdxCollateral.from_dcap_qvl_json(data)
+    source = entry.source or None
+    return dataclasses.replace(
+        collateral,
+        records=tuple(
+            CollateralRecord(t, source, "bundle") for t in ("tcb_info", "qe_identity", "pck_crl", "root_crl")
+        ),
+    )

@@ -55,6 +55,7 @@ from attestation_broker.evidence.tdx.collateral import (
     Checks,
     CollateralRecord,
     TdxCollateral,
+    bundled_collateral,
     collateral_urls,
     fetch_collateral,
 )
@@ -237,8 +238,9 @@ def run(
         records = collateral.records or tuple(
             CollateralRecord(t, None, "evidence") for t in ("tcb_info", "qe_identity", "pck_crl", "root_crl")
         )
-        if not crls:
-            records = tuple(r for r in records if r.type not in ("pck_crl", "root_crl"))
+    elif (bundled := bundled_collateral(ctx, chain.extensions.fmspc, chain.ca)) is not None:
+        collateral = bundled
+        records = bundled.records
     else:
         urls = collateral_urls(
             ctx.settings.intel_pcs_url,
@@ -248,6 +250,9 @@ def run(
         )
         collateral = fetch_collateral(ctx, urls, _checks(anchors, chain, now, skew), crls=crls)
         records = collateral.records
+    if not crls:
+        # revocation = skip: the CRLs are neither required nor recorded, whatever the source carried.
+        records = tuple(r for r in records if r.type not in ("pck_crl", "root_crl"))
     stale = {r.type: r.stale for r in records}
     grace_all = timedelta(seconds=max(0, ctx.settings.collateral_stale_grace_seconds))
 
