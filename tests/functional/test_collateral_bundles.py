@@ -27,6 +27,8 @@ D6_JSON = "tdx/dcap-qvl-b0c06f-v4/tdx_quote_collateral.json"
 SNP_REPORT = "snp/trustee-milan-v2/test-report.bin"
 SNP_VCEK = "snp/trustee-milan-v2/test-vcek.der"
 MILAN_CRL = "roots/amd/amd_milan_vcek_crl.pem"
+GCP_REPORT = "snp/teekit-gcp-milan-v5/sev-gcp.bin"
+GCP_VCEK = "snp/teekit-gcp-milan-v5/sev-gcp-vcek.pem"
 C1_NOW = "2026-02-01T00:00:00Z"
 
 
@@ -66,7 +68,9 @@ def test_fetched_tdx_bundle_verifies_offline_in_the_cli(tdx_bundle: Path) -> Non
     assert sub["ear_attester_claims"]["tcb"]["status"] == "UpToDate"
     assert {c["source"] for c in sub["ear_verifier_claims"]["collateral"]} == {"bundle"}
     # Past its validity the bundle is refused with the expiry date (never a pass).
-    code, doc = run("verify", "tdx", str(vector_path(D8)), "--collateral", str(tdx_bundle), "--now", "2026-03-01T00:00Z")
+    code, doc = run(
+        "verify", "tdx", str(vector_path(D8)), "--collateral", str(tdx_bundle), "--now", "2026-03-01T00:00Z"
+    )
     assert (code, doc["error"]["code"]) == (1, "COLLATERAL_EXPIRED")
     assert "expired at 2026-02-11T" in doc["error"]["detail"]
 
@@ -105,7 +109,7 @@ def test_fetched_tdx_bundle_verifies_through_serve_collateral(served: str) -> No
     request = urllib.request.Request(
         served + "/v1/attest/tdx", data=body, method="POST", headers={"Content-Type": "application/json"}
     )
-    with urllib.request.urlopen(request, timeout=20) as resp:  # noqa: S310 - loopback
+    with urllib.request.urlopen(request, timeout=20) as resp:
         doc = json.loads(resp.read())
     assert resp.status == 200 and doc["token"].count(".") == 2
     payload = doc["token"].split(".")[1]
@@ -120,7 +124,9 @@ def test_imported_dcap_qvl_json_verifies_the_same_quote(tmp_path: Path) -> None:
     code, doc = run("collateral", "import", "--out", str(out), str(vector_path(D6_JSON)))
     assert code == 0, doc
     assert doc["imported"] == [{"file": str(vector_path(D6_JSON)), "as": "intel/tdx/B0C06F000000/platform"}]
-    code, via_bundle = run("verify", "tdx", str(vector_path(D6)), "--collateral", str(out), "--now", "2025-07-01T00:00Z")
+    code, via_bundle = run(
+        "verify", "tdx", str(vector_path(D6)), "--collateral", str(out), "--now", "2025-07-01T00:00Z"
+    )
     assert code == 0, via_bundle
     # The same document given as an extra file (used, not ignored) gives the same appraisal.
     code, via_extra = run("verify", "tdx", str(vector_path(D6)), str(vector_path(D6_JSON)), "--offline",
@@ -138,18 +144,23 @@ def test_snp_fetch_and_import_bundles_verify_offline(replay: ReplayServer, tmp_p
                     "--out", str(fetched), "--now", "2025-06-01T00:00:00Z", env=_pcs_env(replay))  # fmt: skip
     assert code == 0, doc
     assert doc["objects"] == ["amd/vcek/v1/Milan/crl"]
+    code, doc = run("verify", "snp", str(vector_path(SNP_REPORT)), str(vector_path(SNP_VCEK)), "--collateral",
+                    str(fetched), "--now", "2025-06-01T00:00:00Z")  # fmt: skip
+    assert code == 0, doc
+    sources = {c["source"] for c in doc["claims"]["submods"]["snp"]["ear_verifier_claims"]["collateral"]}
+    assert "bundle" in sources
+    # Imported: the CRL and the VCEK (a v5 report names its chip and TCB, so the VCEK is found by its KDS key).
     imported = tmp_path / "imported"
     code, doc = run("collateral", "import", "--out", str(imported), str(vector_path(MILAN_CRL)),
-                    str(vector_path(SNP_VCEK)))  # fmt: skip
+                    str(vector_path(GCP_VCEK)))  # fmt: skip
     assert code == 0, doc
     keys = [item["as"] for item in doc["imported"]]
     assert keys[0] == "amd/vcek|vlek/v1/Milan/crl" and keys[1].startswith("amd/vcek/v1/Milan/")
-    for bundle, extras in ((fetched, [str(vector_path(SNP_VCEK))]), (imported, [])):
-        code, doc = run("verify", "snp", str(vector_path(SNP_REPORT)), *extras, "--collateral", str(bundle),
-                        "--now", "2025-06-01T00:00:00Z")  # fmt: skip
-        assert code == 0, doc
-        sources = {c["source"] for c in doc["claims"]["submods"]["snp"]["ear_verifier_claims"]["collateral"]}
-        assert "bundle" in sources
+    code, doc = run("verify", "snp", str(vector_path(GCP_REPORT)), "--collateral", str(imported),
+                    "--now", "2026-01-01T00:00:00Z")  # fmt: skip
+    assert code == 0, doc
+    sources = {c["source"] for c in doc["claims"]["submods"]["snp"]["ear_verifier_claims"]["collateral"]}
+    assert sources == {"bundle"}
 
 
 @pytest.mark.parametrize(

@@ -201,7 +201,10 @@ class _Import:
 
 
 def _import_dcap(state: _Import, name: str, data: bytes) -> None:
-    collateral = TdxCollateral.from_dcap_qvl_json(data)
+    try:
+        collateral = TdxCollateral.from_dcap_qvl_json(data)
+    except BrokerError as exc:
+        raise COLLATERAL_BUNDLE_INVALID(f"{name}: {exc.detail}") from None
     fmspc = str(collateral.tcb_info.body.get("fmspc", "")).upper()
     crl = _crl(collateral.pck_crl)
     ca = "processor" if crl is not None and "Processor" in _cn(crl.issuer) else "platform"

@@ -3,6 +3,8 @@
 Evidence: the raw quote bytes (or the quote as hex text, ``0x`` allowed). Envelope field
 ``collateral`` (optional): a dcap-qvl ``QuoteCollateralV3`` JSON object to use instead of fetching
 from Intel PCS; it is verified exactly like fetched collateral and recorded with source ``evidence``.
+The same document may come as an extra file instead (CLI ``verify tdx QUOTE COLLATERAL.json``); any other
+extra, or collateral given twice, is MALFORMED_EVIDENCE (never silently ignored).
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from attestation_broker import jsonlimits
 from attestation_broker.appraisal import Appraisal
 from attestation_broker.errors import MALFORMED_EVIDENCE
 from attestation_broker.evidence.tdx import TdxCollateral, TdxTrust, verify_tdx_evidence
-from attestation_broker.inputs import InputSpec
+from attestation_broker.evidence.tdx.collateral import looks_like_dcap_qvl_json
+from attestation_broker.inputs import InputSpec, Role
 from attestation_broker.verifier import Submission, VerifyContext
 
-# The quote is the evidence; collateral may travel in the envelope; there are no extra files.
-INPUTS = InputSpec("tdx", fields={"collateral": "collateral"})
+# The quote is the evidence; dcap-qvl collateral may travel in the envelope field or as one extra file
+# (recognized by content): the field and an extra are two candidates for one role, refused as a duplicate.
+INPUTS = InputSpec("tdx", fields={"collateral": "collateral"}, roles=(Role("collateral", looks_like_dcap_qvl_json),))
 
 
 def _quote_bytes(evidence: bytes) -> bytes:
@@ -45,8 +49,9 @@ class TdxVerifier:
         self._trust = trust
 
     def verify(self, submission: Submission, ctx: VerifyContext) -> Appraisal:
-        INPUTS.collect(submission.evidence, submission.extras, submission.fields)
+        collected = INPUTS.collect(submission.evidence, submission.extras, submission.fields)
         override = None
+        supplied = collected.one("collateral")
         if "collateral" in submission.fields:
             value = submission.fields["collateral"]
             if not isinstance(value, dict | str):
@@ -57,7 +62,9 @@ class TdxVerifier:
             ):
                 # A JSON text inside a JSON string escapes the request's depth limit: check it here.
                 raise MALFORMED_EVIDENCE("field collateral is nested too deeply")
-            override = TdxCollateral.from_dcap_qvl_json(json.dumps(value) if isinstance(value, dict) else value)
+            supplied = (json.dumps(value) if isinstance(value, dict) else value).encode()
+        if supplied is not None:
+            override = TdxCollateral.from_dcap_qvl_json(supplied)
         result = verify_tdx_evidence(
             _quote_bytes(submission.evidence),
             ctx,
