@@ -16,6 +16,7 @@ from typing import Any
 
 from attestation_broker.config import Settings
 from attestation_broker.errors import CONFIG_INVALID
+from attestation_broker.trust.currency import TcbCurrency
 from attestation_broker.trust.fetch import Fetcher, HttpFetcher, OfflineFetcher
 from attestation_broker.trust.refresh import ListableStore, refresh_store
 from attestation_broker.trust.upstreams import build_fetcher
@@ -46,7 +47,12 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, object]:
     if callable(remaining):
         deadline = time.monotonic() + remaining() / 1000.0 - SAFETY_MARGIN_SECONDS
     report = refresh_store(
-        store, fetcher, now=datetime.now(UTC), timeout=settings.fetch_timeout_seconds, deadline=deadline
+        store,
+        fetcher,
+        now=datetime.now(UTC),
+        timeout=settings.fetch_timeout_seconds,
+        deadline=deadline,
+        currency=TcbCurrency(store),  # TCB changes: one structured event + EMF metric each (docs/collateral.md)
     )
     summary = report.as_dict()
     # One structured line for CloudWatch Logs / metric filters (no collateral bytes, URLs of failures only).

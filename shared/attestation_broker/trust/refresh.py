@@ -29,6 +29,7 @@ from cryptography import x509
 
 from attestation_broker.errors import COLLATERAL_INVALID, BrokerError
 from attestation_broker.trust.cache import BlobStore, CachedObject, CollateralCache, issuer_chain_from_headers
+from attestation_broker.trust.currency import TcbCurrency
 from attestation_broker.trust.fetch import Fetcher
 
 ExpiresFn = Callable[[bytes, datetime], datetime | None]
@@ -179,8 +180,13 @@ def refresh_store(
     types: Mapping[str, CollateralType] = COLLATERAL_TYPES,
     deadline: float | None = None,
     clock: Callable[[], float] = time.monotonic,
+    currency: TcbCurrency | None = None,
 ) -> RefreshReport:
-    """Re-fetch every mutable, typed collateral object in ``store``; see the module docstring."""
+    """Re-fetch every mutable, typed collateral object in ``store``; see the module docstring.
+
+    With ``currency``, every Intel TCB info (as refreshed) and every AMD VCEK in the store is also handed to
+    :class:`~attestation_broker.trust.currency.TcbCurrency`, which records and announces TCB changes.
+    """
     report = RefreshReport()
     for key in list(store.keys("collateral/")):
         if deadline is not None and clock() >= deadline:
@@ -200,6 +206,8 @@ def refresh_store(
             report.skipped_untyped += 1
             continue
         if kind.immutable or stored.expires_at is None:
+            if currency is not None and kind.name == "vcek":
+                currency.observe_amd_vcek(stored.body, now)
             report.skipped_immutable += 1
             continue
         try:
@@ -209,6 +217,8 @@ def refresh_store(
             expires_at = kind.expires(body, now)
             if expires_at is not None and expires_at < stored.expires_at:
                 report.kept_newer += 1
+                if currency is not None and kind.name == "tcb_info":
+                    currency.observe_intel_tcb_info(stored.body, now)
                 continue
             fresh = CachedObject(
                 stored.url,
@@ -222,6 +232,12 @@ def refresh_store(
             store.put(key, fresh.encode())
         except BrokerError as exc:
             report.failed[stored.url] = exc.code.name
+            if currency is not None and kind.name == "tcb_info":
+                currency.observe_intel_tcb_info(stored.body, now)
             continue
+        if currency is not None and kind.name == "tcb_info":
+            currency.observe_intel_tcb_info(body, now)
         report.refreshed.append(stored.url)
+    if currency is not None:
+        currency.save()
     return report
