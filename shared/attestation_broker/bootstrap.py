@@ -20,7 +20,7 @@ from attestation_broker.errors import CONFIG_INVALID
 from attestation_broker.files import private_dir
 from attestation_broker.ledger import ReplayLedger, SqliteLedger
 from attestation_broker.nonce import NonceService
-from attestation_broker.policy import PolicyEngine, PolicySet, TcbCurrency, load_policy_set
+from attestation_broker.policy import PolicyEngine, PolicySet, RecordedTcbCurrency, TcbCurrency, load_policy_set
 from attestation_broker.registry import Registry, default_registry
 from attestation_broker.token.federation import FederationConfig
 from attestation_broker.token.issuer import TokenService
@@ -28,6 +28,7 @@ from attestation_broker.token.keys import KeyRing, Retired, RetiredSigner, local
 from attestation_broker.token.signers import ES256, RS256, Signer
 from attestation_broker.trust.bundle import Bundle
 from attestation_broker.trust.cache import BlobStore, CollateralCache, DirectoryStore
+from attestation_broker.trust.currency import TcbCurrency as RecordedLevels
 from attestation_broker.trust.fetch import Fetcher, HttpFetcher, OfflineFetcher
 from attestation_broker.trust.upstreams import build_fetcher
 from attestation_broker.usecases import Broker
@@ -225,9 +226,14 @@ def build_broker(
     )
     if fetcher is None:
         fetcher = build_fetcher(settings, OfflineFetcher() if settings.offline else HttpFetcher())
+    shared_store = store if store is not None else build_store(settings)
+    if tcb_currency is None and shared_store is not None:
+        # TCB-recovery grace periods count from when the refresher saw the current level published.
+        recorded_in = shared_store
+        tcb_currency = RecordedTcbCurrency(lambda: RecordedLevels(recorded_in, emit=lambda _record: None))
     collateral = CollateralCache(
         fetcher,
-        store if store is not None else build_store(settings),
+        shared_store,
         timeout=settings.fetch_timeout_seconds,
         bundle=Bundle.open(Path(settings.collateral_dir)) if settings.collateral_dir else None,
     )

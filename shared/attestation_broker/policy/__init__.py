@@ -10,7 +10,14 @@ from attestation_broker.policy.document import (
     policy_id,
     schema,
 )
-from attestation_broker.policy.engine import Decision, EvidenceTcbDate, PolicyEngine, RuleResult, TcbCurrency
+from attestation_broker.policy.engine import (
+    Decision,
+    EvidenceTcbDate,
+    PolicyEngine,
+    RecordedTcbCurrency,
+    RuleResult,
+    TcbCurrency,
+)
 
 __all__ = [
     "Decision",
@@ -19,6 +26,7 @@ __all__ = [
     "PolicyDocumentError",
     "PolicyEngine",
     "PolicySet",
+    "RecordedTcbCurrency",
     "RuleResult",
     "TcbCurrency",
     "default_policy",

@@ -16,15 +16,18 @@ which only matters when the operator opted into EAR-style contraindicated tokens
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from attestation_broker import appraisal as ar4si
 from attestation_broker.appraisal import TCB_STATUSES, Appraisal, EarStatus
 from attestation_broker.policy import cel
 from attestation_broker.policy.document import Policy
+
+if TYPE_CHECKING:
+    from attestation_broker.trust.currency import TcbCurrencyView
 
 _MISSING = object()
 _OUT_OF_DATE = ("OutOfDate", "OutOfDateConfigurationNeeded")
@@ -76,6 +79,43 @@ class EvidenceTcbDate:
             return datetime.fromisoformat(date.replace("Z", "+00:00")).astimezone(UTC)
         except ValueError:
             return None
+
+
+class RecordedTcbCurrency:
+    """Grace periods counted from when the platform's current TCB level was published, as the collateral
+    refresher recorded it (:mod:`attestation_broker.trust.currency`, docs/collateral.md "TCB currency").
+
+    The scope is read from the normalized claims: ``tdx.fmspc`` → Intel ``tdx:<FMSPC>`` (the publication date
+    of the first TCB info carrying the current TCB evaluation data number, else when it was first seen);
+    ``snp.product`` → AMD ``<product>`` (when the newest TCB was first seen). A platform with no record falls
+    back to :class:`EvidenceTcbDate`, which can only end a grace period early. The record is loaded on first
+    use, so a cold start that never evaluates a grace period never reads the shared store.
+    """
+
+    def __init__(self, load: Callable[[], TcbCurrencyView], fallback: TcbCurrency | None = None) -> None:
+        self._load = load
+        self._view: TcbCurrencyView | None = None
+        self._fallback: TcbCurrency = fallback if fallback is not None else EvidenceTcbDate()
+
+    def current_level_since(self, appraisal: Appraisal) -> datetime | None:
+        scope = self._scope(appraisal)
+        if scope is not None:
+            if self._view is None:
+                self._view = self._load()
+            level = self._view.current(*scope)
+            if level is not None:
+                return (level.published or level.since).astimezone(UTC)
+        return self._fallback.current_level_since(appraisal)
+
+    @staticmethod
+    def _scope(appraisal: Appraisal) -> tuple[str, str] | None:
+        fmspc = claim_at(appraisal, "tdx.fmspc")
+        if isinstance(fmspc, str) and fmspc:
+            return ("intel", f"tdx:{fmspc.upper()}")
+        product = claim_at(appraisal, "snp.product")
+        if isinstance(product, str) and product:
+            return ("amd", product)
+        return None
 
 
 @dataclass(frozen=True)

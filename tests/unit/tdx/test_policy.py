@@ -7,6 +7,7 @@ import copy
 import json
 from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,8 +17,10 @@ from attestation_broker.binding import ExpectedBinding
 from attestation_broker.errors import BrokerError
 from attestation_broker.evidence.tdx import TdxResult, parse_quote, verify_tdx_evidence
 from attestation_broker.evidence.tdx.kind import TdxVerifier
-from attestation_broker.policy import Decision, PolicyEngine
+from attestation_broker.policy import Decision, PolicyEngine, RecordedTcbCurrency
 from attestation_broker.registry import default_registry
+from attestation_broker.trust.cache import DirectoryStore
+from attestation_broker.trust.currency import TcbCurrency
 from attestation_broker.verifier import Submission, VerifyContext
 
 from tests.support.context import offline_context
@@ -210,3 +213,40 @@ def test_verifier_class_and_registry() -> None:
     with pytest.raises(BrokerError) as exc:
         verifier.verify(submission, late)
     assert exc.value.code.name == "COLLATERAL_EXPIRED"
+
+
+@pytest.mark.parametrize(
+    ("published_days_ago", "recorded", "failing"),
+    [
+        (3, True, []),  # the refresher saw the new TCB evaluation data number published 3 days ago: in grace
+        (11, True, ["tcb_recovery.grace_days"]),  # published 11 days ago: the 10-day grace is over
+        (3, False, ["tcb_recovery.grace_days"]),  # no record for this FMSPC: falls back to the evidence's tcbDate
+    ],
+)
+def test_grace_period_from_the_recorded_tcb_currency(
+    tmp_path: Path, published_days_ago: int, recorded: bool, failing: list[str]
+) -> None:
+    pki = FakeIntelPki.create()
+    result = verify_tdx_evidence(
+        pki.forge(quote_bytes("D8")), offline_context(NOW_C1), expected_report_data=None,
+        collateral_override=_outdated_collateral(pki), trust=pki.trust,
+    )  # fmt: skip
+    appraisal = as_appraisal(result)
+    fmspc = str(appraisal.attester_claims["tdx"]["fmspc"]).upper()
+    store = DirectoryStore(tmp_path)
+    levels = TcbCurrency(store, emit=lambda _record: None)
+    scope = f"tdx:{fmspc}" if recorded else "tdx:000000000000"
+    published = NOW_C1 - timedelta(days=published_days_ago)
+    levels.observe("intel", scope, (19,), NOW_C1, published)
+    levels.save()
+    loads: list[int] = []
+
+    def load() -> TcbCurrency:
+        loads.append(1)
+        return TcbCurrency(store, emit=lambda _record: None)
+
+    engine = PolicyEngine(tcb_currency=RecordedTcbCurrency(load))
+    policy = policy_set({"tdx": {"tcb_recovery": {"grace_days": 10}}}).for_kind("tdx")
+    decision = engine.evaluate(policy, appraisal, now=NOW_C1, nonce_bound=False)
+    assert failed(decision) == failing
+    assert loads == [1]  # read from the shared store once, on first use
