@@ -95,7 +95,12 @@ def render() -> tuple[str, list[str]]:
         if not meaning:
             missing.append(f.name)
         meaning = meaning.replace("|", "\\|")
-        kind, default = _type_name(hints[f.name]), _default(getattr(defaults, f.name))
+        if f.default_factory is not dataclasses.MISSING:
+            # computed per machine (e.g. the per-user data dir): show the factory's rule, not this machine's value
+            default = " ".join((f.default_factory.__doc__ or "computed").split())
+        else:
+            default = _default(getattr(defaults, f.name))
+        kind = _type_name(hints[f.name])
         rows.append(f"| `BROKER_{f.name.upper()}` | {kind} | {default} | {meaning} |")
     return HEADER + "\n".join(rows) + "\n", missing
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from attestation_broker.errors import CONFIG_INVALID
@@ -26,6 +26,12 @@ DEFAULT_MAA_ISSUERS = (
 )
 
 
+def user_data_dir() -> Path:
+    """`$XDG_DATA_HOME/attestation-broker`, else `~/.local/share/attestation-broker`"""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "attestation-broker"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting; the string literal under each field is its documentation.
@@ -36,8 +42,9 @@ class Settings:
 
     issuer: str = "http://127.0.0.1:8080"
     """Token ``iss`` and the public base URL of ``/jwks`` and OIDC discovery; set it to the broker's real URL."""
-    data_dir: Path = Path(".broker-data")
-    """Directory for local state: signing keys, nonce secret, SQLite replay ledger, local collateral cache."""
+    data_dir: Path = field(default_factory=user_data_dir)
+    """Directory for local state: signing keys, nonce secret, SQLite replay ledger, local collateral cache. The
+    CLI prints it when it creates it; nothing is written to the current directory unless asked."""
     token_ttl_seconds: int = 300
     """Lifetime of issued broker tokens (``exp`` - ``iat``)."""
     token_audience: str = "attestation-broker"  # noqa: S105 - an audience, not a secret
@@ -141,11 +148,12 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}
+        defaults = cls()
         for f in fields(cls):
             raw = env.get(f"BROKER_{f.name.upper()}")
             if raw is None:
                 continue
-            default = getattr(cls, f.name)
+            default = getattr(defaults, f.name)
             try:
                 if isinstance(default, bool):
                     if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):

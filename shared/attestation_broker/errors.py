@@ -6,6 +6,15 @@ code twice fails at import, so a code can never silently change meaning. The cat
 the HTTP status and the CLI exit code; the README's error table is checked against the catalogue.
 
 Error ``detail`` strings are shown to clients: they must never contain evidence bytes or secrets.
+
+CLI exit codes (the ``exit`` column of the README error table), one per category:
+
+* 0 — verified (affirming or warning);
+* 1 — refused: verification or policy failure, or a contraindicated result (HTTP 403);
+* 2 — unusable input or configuration: malformed evidence, unreadable file, unknown kind, bad settings
+  (HTTP 400/404/413/415/500);
+* 3 — could not decide: a dependency is unavailable (vendor collateral, signer, ledger; HTTP 503) or the
+  broker is rate limited (429). Retry later or supply the collateral (``--collateral DIR``).
 """
 
 from __future__ import annotations
@@ -109,13 +118,15 @@ class RequestTimeout(BrokerError):
 
 class RateLimited(BrokerError):
     status = 429
+    exit_code = 3
     title = "Too many requests"
 
 
 class Unavailable(BrokerError):
-    """A dependency (vendor collateral, signer, ledger) is unavailable; retry later (HTTP 503)."""
+    """A dependency (vendor collateral, signer, ledger) is unavailable; retry later (HTTP 503, CLI exit 3)."""
 
     status = 503
+    exit_code = 3
     title = "Service unavailable"
 
     def __init__(self, code: ErrorCode, detail: str = "", *, retry_after: int | None = 30) -> None:
@@ -123,9 +134,10 @@ class Unavailable(BrokerError):
 
 
 class ConfigError(BrokerError):
-    """The broker itself is misconfigured (HTTP 500)."""
+    """The broker itself is misconfigured (HTTP 500, CLI exit 2)."""
 
     status = 500
+    exit_code = 2
     title = "Broker configuration error"
 
 
@@ -146,6 +158,10 @@ class ErrorCode:
     @property
     def status(self) -> int:
         return self.category.status
+
+    @property
+    def exit_code(self) -> int:
+        return self.category.exit_code
 
 
 CATALOGUE: dict[str, ErrorCode] = {}
@@ -174,6 +190,7 @@ def define(name: str, category: type[BrokerError], description: str) -> ErrorCod
 # Codes shared by the whole broker. Evidence kinds declare theirs in their own errors module.
 MALFORMED_REQUEST = define("MALFORMED_REQUEST", MalformedInput, "The request body or parameters are malformed.")
 MALFORMED_EVIDENCE = define("MALFORMED_EVIDENCE", MalformedInput, "The evidence cannot be decoded.")
+UNREADABLE_FILE = define("UNREADABLE_FILE", MalformedInput, "A file named on the command line cannot be read.")
 UNSUPPORTED_MEDIA_TYPE = define(
     "UNSUPPORTED_MEDIA_TYPE", UnsupportedMediaType, "The request content type is not accepted on this route."
 )

@@ -1,7 +1,9 @@
 """``attestation-broker``: serve, verify evidence files offline, verify broker tokens, rotate keys.
 
-Exit codes of ``verify`` and ``token verify``: 0 verified (affirming or warning) and a token issued,
-1 verification failure or POLICY_REJECTED (no token), 2 unusable input or a broken policy document.
+Exit codes of ``verify`` and ``token verify`` (:mod:`.output`): 0 verified (affirming or warning),
+1 refused (verification failure or POLICY_REJECTED: no token), 2 unusable input or configuration (including a
+broken policy document),
+3 could not decide (collateral, signer or ledger unavailable). JSON goes to stdout, a one-line summary to stderr.
 
 Each subcommand lives in its own module with a ``register(subparsers)`` function; :data:`COMMANDS`
 lists them in the order ``--help`` shows them.

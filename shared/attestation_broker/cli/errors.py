@@ -15,10 +15,11 @@ def cmd_errors(args: argparse.Namespace) -> int:
     import attestation_broker.client.errors
     import attestation_broker.federation.errors  # noqa: F401
 
-    print("| code | HTTP | meaning |\n|---|---|---|")
+    # ``exit``: the CLI exit code (0 verified, 1 refused, 2 unusable input or configuration, 3 could not decide).
+    print("| code | HTTP | exit | meaning |\n|---|---|---|---|")
     for name in sorted(CATALOGUE):
         code = CATALOGUE[name]
-        print(f"| `{name}` | {code.status} | {code.description} |")
+        print(f"| `{name}` | {code.status} | {code.exit_code} | {code.description} |")
     return 0
 
 

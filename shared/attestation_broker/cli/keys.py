@@ -4,18 +4,23 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from attestation_broker.cli.common import print_json
+from attestation_broker.cli.common import ensure_data_dir, print_json
 from attestation_broker.config import Settings
 from attestation_broker.token.keys import rotate_local
 from attestation_broker.token.signers import ALGORITHMS, ES256
 
 
+def _announce(message: str) -> None:
+    sys.stderr.write(f"attestation-broker: {message}\n")
+
+
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    data_dir = Path(args.data_dir) if args.data_dir else settings.data_dir
+    data_dir = ensure_data_dir(Path(args.data_dir) if args.data_dir else settings.data_dir, _announce)
     old, new = rotate_local(
         data_dir, now=datetime.now(UTC), overlap=timedelta(hours=args.overlap_hours), algorithm=args.alg
     )
@@ -30,6 +35,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "rotate", help="retire the active key (kept in /jwks for the overlap) and make a new one"
     )
     rotate.add_argument("--overlap-hours", type=float, default=24.0)
-    rotate.add_argument("--data-dir")
+    rotate.add_argument("--data-dir", help="the local broker's data directory (default: BROKER_DATA_DIR)")
     rotate.add_argument("--alg", choices=ALGORITHMS, default=ES256, help="which key to rotate (default ES256)")
     rotate.set_defaults(func=cmd_keys_rotate)

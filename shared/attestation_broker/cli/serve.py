@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from attestation_broker.cli.common import ensure_data_dir
 from attestation_broker.config import Settings
 from attestation_broker.errors import ConfigError
 
@@ -28,6 +29,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()  # validates the environment once, before any worker starts
     if settings.issuer == Settings.issuer:
         os.environ["BROKER_ISSUER"] = f"http://{args.host}:{args.port}"
+    ensure_data_dir(settings.data_dir, logging.getLogger("attestation_broker").warning)
     if settings.fixed_time:
         logging.getLogger("attestation_broker").warning(
             "evidence is verified as of %s (BROKER_FIXED_TIME); tokens use the real clock", settings.fixed_time

@@ -4,49 +4,56 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from attestation_broker.cli.common import error_doc, parse_time, print_json
+from attestation_broker.cli.common import error_doc, parse_time, read_input
+from attestation_broker.cli.output import add_output_options, emit, error_summary
 from attestation_broker.config import Settings
-from attestation_broker.errors import BrokerError
-from attestation_broker.token.keys import KeyRing, local_keyring
+from attestation_broker.errors import CONFIG_INVALID, BrokerError
+from attestation_broker.token.keys import KEY_FILES, KeyRing, local_keyring
+from attestation_broker.token.signers import ES256
+
+
+def _keyring(args: argparse.Namespace, settings: Settings) -> KeyRing:
+    if args.jwks:
+        try:
+            keys = json.loads(read_input(args.jwks, decode=False))["keys"]
+        except (ValueError, KeyError, TypeError):
+            raise CONFIG_INVALID(f"{args.jwks} is not a JWKS document (a JSON object with 'keys')") from None
+        return _JwksKeyRing(keys)
+    data_dir = Path(args.data_dir) if args.data_dir else settings.data_dir
+    if not (data_dir / KEY_FILES[ES256]).is_file():
+        # Verifying must not mint a key: say where we looked instead.
+        raise CONFIG_INVALID(f"no local broker key in {data_dir}; pass --jwks FILE (the broker's /jwks) or --data-dir")
+    return local_keyring(data_dir)
 
 
 def cmd_token_verify(args: argparse.Namespace) -> int:
     from attestation_broker.token.issuer import TokenService
 
-    raw = args.token
-    if raw == "-":
-        raw = sys.stdin.read()
-    elif raw.count(".") != 2 and len(raw) < 4096 and Path(raw).is_file():
-        raw = Path(raw).read_text()
-    settings = Settings.from_env()
-    keyring: KeyRing
-    if args.jwks:
-        try:
-            keys = json.loads(Path(args.jwks).read_text())["keys"]
-        except (OSError, ValueError, KeyError):
-            unreadable = {"code": "CONFIG_INVALID", "status": 500, "detail": "unreadable JWKS"}
-            print_json({"valid": False, "error": unreadable})
-            return 2
-        keyring = _JwksKeyRing(keys)
-    else:
-        keyring = local_keyring(Path(args.data_dir) if args.data_dir else settings.data_dir)
-    service = TokenService(
-        keyring,
-        issuer=args.issuer or settings.issuer,
-        audience=args.audience or settings.token_audience,
-        ttl=timedelta(seconds=settings.token_ttl_seconds),
-    )
     try:
+        raw = args.token
+        if raw == "-" or (raw.count(".") != 2 and len(raw) < 4096 and Path(raw).is_file()):
+            raw = read_input(raw, decode=False).decode("utf-8", errors="replace")
+        settings = Settings.from_env()
+        service = TokenService(
+            _keyring(args, settings),
+            issuer=args.issuer or settings.issuer,
+            audience=args.audience or settings.token_audience,
+            ttl=timedelta(seconds=settings.token_ttl_seconds),
+        )
         claims = service.verify(raw.strip(), now=args.now or datetime.now(UTC))
     except BrokerError as exc:
-        print_json({"valid": False, "error": error_doc(exc)})
+        error = error_doc(exc)
+        emit(args, {"valid": False, "error": error}, error_summary("token", error, exc.exit_code))
         return exc.exit_code
-    print_json({"valid": True, "claims": claims})
+    status = claims.get("ear_status")
+    summary = (
+        f"token: valid — iss {claims.get('iss')}, sub {claims.get('sub')}, ear_status {status}, exp {claims.get('exp')}"
+    )
+    emit(args, {"valid": True, "claims": claims}, summary)
     return 0
 
 
@@ -68,6 +75,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     tverify.add_argument("--jwks", help="JWKS file (default: the local broker's keys)")
     tverify.add_argument("--issuer")
     tverify.add_argument("--audience")
-    tverify.add_argument("--data-dir")
+    tverify.add_argument("--data-dir", help="the local broker's data directory (default: BROKER_DATA_DIR)")
     tverify.add_argument("--now", type=parse_time)
+    add_output_options(tverify)
     tverify.set_defaults(func=cmd_token_verify)

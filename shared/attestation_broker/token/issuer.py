@@ -17,7 +17,7 @@ from typing import Any
 import jwt
 
 from attestation_broker.appraisal import Appraisal
-from attestation_broker.errors import TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MALFORMED
+from attestation_broker.errors import TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MALFORMED, reflect
 from attestation_broker.token.keys import KeyRing
 from attestation_broker.token.signers import P256_ORDER, b64url
 
@@ -59,6 +59,13 @@ def subject_of(appraisal: Appraisal, evidence_sha256: str) -> str:
     if claims.get("measurement"):
         return f"{appraisal.kind}:measurement:{claims['measurement']}"
     return f"{appraisal.kind}:evidence:{evidence_sha256}"
+
+
+def _unverified_claim(token: str, name: str) -> Any:
+    try:
+        return jwt.decode(token, options={"verify_signature": False}).get(name)
+    except jwt.PyJWTError:
+        return None
 
 
 class TokenService:
@@ -134,10 +141,10 @@ class TokenService:
         except jwt.PyJWTError:
             raise TOKEN_MALFORMED("not a compact JWS") from None
         if header.get("alg") != "ES256":
-            raise TOKEN_INVALID("unexpected algorithm")
+            raise TOKEN_INVALID(f"unexpected algorithm {reflect(header.get('alg'))}; broker tokens are ES256")
         jwk = next((k for k in self.keyring.published(now) if k["kid"] == header.get("kid")), None)
         if jwk is None:
-            raise TOKEN_INVALID("unknown key id")
+            raise TOKEN_INVALID(f"key id {reflect(header.get('kid'))} is not among the published keys")
         key = jwt.PyJWK(jwk).key
         try:
             # PyJWT would read the wall clock; exp/nbf are checked below against the injected ``now``.
@@ -155,9 +162,16 @@ class TokenService:
                 },
             )
         except jwt.InvalidAudienceError:
-            raise TOKEN_INVALID("audience mismatch") from None
+            # The signature verified before PyJWT compared claims, so the values quoted here are the broker's.
+            found = _unverified_claim(token, "aud")
+            raise TOKEN_INVALID(
+                f"audience mismatch: expected {reflect(audience or self.audience)}, the token has {reflect(found)}"
+            ) from None
         except jwt.InvalidIssuerError:
-            raise TOKEN_INVALID("issuer mismatch") from None
+            found = _unverified_claim(token, "iss")
+            raise TOKEN_INVALID(
+                f"issuer mismatch: expected {reflect(self.issuer)}, the token has {reflect(found)}"
+            ) from None
         except jwt.PyJWTError:
             raise TOKEN_INVALID("signature or registered claims do not verify") from None
         if header.get("alg") == "ES256":

@@ -221,7 +221,12 @@ def parse_report(data: bytes) -> AttestationReport:
     raw = bytes(data[:REPORT_SIZE])
     (version,) = struct.unpack_from("<I", raw, 0x000)
     if version not in SUPPORTED_VERSIONS:
-        raise SNP_REPORT_VERSION_UNSUPPORTED(f"report VERSION {version} is not supported")
+        expected = ", ".join(str(v) for v in SUPPORTED_VERSIONS)
+        detail = f"report VERSION is {version}; expected one of {expected}"
+        if all(0x20 <= b < 0x7F for b in raw[:8]):
+            # e.g. 808464944 is the text "0000": hex or base64 sent where the binary report belongs
+            detail += " (the input starts with text, not a binary report: decode hex or base64 first)"
+        raise SNP_REPORT_VERSION_UNSUPPORTED(detail)
     guest_svn, policy = struct.unpack_from("<IQ", raw, 0x004)
     vmpl, sig_algo, current_tcb, platform_info, key_info = struct.unpack_from("<IIQQI", raw, 0x030)
     if sig_algo != SIG_ALGO_ECDSA_P384_SHA384:
