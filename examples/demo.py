@@ -1,7 +1,8 @@
 """The offline quick start (``make demo``): a software TPM attests to a local broker, end to end.
 
 1. start a software TPM (swtpm) and make an attestation key (AK) with tpm2-tools;
-2. write the broker policy that pins that AK (a plain TPM quote proves nothing unless its AK is trusted);
+2. write the broker policy from a known-good quote (``attestation-broker policy init``): it pins that AK (a
+   plain TPM quote proves nothing unless its AK is trusted) and the quoted PCR values;
 3. start the broker (``attestation-broker serve``) on loopback, offline;
 4. get a challenge nonce, make a genuinely fresh quote that binds it (extraData = SHA-256(nonce)), attest;
 5. verify the returned token with PyJWT against the broker's ``/jwks``, as any relying party would;
@@ -143,14 +144,18 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def write_policy(path: Path, ak_pin: str) -> None:
-    """The broker refuses a TPM quote whose AK no policy pins (403 POLICY_REJECTED). This is the policy document
-    the broker reads from BROKER_POLICY_FILE (docs/policy.md): one named policy, here for the ``tpm`` kind."""
-    doc = {
-        "version": 1,
-        "policies": {"demo-swtpm": {"kinds": ["tpm"], "rules": {"ak_keys": [{"label": "swtpm", "sha256": ak_pin}]}}},
-    }
-    path.write_text(json.dumps(doc, indent=2) + "\n")
+def write_policy(path: Path, tpm: Tpm, ak_pem: Path) -> None:
+    """The broker refuses a TPM quote whose AK no policy pins (403 POLICY_REJECTED, default deny, docs/policy.md).
+    ``policy init`` derives a named policy (AK pin + PCR reference values) from a quote we trust: this one."""
+    tpm.quote(b"golden", "golden")
+    files = [str(tpm.workdir / f"golden.{part}") for part in ("msg", "sig")] + [str(ak_pem)]
+    files.append(str(tpm.workdir / "golden.pcrs"))
+    proc = subprocess.run(
+        [CLI, "policy", "init", "tpm", *files, "--name", "demo-tpm"], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise DemoFailed(f"policy init failed ({proc.returncode}): {proc.stdout[-500:]} {proc.stderr[-500:]}")
+    path.write_text(proc.stdout)
 
 
 def expect(condition: bool, message: str) -> None:
@@ -184,10 +189,11 @@ def tpm_walkthrough(work: Path) -> None:
         pin = hashlib.sha256(spki).hexdigest()
         say(f"swtpm on 127.0.0.1:{tpm_port}; AK (RSA 2048, RSASSA) SPKI SHA-256 = {pin}")
 
-        step("2. Policy: pin the AK")
-        policy = work / "policy.json"
-        write_policy(policy, pin)
-        say(f"{policy}: {json.dumps(json.loads(policy.read_text()))}")
+        step("2. Policy from a known-good quote: attestation-broker policy init tpm ... --name demo-tpm")
+        policy = work / "policy.yaml"
+        write_policy(policy, tpm, work / "ak.pem")
+        expect(pin in policy.read_text(), "the policy does not pin the AK")
+        say(f"{policy}: policy demo-tpm pins AK {pin[:16]}... and PCRs 0-7 (reference values)")
 
         step("3. Broker on loopback (offline)")
         port = free_port()

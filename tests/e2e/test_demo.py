@@ -46,7 +46,8 @@ def test_demo_runs_offline_end_to_end(tmp_path: Path) -> None:
     assert "-> 403 TPM_SIGNATURE_INVALID" in text and "-> 403 NONCE_REPLAYED" in text
     assert text.count("exit 0, ear_status ") == 2
     # the demo wrote only into its work directory
-    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".json") == ["policy.json"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix in (".json", ".yaml")) == ["policy.yaml"]
+    assert "POST /v1/attest/tpm -> 200, ear_status affirming" in text  # pinned AK and PCR reference values
 
 
 def test_readme_offline_quick_start_commands_work() -> None:

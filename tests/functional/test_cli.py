@@ -159,7 +159,7 @@ def test_summary_line_on_stderr_json_on_stdout_quiet_and_text(kds_mirror: Path, 
     line = out.stderr.strip()
     assert "\n" not in line  # one line, no audit JSON unless --audit
     assert line.startswith("snp: warning — sev-snp/unknown, measurement a1f39304") and "policy snp-default" in line
-    assert "why: no measurement allow-list in policy" in line
+    assert "why: launch measurement not yet appraised against reference values" in line
     quiet = _snp(kds_mirror, vector_path(REPORT), "--quiet", cwd=tmp_path)
     assert (quiet.returncode, quiet.stderr) == (0, "") and json.loads(quiet.stdout)["kind"] == "snp"
     text = _snp(kds_mirror, vector_path(REPORT), "--format", "text", cwd=tmp_path)
