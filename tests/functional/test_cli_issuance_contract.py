@@ -4,7 +4,8 @@
 
 - a policy the evidence does not satisfy: exit 1, ``error.code == "POLICY_REJECTED"``, the failed rule named with
   expected/actual, the appraisal it would have signed (no ``jti``), and no ``token`` key;
-- a policy the evidence satisfies: exit 0, a token whose ``ear_appraisal_policy_ids`` names that policy.
+- a policy the evidence satisfies: exit 0, and with ``--sign`` a token whose ``ear_appraisal_policy_ids`` names
+  that policy.
 
 The CLI runs in-process (``attestation_broker.cli.main``) so loopback stand-ins replay the vendors: Intel PCS for
 ``tdx`` (the evidence's recorded dcap-qvl collateral, served as PCS would), AMD KDS CRLs for ``azure-vtpm``, and
@@ -89,11 +90,12 @@ def _run(
     rules: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    *flags: str,
 ) -> tuple[int, dict[str, Any]]:
     policy = tmp_path / "policy.json"
     policy.write_text(json.dumps({"version": 1, "policies": {"cli-test": {"kinds": [case.kind], "rules": rules}}}))
     capsys.readouterr()
-    code = main([*_argv(tmp_path, replay, case, monkeypatch), "--policy", str(policy)])
+    code = main([*_argv(tmp_path, replay, case, monkeypatch), "--policy", str(policy), *flags])
     out = capsys.readouterr().out
     doc: dict[str, Any] = json.loads(out)
     return code, doc
@@ -130,7 +132,9 @@ def test_cli_satisfied_policy_prints_a_token(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code, doc = _run(tmp_path, replay, case, {"claims": {"tee": [case.tee]}, **case.accept}, monkeypatch, capsys)
+    # --sign: the CLI prints a token only when asked, signed by the local broker key in BROKER_DATA_DIR.
+    accept = {"claims": {"tee": [case.tee]}, **case.accept}
+    code, doc = _run(tmp_path, replay, case, accept, monkeypatch, capsys, "--sign")
     assert code == 0, doc
     assert doc["ear_status"] in ("affirming", "warning") and "error" not in doc
     assert doc["token"].count(".") == 2

@@ -47,10 +47,11 @@ def error_doc(exc: BrokerError) -> dict[str, Any]:
 def decode_text_bytes(data: bytes) -> bytes:
     """Binary evidence given as hex or base64 text → the bytes; anything else unchanged.
 
-    Text that is meaningful as text (PEM, JSON, JWTs, tpm2-tools output) never matches: those contain
-    characters outside the hex and base64 alphabets (``-----``, braces, dots)."""
+    Text that is meaningful as text never matches: JSON, JWTs and tpm2-tools output contain characters outside
+    the hex and base64 alphabets (braces, dots, colons), and PEM is recognized by its ``-----BEGIN`` line."""
     compact = b"".join(data.split())
-    if len(compact) < _MIN_ENCODED:
+    if len(compact) < _MIN_ENCODED or b"-----BEGIN" in compact:
+        # PEM with its whitespace removed is all base64url characters ("-----BEGIN...-----"): keep it as text.
         return data
     if _HEX_TEXT.fullmatch(compact) and len(compact.removeprefix(b"0x").removeprefix(b"0X")) % 2 == 0:
         return bytes.fromhex(compact[2:].decode() if compact[:2].lower() == b"0x" else compact.decode())
