@@ -56,14 +56,11 @@ class TdxVerifier:
             value = submission.fields["collateral"]
             if not isinstance(value, dict | str):
                 raise MALFORMED_EVIDENCE("field collateral must be a dcap-qvl collateral object")
-            if (
-                isinstance(value, str)
-                and jsonlimits.depth(value.encode("utf-8", "surrogatepass")) > jsonlimits.MAX_DEPTH
-            ):
-                # A JSON text inside a JSON string escapes the request's depth limit: check it here.
-                raise MALFORMED_EVIDENCE("field collateral is nested too deeply")
-            supplied = (json.dumps(value) if isinstance(value, dict) else value).encode()
+            supplied = (json.dumps(value) if isinstance(value, dict) else value).encode("utf-8", "surrogatepass")
         if supplied is not None:
+            if jsonlimits.depth(supplied) > jsonlimits.MAX_DEPTH:
+                # A JSON text inside a JSON string (or an extra file) escapes the request's depth limit.
+                raise MALFORMED_EVIDENCE("collateral is nested too deeply")
             override = TdxCollateral.from_dcap_qvl_json(supplied)
         result = verify_tdx_evidence(
             _quote_bytes(submission.evidence),
