@@ -206,7 +206,7 @@ def _import_dcap(state: _Import, name: str, data: bytes) -> None:
     except BrokerError as exc:
         raise COLLATERAL_BUNDLE_INVALID(f"{name}: {exc.detail}") from None
     fmspc = str(collateral.tcb_info.body.get("fmspc", "")).upper()
-    crl = _crl(collateral.pck_crl)
+    crl = _crl(collateral.pck_crl) if collateral.pck_crl is not None else None
     ca = "processor" if crl is not None and "Processor" in _cn(crl.issuer) else "platform"
     if len(fmspc) != 12:
         raise COLLATERAL_BUNDLE_INVALID(f"{name}: TCB info has no FMSPC")
