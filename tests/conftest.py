@@ -60,3 +60,28 @@ def pytest_configure(config: pytest.Config) -> None:
 def replay() -> Iterator[ReplayServer]:
     with replay_server() as server:
         yield server
+
+
+# AWS stand-ins shared by the AWS backend tests and the federation SDK tests: one moto server per session.
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    from tests.support.moto_kms import moto_server
+
+    with moto_server() as url:
+        yield url
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No real credentials or config files are ever read, and nothing reaches IMDS."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
