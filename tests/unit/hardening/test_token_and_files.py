@@ -4,6 +4,7 @@ are owner-only; retired private keys are deleted once their overlap has ended.""
 from __future__ import annotations
 
 import base64
+import json
 import stat
 from datetime import timedelta
 from pathlib import Path
@@ -11,8 +12,8 @@ from typing import Any
 
 import pytest
 from attestation_broker.errors import BrokerError
-from attestation_broker.token.keys import local_keyring, prune_retired, rotate_local
-from attestation_broker.token.signers import P256_ORDER, LocalSigner, der_to_jose
+from attestation_broker.token.keys import KeyRing, local_keyring, prune_retired, rotate_local
+from attestation_broker.token.signers import P256_ORDER, LocalRsaSigner, LocalSigner, der_to_jose
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from tests.support.broker import FIXED_NOW, make_harness
@@ -103,3 +104,54 @@ def test_retired_private_keys_are_deleted_after_their_overlap(tmp_path: Path) ->
     kids = {k["kid"] for k in local_keyring(data).jwks(FIXED_NOW + timedelta(hours=2))["keys"]}
     assert third in kids and first not in kids and second not in kids
     assert prune_retired(data, keep=set()) == [third]
+
+
+def _signed(svc: Any, header: dict[str, Any] | str, payload: dict[str, Any] | str) -> str:
+    """A token signed by the service's own key over an arbitrary header and payload (the JSON text as given)."""
+
+    def seg(part: dict[str, Any] | str) -> str:
+        return _b64url((part if isinstance(part, str) else json.dumps(part)).encode())
+
+    signing_input = seg(header) + "." + seg(payload)
+    return signing_input + "." + _b64url(svc.keyring.active.sign(signing_input.encode()))
+
+
+def _claims(svc: Any) -> dict[str, Any]:
+    return dict(svc.claims_for(APPRAISAL, evidence_sha256="0" * 64, now=FIXED_NOW, nonce=None))
+
+
+@pytest.mark.parametrize(
+    ("build", "code"),
+    [
+        # Well-formed and signed by the broker's key, but not a token the broker issues.
+        (lambda svc, h, c: _signed(svc, {**h, "crit": ["exp"]}, c), "TOKEN_INVALID"),
+        (lambda svc, h, c: _signed(svc, {**h, "alg": "none"}, c), "TOKEN_INVALID"),
+        (lambda svc, h, c: _signed(svc, {**h, "kid": 7}, c), "TOKEN_INVALID"),
+        (lambda svc, h, c: _signed(svc, h, {k: v for k, v in c.items() if k != "jti"}), "TOKEN_INVALID"),
+        (lambda svc, h, c: _signed(svc, h, {**c, "iss": "https://other.test"}), "TOKEN_INVALID"),
+        (lambda svc, h, c: _signed(svc, h, {**c, "aud": ["x", "y"]}), "TOKEN_INVALID"),
+        # Two parsers could read a duplicated member differently: refused before the signature is looked at.
+        (lambda svc, h, c: _signed(svc, h, '{"aud":"x",' + json.dumps(c)[1:]), "TOKEN_MALFORMED"),
+        (lambda svc, h, c: _signed(svc, h, "[1,2]"), "TOKEN_MALFORMED"),
+        (lambda svc, h, c: _signed(svc, h, c) + "=", "TOKEN_MALFORMED"),
+        (lambda svc, h, c: _signed(svc, h, c) + ".x", "TOKEN_MALFORMED"),
+        (lambda svc, h, c: _signed(svc, h, c)[:-2], "TOKEN_INVALID"),
+        (lambda svc, h, c: _signed(svc, h, c).replace(".", ".\u00e9", 1), "TOKEN_MALFORMED"),
+    ],
+)
+def test_tokens_signed_by_the_broker_key_but_not_issued_by_it_are_refused(build: Any, code: str) -> None:
+    svc = service()
+    header = {"alg": "ES256", "kid": svc.keyring.active.key_id, "typ": "JWT"}
+    claims = _claims(svc)
+    assert svc.verify(_signed(svc, header, claims), now=FIXED_NOW, audience="rp") == claims
+    assert _code(lambda: svc.verify(build(svc, header, claims), now=FIXED_NOW, audience="rp")) == code
+
+
+def test_audience_list_containing_the_audience_verifies_and_rsa_kid_is_not_an_es256_key() -> None:
+    svc = service(KeyRing(LocalSigner.generate(), extra=(LocalRsaSigner.generate(),)))
+    header = {"alg": "ES256", "kid": svc.keyring.active.key_id, "typ": "JWT"}
+    claims = {**_claims(svc), "aud": ["other", "rp"]}
+    assert svc.verify(_signed(svc, header, claims), now=FIXED_NOW, audience="rp")["aud"] == ["other", "rp"]
+    rsa_kid = svc.keyring.signer_for("RS256").key_id
+    forged = _signed(svc, {**header, "kid": rsa_kid}, claims)
+    assert _code(lambda: svc.verify(forged, now=FIXED_NOW, audience="rp")) == "TOKEN_INVALID"

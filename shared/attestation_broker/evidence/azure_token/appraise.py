@@ -21,6 +21,7 @@ from typing import Any
 from attestation_broker import appraisal as ar4si
 from attestation_broker.evidence.azure_token.checks import VerifiedMaaToken
 from attestation_broker.evidence.azure_token.claims import COMPLIANT
+from attestation_broker.evidence.jose.verifier import Verdict
 
 KIND = "azure-token"
 _KEYS = ("allow_debug", "require_secure_boot", "allow_trusted_launch", "launch_measurements", "compliance_statuses")
@@ -38,12 +39,6 @@ class AzureTokenPolicy:
 
 # Grading parameters the kind always uses; the operator's policy is applied by the policy engine.
 FACTS = AzureTokenPolicy(id=KIND, require_secure_boot=False)
-
-
-@dataclass(frozen=True)
-class Verdict:
-    vector: dict[str, int]
-    findings: tuple[str, ...]
 
 
 def appraise(token: VerifiedMaaToken, claims: Mapping[str, Any], policy: AzureTokenPolicy) -> Verdict:

@@ -19,6 +19,7 @@ from typing import Any
 
 from attestation_broker import appraisal as ar4si
 from attestation_broker.evidence.gcp_token.checks import VerifiedGcpToken
+from attestation_broker.evidence.jose.verifier import Verdict
 
 KIND = "gcp-token"
 _KEYS = ("allow_debug", "require_secure_boot", "image_digests", "hwmodels")
@@ -35,12 +36,6 @@ class GcpTokenPolicy:
 
 # Grading parameters the kind always uses; the operator's policy is applied by the policy engine.
 FACTS = GcpTokenPolicy(id=KIND, require_secure_boot=False)
-
-
-@dataclass(frozen=True)
-class Verdict:
-    vector: dict[str, int]
-    findings: tuple[str, ...]
 
 
 def appraise(token: VerifiedGcpToken, claims: Mapping[str, Any], policy: GcpTokenPolicy) -> Verdict:

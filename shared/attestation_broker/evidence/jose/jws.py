@@ -66,7 +66,7 @@ class CompactJws:
         return kid if isinstance(kid, str) else None
 
 
-def _b64url_decode(segment: str, what: str) -> bytes:
+def b64url_segment(segment: str, what: str) -> bytes:
     if not _B64URL.match(segment) or len(segment) % 4 == 1:
         raise TOKEN_MALFORMED(f"token {what} is not base64url")
     try:
@@ -84,7 +84,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _json_object(data: bytes, what: str) -> dict[str, Any]:
+def json_object(data: bytes, what: str) -> dict[str, Any]:
     value = jsonlimits.loads(data, TOKEN_MALFORMED, f"token {what}", object_pairs_hook=_no_duplicates)
     if not isinstance(value, dict):
         raise TOKEN_MALFORMED(f"token {what} is not a JSON object")
@@ -119,9 +119,9 @@ def parse_compact(data: bytes, *, max_bytes: int = MAX_TOKEN_BYTES) -> CompactJw
     parts = text.split(".")
     if len(parts) != 3:
         raise TOKEN_MALFORMED(f"compact JWS has {len(parts)} segments, expected 3")
-    header = _json_object(_b64url_decode(parts[0], "header"), "header")
-    payload = _json_object(_b64url_decode(parts[1], "payload"), "payload")
-    _b64url_decode(parts[2], "signature")
+    header = json_object(b64url_segment(parts[0], "header"), "header")
+    payload = json_object(b64url_segment(parts[1], "payload"), "payload")
+    b64url_segment(parts[2], "signature")
     return CompactJws(
         token=text,
         header=header,
