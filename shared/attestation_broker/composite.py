@@ -2,7 +2,13 @@
 carries the CPU TEE evidence and, in the envelope field ``gpus``, the NVIDIA GPU evidence::
 
     {"evidence": "<CPU evidence>", "extras": [...], "nonce": "<hex>", "user_data": "<base64>",
-     "gpus": {"evidence": "<base64 of an nvidia-gpu submission>", "extras": ["<base64>", ...]}}
+     "gpus": {"evidence": "<base64 of an nvidia-gpu submission>", "extras": ["<base64>", ...], ...}}
+
+The ``gpus`` object is an ``nvidia-gpu`` envelope of its own: ``evidence`` and ``extras`` follow the broker's one
+base64 rule (as the request's own), any other member is an ``nvidia-gpu`` envelope field (``certificate_chain``).
+What it may carry is the ``nvidia-gpu`` kind's declaration for the shared input collector
+(:mod:`attestation_broker.inputs`), exactly as for ``POST /v1/attest/nvidia-gpu``: an unknown field, an
+unrecognized extra or a second device chain is refused with the collector's code.
 
 Both halves are verified against the same broker binding (the CPU's own binding, and every GPU's SPDM
 requester nonce = SHA-256(nonce ‖ user data)); any refusal refuses the whole request. The one token carries
@@ -11,14 +17,13 @@ the CPU kind's submod and one ``nvidia-gpu-<n>`` submod per device; its ``ear_st
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from attestation_broker.appraisal import Appraisal, EarStatus, worst
 from attestation_broker.errors import MALFORMED_REQUEST
+from attestation_broker.inputs import decode_base64
 from attestation_broker.registry import Registry
 from attestation_broker.verifier import Submission, VerifyContext
 
@@ -32,15 +37,11 @@ MAX_EXTRAS = 64
 class GpuPart:
     evidence: bytes
     extras: tuple[bytes, ...]
+    fields: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _b64(value: object, what: str) -> bytes:
-    if not isinstance(value, str):
-        raise MALFORMED_REQUEST(f"{what} must be a base64 string")
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise MALFORMED_REQUEST(f"{what} is not valid base64") from None
+    return decode_base64(value, what, MALFORMED_REQUEST)  # as the request's own evidence and extras
 
 
 def split(kind: str, fields: Mapping[str, Any]) -> tuple[Mapping[str, Any], GpuPart | None]:
@@ -50,14 +51,15 @@ def split(kind: str, fields: Mapping[str, Any]) -> tuple[Mapping[str, Any], GpuP
     if kind not in CPU_KINDS:
         raise MALFORMED_REQUEST(f"'{FIELD}' goes with a CPU TEE kind ({', '.join(sorted(CPU_KINDS))})")
     raw = fields[FIELD]
-    if not isinstance(raw, dict) or set(raw) - {"evidence", "extras"} or "evidence" not in raw:
-        raise MALFORMED_REQUEST(f"'{FIELD}' must be {{'evidence': base64, 'extras': [base64, ...]}}")
+    if not isinstance(raw, dict) or "evidence" not in raw:
+        raise MALFORMED_REQUEST(f"'{FIELD}' must be {{'evidence': base64, 'extras': [base64, ...], ...}}")
     extras = raw.get("extras", [])
     if not isinstance(extras, list) or len(extras) > MAX_EXTRAS:
         raise MALFORMED_REQUEST(f"'{FIELD}.extras' must be a list of base64 strings")
     part = GpuPart(
         _b64(raw["evidence"], f"{FIELD}.evidence"),
         tuple(_b64(x, f"{FIELD}.extras[{i}]") for i, x in enumerate(extras)),
+        {k: v for k, v in raw.items() if k not in ("evidence", "extras")},
     )
     return {k: v for k, v in fields.items() if k != FIELD}, part
 
@@ -65,7 +67,7 @@ def split(kind: str, fields: Mapping[str, Any]) -> tuple[Mapping[str, Any], GpuP
 def verify_gpus(registry: Registry, part: GpuPart, submission: Submission, ctx: VerifyContext) -> list[Appraisal]:
     """Per-device appraisals of the GPU part, bound to the same broker binding as the CPU evidence."""
     verifier = registry.require(GPU_KIND)
-    gpu_submission = Submission(part.evidence, part.extras, {}, submission.binding)
+    gpu_submission = Submission(part.evidence, part.extras, part.fields, submission.binding)
     verify_each = getattr(verifier, "verify_each", None)
     if verify_each is None:
         return [verifier.verify(gpu_submission, ctx)]

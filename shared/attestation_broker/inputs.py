@@ -9,7 +9,9 @@ be filled more than once (certificate chains) or exactly once (a signature, a CR
   must never silently fall back to fetching);
 * an extra file no role recognizes is ``INPUT_EXTRA_UNRECOGNIZED`` (nothing is silently dropped);
 * a second candidate for a single-valued role — from extras, from a field naming the same role, or from
-  the evidence itself — is ``INPUT_ROLE_DUPLICATE`` (nothing is silently replaced);
+  the evidence itself — is ``INPUT_ROLE_DUPLICATE`` (nothing is silently replaced); the roles the evidence
+  fills may depend on its form (an NVIDIA SDK evidence list carries its own certificate chains, a bare
+  report does not), so ``evidence_role`` is a role name or a function of the evidence bytes;
 * base64 in fields has one rule, :func:`decode_base64`.
 
 Example (the ``tdx`` kind)::
@@ -90,15 +92,24 @@ class Collected:
 class InputSpec:
     """What one evidence kind accepts. ``fields`` maps each envelope field to the role it fills (fields
     with a role of their own, such as ``product``, map to their own name); ``evidence_role`` is the role
-    the evidence bytes fill, so an extra of the same single role is a duplicate."""
+    the evidence bytes fill (or a function naming the roles they fill), so an extra of the same single
+    role is a duplicate."""
 
     kind: str
     fields: Mapping[str, str] = field(default_factory=dict)
     roles: Sequence[Role] = ()
-    evidence_role: str | None = None
+    evidence_role: str | Callable[[bytes], Sequence[str]] | None = None
 
     def role(self, name: str) -> Role | None:
         return next((r for r in self.roles if r.name == name), None)
+
+    def evidence_roles(self, evidence: bytes) -> Sequence[str]:
+        """The roles non-empty ``evidence`` fills (none for empty evidence: a field may carry the part)."""
+        if not evidence or self.evidence_role is None:
+            return ()
+        if isinstance(self.evidence_role, str):
+            return (self.evidence_role,)
+        return self.evidence_role(evidence)
 
     def collect(self, evidence: bytes, extras: Sequence[bytes], fields: Mapping[str, Any]) -> Collected:
         unknown = sorted(set(fields) - set(self.fields))
@@ -107,8 +118,8 @@ class InputSpec:
             raise INPUT_FIELD_UNKNOWN(f"{self.kind} accepts no envelope field {names}")
         filled: dict[str, list[bytes]] = {}
         counts: dict[str, int] = {}
-        if self.evidence_role is not None and evidence:
-            counts[self.evidence_role] = 1
+        for name in self.evidence_roles(evidence):
+            counts[name] = counts.get(name, 0) + 1
         for name in fields:
             counts[self.fields[name]] = counts.get(self.fields[name], 0) + 1
         for index, blob in enumerate(extras):

@@ -326,10 +326,19 @@ def _nvidia_token() -> list[Seed]:
     ]
 
 
-KINDS = ("snp", "tdx", "nitro", "tpm", "gcp-vtpm", "azure-vtpm", "gcp-token", "azure-token")
-# The NVIDIA kinds are fuzzed too; they do not use the shared input collector (attestation_broker.inputs) yet,
-# so the collector's per-kind tests iterate KINDS only.
-FUZZ_KINDS = (*KINDS, "nvidia-gpu", "nvidia-token")
+# Every evidence kind: the fuzzer and the input collector's per-kind tests (tests/unit/hardening) iterate them all.
+KINDS = (
+    "snp",
+    "tdx",
+    "nitro",
+    "tpm",
+    "gcp-vtpm",
+    "azure-vtpm",
+    "gcp-token",
+    "azure-token",
+    "nvidia-gpu",
+    "nvidia-token",
+)
 
 
 @cache

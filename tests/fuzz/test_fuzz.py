@@ -15,7 +15,7 @@ import pytest
 
 from tests.fuzz.engine import run
 from tests.fuzz.harness import check, corpus_files, load
-from tests.fuzz.seeds import FUZZ_KINDS, seeds
+from tests.fuzz.seeds import KINDS, seeds
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "4000"))
 MAX_GROWTH_MB = 256
@@ -26,7 +26,7 @@ def _rss_mb() -> float:
         return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
 
 
-@pytest.mark.parametrize("kind", FUZZ_KINDS)
+@pytest.mark.parametrize("kind", KINDS)
 def test_every_seed_reaches_its_verifier(kind: str) -> None:
     """The seeds are real vectors that verify, so mutations start from inputs that pass every check."""
     verified = 0
@@ -39,7 +39,7 @@ def test_every_seed_reaches_its_verifier(kind: str) -> None:
     assert verified >= 1
 
 
-@pytest.mark.parametrize("kind", FUZZ_KINDS)
+@pytest.mark.parametrize("kind", KINDS)
 def test_mutations_only_raise_typed_errors(kind: str) -> None:
     before = _rss_mb()
     count = run(kind, EXAMPLES)

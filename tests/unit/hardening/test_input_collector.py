@@ -4,6 +4,7 @@ role are refused with their own codes before any parsing; one base64 rule."""
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import replace
 
 import pytest
@@ -12,7 +13,7 @@ from attestation_broker.inputs import InputSpec, decode_base64
 from attestation_broker.registry import default_registry
 from attestation_broker.verifier import Submission
 
-from tests.fuzz.seeds import KINDS, seeds
+from tests.fuzz.seeds import KINDS, Seed, seeds
 from tests.support.vectors import vector
 
 AZ = "azure/"
@@ -39,7 +40,7 @@ def test_unknown_field_is_refused_for_every_kind(kind: str) -> None:
     assert _code(kind, sub) == "INPUT_FIELD_UNKNOWN"
 
 
-@pytest.mark.parametrize("kind", ["tdx", "nitro", "gcp-token", "azure-token"])
+@pytest.mark.parametrize("kind", ["tdx", "nitro", "gcp-token", "azure-token", "nvidia-token"])
 def test_kinds_without_extras_refuse_any_extra(kind: str) -> None:
     seed = seeds(kind)[0]
     sub = replace(seed.submission, extras=(vector("nitro/aws-nitro-enclaves-root-g1.pem"),))
@@ -64,6 +65,51 @@ def test_azure_vtpm_second_hcl_report_is_refused_not_used() -> None:
     assert _code("azure-vtpm", replace(msg_sig.submission, extras=(*msg_sig.submission.extras, sig)), 1) == (
         "INPUT_ROLE_DUPLICATE"
     )
+
+
+def _nvidia(name: str) -> tuple[Seed, Submission]:
+    (seed,) = [s for s in seeds("nvidia-gpu") if s.name == name]
+    return seed, seed.submission
+
+
+def test_nvidia_gpu_single_report_chain_comes_once() -> None:
+    seed, sub = _nvidia("nvidia-E2")
+    chain, *rims = sub.extras
+    # the chain as the envelope field instead of an extra verifies the same
+    as_field = replace(sub, extras=tuple(rims), fields={"certificate_chain": chain.decode()})
+    assert seed.verifier.verify(as_field, seed.make_ctx()).kind == "nvidia-gpu"
+    # ... but as both, or twice as an extra, it is a second candidate, never a silent choice
+    both = replace(sub, fields={"certificate_chain": chain.decode()})
+    assert _code("nvidia-gpu", both) == "INPUT_ROLE_DUPLICATE"
+    assert _code("nvidia-gpu", replace(sub, extras=(chain, *sub.extras))) == "INPUT_ROLE_DUPLICATE"
+    # an extra that is neither a RIM nor a PEM chain
+    assert _code("nvidia-gpu", replace(sub, extras=(*sub.extras, b"\x00" * 64))) == "INPUT_EXTRA_UNRECOGNIZED"
+
+
+def test_nvidia_gpu_sdk_list_carries_its_own_chains() -> None:
+    _seed, sub = _nvidia("nvidia-sdk-list")
+    chain = seeds("nvidia-gpu")[0].submission.extras[0]
+    index = [s.name for s in seeds("nvidia-gpu")].index("nvidia-sdk-list")
+    assert _code("nvidia-gpu", replace(sub, extras=(chain,)), index) == "INPUT_ROLE_DUPLICATE"
+    fields = {"certificate_chain": chain.decode()}
+    assert _code("nvidia-gpu", replace(sub, fields=fields), index) == "INPUT_ROLE_DUPLICATE"
+
+
+def test_nvidia_gpu_sdk_list_base64_follows_the_one_rule() -> None:
+    """Line-wrapped, unpadded and URL-safe base64 in the SDK list decode like everywhere else."""
+    seed, sub = _nvidia("nvidia-sdk-list")
+    doc = json.loads(sub.evidence)
+    items = doc["evidence_list"] if isinstance(doc, dict) else doc
+    for item in items:
+        raw = base64.b64decode(item["evidence"])
+        text = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        item["evidence"] = "\n".join(text[i : i + 64] for i in range(0, len(text), 64))
+    rewritten = replace(sub, evidence=json.dumps(doc).encode())
+    appraisal = seed.verifier.verify(rewritten, seed.make_ctx())
+    assert appraisal.attester_claims["nvidia"]["gpus"] == len(items)
+    items[0]["evidence"] = "+_" + items[0]["evidence"]  # mixed alphabets
+    index = [s.name for s in seeds("nvidia-gpu")].index("nvidia-sdk-list")
+    assert _code("nvidia-gpu", replace(sub, evidence=json.dumps(doc).encode()), index) == ("NVIDIA_EVIDENCE_MALFORMED")
 
 
 def test_token_in_evidence_and_field_is_a_duplicate() -> None:

@@ -71,13 +71,14 @@ def _snp(binding: ExpectedBinding) -> tuple[bytes, list[bytes]]:
     return build_report(key, chip_id=CHIP, tcb=TCB, report_data=binding.report_data()), [vcek, amd.crl()]
 
 
-def _attest(h: Harness, nonce: str, report: bytes, certs: list[bytes], gpus: bytes) -> Any:
+def _attest(h: Harness, nonce: str, report: bytes, certs: list[bytes], gpus: bytes, **gpu_fields: Any) -> Any:
+    extras = [b64(r) for r in E1.rim_bytes()]
     body = {
         "evidence": b64(report),
         "extras": [b64(c) for c in certs],
         "nonce": nonce,
         "user_data": b64(USER),
-        "gpus": {"evidence": b64(gpus), "extras": [b64(r) for r in E1.rim_bytes()]},
+        "gpus": {"evidence": b64(gpus), "extras": extras, **gpu_fields},
     }
     return h.api.handle(
         HttpRequest("POST", "/v1/attest/snp", {"content-type": "application/json"}, json.dumps(body).encode())
@@ -181,3 +182,31 @@ def test_gpus_field_only_with_a_cpu_kind(tmp_path: Path, ocsp: ReplayServer) -> 
         HttpRequest("POST", "/v1/attest/nvidia-gpu", {"content-type": "application/json"}, json.dumps(body).encode())
     )
     assert (resp.status, resp.json()["code"]) == (400, "MALFORMED_REQUEST")
+
+
+def test_gpu_part_is_an_nvidia_gpu_envelope(tmp_path: Path, ocsp: ReplayServer) -> None:
+    """The ``gpus`` object goes through the nvidia-gpu declaration of the shared input collector: a single
+    raw report with its chain as the ``certificate_chain`` field verifies; unknown members, a chain beside an
+    SDK list and base64 that breaks the one rule are refused with the same codes as a direct submission."""
+    h = _harness(tmp_path, ocsp)
+    nonce = _challenge(h)
+    binding = ExpectedBinding(bytes.fromhex(nonce), USER)
+    report, certs = _snp(binding)
+    (device,), gpus = _gpus(ocsp, binding, 1)
+    single = resign(bytes.fromhex(E1.report_bytes().decode()), device, binding.spdm_nonce())
+    resp = _attest(h, nonce, report, certs, single, certificate_chain=device.chain_pem.decode())
+    assert resp.status == 200, resp.body
+    assert sorted(resp.json()["claims"]["submods"]) == ["nvidia-gpu-0", "snp"]
+    for fields, code in [
+        ({"colateral": {}}, "INPUT_FIELD_UNKNOWN"),
+        ({"certificate_chain": device.chain_pem.decode()}, "INPUT_ROLE_DUPLICATE"),
+        ({"extras": ["+_8="]}, "MALFORMED_REQUEST"),
+    ]:
+        nonce = _challenge(h)
+        binding = ExpectedBinding(bytes.fromhex(nonce), USER)
+        report, certs = _snp(binding)
+        _devices, gpus = _gpus(ocsp, binding, 1)
+        resp = _attest(h, nonce, report, certs, gpus, **fields)
+        assert (resp.status, resp.json()["code"]) == (400, code), fields
+        assert "token" not in resp.json()
+        assert h.sink.records[-1].error_code == code

@@ -9,18 +9,24 @@
    the binary transcript.
 
 RIMs (SWID XML) may come as extra files; they are recognized by content and matched by identity.
+
+What may travel where is declared once, in :data:`INPUTS`, for the shared input collector
+(:mod:`attestation_broker.inputs`): the envelope field ``certificate_chain``; extras that are RIMs (any number)
+or one PEM device chain. A report's chain comes once — as an extra or as the field, never both; an SDK
+evidence list carries its own chains, so a chain beside it is a second candidate (INPUT_ROLE_DUPLICATE).
+Unknown fields and unrecognized extras are the collector's codes; base64 inside the evidence JSON follows
+the broker's one rule (:func:`attestation_broker.inputs.decode_base64`).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from attestation_broker import jsonlimits
+from attestation_broker.inputs import InputSpec, Role, decode_base64
 from attestation_broker.verifier import Submission
 
 from .errors import NVIDIA_EVIDENCE_MALFORMED
@@ -45,13 +51,29 @@ class Collected:
     rims: tuple[bytes, ...]
 
 
+def is_sdk_list(evidence: bytes) -> bool:
+    """The SDK's evidence JSON (a list, or an object holding ``evidence_list``), as opposed to one report."""
+    return evidence.lstrip()[:1] in (b"[", b"{")
+
+
+def is_pem_chain(blob: bytes) -> bool:
+    return _PEM in blob and not looks_like_rim(blob)
+
+
+def _evidence_roles(evidence: bytes) -> tuple[str, ...]:
+    return ("report", "certificate_chain") if is_sdk_list(evidence) else ("report",)
+
+
+INPUTS = InputSpec(
+    "nvidia-gpu",
+    fields={"certificate_chain": "certificate_chain"},
+    roles=(Role("rim", looks_like_rim, many=True), Role("certificate_chain", is_pem_chain)),
+    evidence_role=_evidence_roles,
+)
+
+
 def _b64(value: object, what: str) -> bytes:
-    if not isinstance(value, str):
-        raise NVIDIA_EVIDENCE_MALFORMED(f"{what} must be a base64 string")
-    try:
-        return base64.b64decode(value.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        raise NVIDIA_EVIDENCE_MALFORMED(f"{what} is not base64") from None
+    return decode_base64(value, what, NVIDIA_EVIDENCE_MALFORMED)
 
 
 def _report_bytes(blob: bytes) -> bytes:
@@ -80,10 +102,7 @@ def _entry(item: object, index: int, defaults: Mapping[str, Any]) -> DeviceEvide
 
 
 def _from_json(blob: bytes) -> tuple[DeviceEvidence, ...]:
-    try:
-        doc = json.loads(blob)
-    except (ValueError, UnicodeDecodeError):
-        raise NVIDIA_EVIDENCE_MALFORMED("evidence JSON does not parse") from None
+    doc = jsonlimits.loads(blob, NVIDIA_EVIDENCE_MALFORMED, "the evidence JSON")
     defaults: Mapping[str, Any] = {}
     if isinstance(doc, dict):
         defaults = doc
@@ -96,28 +115,18 @@ def _from_json(blob: bytes) -> tuple[DeviceEvidence, ...]:
 
 
 def collect(submission: Submission) -> Collected:
-    unknown = set(submission.fields) - {"certificate_chain"}
-    if unknown:
-        raise NVIDIA_EVIDENCE_MALFORMED(f"unknown envelope fields: {', '.join(sorted(unknown))}")
-    rims: list[bytes] = []
-    chains: list[bytes] = []
-    for blob in submission.extras:
-        if looks_like_rim(blob):
-            rims.append(blob)
-        elif _PEM in blob:
-            chains.append(blob)
-        else:
-            raise NVIDIA_EVIDENCE_MALFORMED("an extra file is neither a PEM certificate chain nor a RIM")
-    field_chain = submission.fields.get("certificate_chain")
+    """The devices and RIMs of a submission; the collector (:data:`INPUTS`) has refused anything ambiguous."""
+    parts = INPUTS.collect(submission.evidence, submission.extras, submission.fields)
+    rims = parts.all("rim")
+    evidence = submission.evidence
+    if is_sdk_list(evidence):
+        return Collected(_from_json(evidence), rims)
+    chain = parts.one("certificate_chain")
+    field_chain = parts.fields.get("certificate_chain")
     if field_chain is not None:
         if not isinstance(field_chain, str) or _PEM.decode() not in field_chain:
             raise NVIDIA_EVIDENCE_MALFORMED("certificate_chain must be a PEM string")
-        chains.append(field_chain.encode())
-    evidence = submission.evidence
-    if evidence.lstrip()[:1] in (b"[", b"{"):
-        if chains:
-            raise NVIDIA_EVIDENCE_MALFORMED("an SDK evidence list carries its own certificate chains")
-        return Collected(_from_json(evidence), tuple(rims))
-    if len(chains) != 1:
-        raise NVIDIA_EVIDENCE_MALFORMED("a single report needs exactly one PEM device certificate chain")
-    return Collected((DeviceEvidence(_report_bytes(evidence), chains[0]),), tuple(rims))
+        chain = field_chain.encode("utf-8", errors="replace")
+    if chain is None:
+        raise NVIDIA_EVIDENCE_MALFORMED("a single report needs its PEM device certificate chain")
+    return Collected((DeviceEvidence(_report_bytes(evidence), chain),), rims)

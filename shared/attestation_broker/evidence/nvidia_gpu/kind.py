@@ -18,7 +18,7 @@ from attestation_broker.verifier import Submission, VerifyContext
 from .appraise import FACTS, appraise
 from .claims import attester_claims, verifier_claims
 from .errors import NVIDIA_DEVICE_DUPLICATE, NVIDIA_RIM_MISMATCH
-from .inputs import collect
+from .inputs import INPUTS, collect
 from .pipeline import DeviceResult, verify_device
 from .rim import verify_rim
 from .trust import NvidiaRoots, fingerprint
@@ -26,6 +26,7 @@ from .trust import NvidiaRoots, fingerprint
 
 class NvidiaGpuVerifier:
     kind = "nvidia-gpu"
+    inputs = INPUTS
 
     def __init__(self, roots: NvidiaRoots | None = None) -> None:
         # Tests inject a generated hierarchy; production uses the pinned NVIDIA roots (loaded on first use).

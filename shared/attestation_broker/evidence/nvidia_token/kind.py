@@ -19,19 +19,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from attestation_broker import appraisal as ar4si
+from attestation_broker import jsonlimits
 from attestation_broker.appraisal import Appraisal
 from attestation_broker.errors import NONCE_BINDING_MISMATCH
 from attestation_broker.evidence.jose.checks import check_times, pinned_issuer
 from attestation_broker.evidence.jose.errors import UPSTREAM_TOKEN_CLAIMS_INVALID, UPSTREAM_TOKEN_KEY_UNKNOWN
 from attestation_broker.evidence.jose.jws import check_header, parse_compact, verify_signature
 from attestation_broker.evidence.jose.keys import KeySource
+from attestation_broker.inputs import InputSpec
 from attestation_broker.verifier import Submission, VerifyContext
 
 from .errors import NRAS_EAT_MALFORMED, NRAS_SUBMOD_DIGEST_MISMATCH
@@ -40,6 +41,8 @@ MAX_EAT_BYTES = 256 * 1024
 MAX_DEVICES = 16
 ALGS = ("ES384",)
 POLICY_ID = "nvidia-token/default"
+# The detached EAT is the whole submission: no envelope field, no extra file (the shared collector's codes).
+INPUTS = InputSpec("nvidia-token")
 
 
 @dataclass(frozen=True)
@@ -52,10 +55,7 @@ class VerifiedEat:
 def _detached(evidence: bytes) -> tuple[str, dict[str, str]]:
     if len(evidence) > MAX_EAT_BYTES:
         raise NRAS_EAT_MALFORMED("the NRAS result exceeds the size limit")
-    try:
-        doc = json.loads(evidence)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise NRAS_EAT_MALFORMED("the NRAS result is not JSON") from None
+    doc = jsonlimits.loads(evidence, NRAS_EAT_MALFORMED, "the NRAS result")
     for _ in range(2):
         if not (isinstance(doc, list) and len(doc) == 2 and isinstance(doc[1], dict)):
             raise NRAS_EAT_MALFORMED()
@@ -73,6 +73,7 @@ def _detached(evidence: bytes) -> tuple[str, dict[str, str]]:
 
 class NvidiaTokenVerifier:
     kind = "nvidia-token"
+    inputs = INPUTS
 
     def __init__(self) -> None:
         self._keys = KeySource()
@@ -98,6 +99,7 @@ class NvidiaTokenVerifier:
         return payload
 
     def verify_eat(self, submission: Submission, ctx: VerifyContext) -> VerifiedEat:
+        INPUTS.collect(submission.evidence, submission.extras, submission.fields)
         overall_token, device_tokens = _detached(submission.evidence)
         records: list[Mapping[str, Any]] = []
         overall = self._verify_jwt(overall_token, ctx, records)
@@ -130,8 +132,6 @@ class NvidiaTokenVerifier:
         return VerifiedEat(overall, devices, tuple(records))
 
     def verify(self, submission: Submission, ctx: VerifyContext) -> Appraisal:
-        if submission.fields or submission.extras:
-            raise NRAS_EAT_MALFORMED("nvidia-token takes no envelope fields and no extra files")
         eat = self.verify_eat(submission, ctx)
         overall_ok = eat.overall.get("x-nvidia-overall-att-result")
         if not isinstance(overall_ok, bool):
