@@ -23,7 +23,7 @@ from attestation_broker.appraisal import Appraisal
 from attestation_broker.errors import TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MALFORMED, reflect
 from attestation_broker.evidence.jose.jws import b64url_segment, json_object
 from attestation_broker.token.keys import KeyRing
-from attestation_broker.token.signers import P256_ORDER, b64url
+from attestation_broker.token.signers import ES256, P256_ORDER, b64url
 
 EAR_PROFILE = "tag:github.com,2023:veraison/ear"
 VERIFIER_ID = {"developer": "attestation-broker", "build": "0.1.0"}
@@ -121,7 +121,7 @@ class TokenService:
         return signing_input + "." + b64url(signature)
 
     def _verify_key(self, kid: object, now: datetime) -> ec.EllipticCurvePublicKey:
-        jwk = next((k for k in self.keyring.published(now) if k["kid"] == kid), None)
+        jwk = self.keyring.verification_jwk(kid, ES256, now)
         if jwk is None or jwk.get("kty") != "EC" or jwk.get("crv") != "P-256":
             raise TOKEN_INVALID(f"key id {reflect(kid)} is not among the published keys")
         # Keyed by the whole JWK, so a rotated key under a reused kid is never served from the memo.

@@ -81,6 +81,19 @@ class KeyRing:
                     live.add(jwk["kid"])
         return keys
 
+    def verification_jwk(self, kid: object, algorithm: str, now: datetime) -> dict[str, Any] | None:
+        """The published key of ``algorithm`` named ``kid``, looking only at keys of that algorithm: verifying an
+        ES256 token never reads the RS256 key's public half (a KMS ``GetPublicKey`` on a cold start)."""
+        candidates = [s.public_jwk() for s in (self.active, *self.extra) if s.algorithm == algorithm]
+        found = next((jwk for jwk in candidates if jwk["kid"] == kid), None)
+        if found is None:
+            found = next(
+                (r.jwk for r in self.retired if r.published_until > now and r.jwk["kid"] == kid),
+                None,
+            )
+        # Keys retired before RS256 existed were stored without "alg"; the caller checks their kty and curve.
+        return found if found is not None and found.get("alg", algorithm) == algorithm else None
+
     def jwks(self, now: datetime) -> dict[str, Any]:
         return {"keys": self.published(now)}
 

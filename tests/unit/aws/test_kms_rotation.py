@@ -153,3 +153,14 @@ def test_the_settings_read_from_the_environment() -> None:
         "kms:alias/a@2027-01-01T00:00:00Z",
         "kms:arn:aws:kms:eu-west-1:1:key/b@2027-02-01",
     )
+
+
+def test_verifying_an_es256_token_never_reads_the_rs256_key(tmp_path: Path, keys: dict[str, str]) -> None:
+    # The RS256 key is a KMS key that does not exist: reading its public half would be SIGNER_UNAVAILABLE (503).
+    gone = "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000"
+    h = _broker(tmp_path, keys["new_es"], gone)
+    ear = attest(h)["token"]
+    assert _verify(h, ear)["valid"] is True
+    with pytest.raises(BrokerError) as info:  # /jwks does read it, and says so
+        h.broker.jwks()
+    assert info.value.code.name == "SIGNER_UNAVAILABLE"
