@@ -129,6 +129,15 @@ def test_token_verify_round_trip(kds_mirror: Path, tmp_path: Path) -> None:
     jwks.write_text(json.dumps(ring.jwks(datetime.now(UTC))))
     code, doc = run("token", "verify", token[:-3] + "AAA", "--jwks", str(jwks))
     assert code == 1 and doc["error"]["code"] == "TOKEN_INVALID"
+    # A JWKS file is operator input: entries that are not objects are skipped, a broken key is CONFIG_INVALID.
+    kid = ring.active.key_id
+    for keys, exit_code, error in (
+        ([1, "x", None], 1, "TOKEN_INVALID"),
+        ([{"kid": kid, "kty": "EC", "crv": "P-256", "x": "zz", "y": "zz"}], 2, "CONFIG_INVALID"),
+    ):
+        jwks.write_text(json.dumps({"keys": keys}))
+        code, doc = run("token", "verify", token, "--jwks", str(jwks))
+        assert (code, doc["error"]["code"]) == (exit_code, error)
 
 
 def test_help() -> None:

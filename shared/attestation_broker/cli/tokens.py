@@ -66,6 +66,10 @@ class _JwksKeyRing(KeyRing):
     def published(self, now: datetime) -> list[dict[str, Any]]:
         return list(self._keys)
 
+    def verification_jwk(self, kid: object, algorithm: str, now: datetime) -> dict[str, Any] | None:
+        keys = (k for k in self._keys if isinstance(k, dict) and k.get("kid") == kid)
+        return next((k for k in keys if k.get("alg", algorithm) == algorithm), None)
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     token = sub.add_parser("token", help="broker token operations")

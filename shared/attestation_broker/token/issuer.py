@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from attestation_broker.appraisal import Appraisal
-from attestation_broker.errors import TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MALFORMED, reflect
+from attestation_broker.errors import CONFIG_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MALFORMED, reflect
 from attestation_broker.evidence.jose.jws import b64url_segment, json_object
 from attestation_broker.token.keys import KeyRing
 from attestation_broker.token.signers import ES256, P256_ORDER, b64url
@@ -128,7 +128,11 @@ class TokenService:
         memo = json.dumps(jwk, sort_keys=True)
         key = self._keys.get(memo)
         if key is None:
-            loaded = jwt.PyJWK(jwk).key
+            try:
+                loaded = jwt.PyJWK(jwk).key
+            except jwt.PyJWTError:
+                # Only a JWKS file given to ``token verify`` can hold one; the broker's own keys are well-formed.
+                raise CONFIG_INVALID(f"published key {reflect(kid)} is not a usable P-256 JWK") from None
             assert isinstance(loaded, ec.EllipticCurvePublicKey)  # kty EC / crv P-256 checked above
             key = self._keys[memo] = loaded
         return key
