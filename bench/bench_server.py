@@ -1,7 +1,8 @@
-"""Load on the local server: ``attestation-broker serve`` driven by wrk on loopback with a real SEV-SNP report.
+"""Load on the local server: ``attestation-broker serve`` driven on loopback with a real SEV-SNP report.
 
-Run: ``.venv/bin/python -m bench.bench_server`` (part of ``make bench``). Needs ``wrk`` (Debian package ``wrk``);
-installed with apt-get when missing and this runs as root, otherwise the benchmark is skipped with a message.
+Run: ``.venv/bin/python -m bench.bench_server`` (part of ``make bench``). Needs ``wrk`` and ``hey`` (Debian packages
+``wrk``, ``hey``); installed with apt-get when missing and this runs as root, otherwise the benchmark (or the
+fixed-rate run) is skipped with a message.
 
 What it does, in one run:
 
@@ -9,10 +10,20 @@ What it does, in one run:
    report) plus signing the EAR token (P-256 ECDSA sign); ``cores / floor`` is the ceiling for req/s.
 2. Starts a loopback AMD KDS stand-in replaying the recorded Milan CRL, and the server with ``--workers`` = cores,
    the clock pinned to the vector's time.
-3. wrk at several concurrency levels: ``POST /v1/attest/snp`` (the recorded report, VCEK in ``extras``), the
-   challenge → attest flow (each connection alternates ``POST /v1/challenge`` and an attestation), and
-   ``GET /healthz``; prints req/s, p50/p99 and errors (non-2xx or socket errors).
-4. A sustained run (``BENCH_LOAD_SECONDS``, default 60) at 64 connections; exits 1 if it saw any error.
+3. Closed loop (wrk) at several concurrency levels: ``POST /v1/attest/snp`` (the recorded report, VCEK in
+   ``extras``), the challenge → attest flow (each connection alternates ``POST /v1/challenge`` and an attestation),
+   and ``GET /healthz``; prints req/s, p50/p99, errors (non-2xx or socket errors) and the server's CPU time per
+   request (user + system of every server process, divided by the requests answered: the cost that bounds req/s,
+   less sensitive to other load on the machine than req/s itself).
+4. Fixed offered rate (hey, ``-q`` paces each connection with a ticker): 1000 req/s over 64 connections, the latency
+   a client sees when the server is not saturated.
+5. A sustained closed-loop run (``BENCH_LOAD_SECONDS``, default 60) at 64 connections; exits 1 if it saw any error.
+
+Reading the latencies (Little's law, mean requests in flight = throughput × mean latency): a closed-loop generator
+keeps all 64 connections busy, so at 64 connections the mean latency is 64 / throughput whatever the server does;
+p99 < 25 ms there needs more than 64 / 0.025 = 2 560 req/s, which is more than two cores' ceiling at the
+attestation's floor. The fixed-rate run is the one that shows the latency of 64 clients offering 1000 req/s.
+Server and load generator share the machine's cores.
 
 Numbers are printed, never asserted (speed is measured, not tested); only errors fail the run.
 """
@@ -28,9 +39,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 from cryptography import x509
@@ -63,6 +75,10 @@ request = function() n = n + 1; if n % 2 == 1 then return challenge else return 
 """
 
 
+FIXED_RATE = 1000.0  # req/s offered in the fixed-rate run
+FIXED_CONNECTIONS = 64
+
+
 @dataclass(frozen=True)
 class Run:
     label: str
@@ -71,17 +87,43 @@ class Run:
     p99_ms: float
     errors: int
     requests: int
+    cpu_us: float = float("nan")  # server CPU time per request
 
 
-def ensure_wrk() -> str | None:
-    found = shutil.which("wrk")
+def ensure_tool(name: str) -> str | None:
+    """``name`` on PATH, installing the Debian package of the same name first when missing and running as root."""
+    found = shutil.which(name)
     if found:
         return found
     if os.geteuid() == 0 and shutil.which("apt-get"):
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update", "-qq"], check=False, env=env, capture_output=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False, env=env, capture_output=True)
-    return shutil.which("wrk")
+        subprocess.run(["apt-get", "install", "-y", "-qq", name], check=False, env=env, capture_output=True)
+    return shutil.which(name)
+
+
+def server_cpu_seconds(root: int) -> float:
+    """User + system CPU time of ``root`` and its children (the granian workers), from /proc."""
+    pids = [root]
+    children = Path(f"/proc/{root}/task/{root}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def measured(root: int, run: Callable[[], Run]) -> Run:
+    """``run()`` with the server's CPU time per request it answered."""
+    before = server_cpu_seconds(root)
+    result = run()
+    used = server_cpu_seconds(root) - before
+    return replace(result, cpu_us=used / result.requests * 1e6 if result.requests else float("nan"))
 
 
 def floor_us() -> float:
@@ -110,6 +152,20 @@ def _ms(text: str) -> float:
     return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
 
+def hey(hey_bin: str, url: str, body_file: Path, conns: int, rate: float, seconds: float, label: str) -> Run:
+    """``rate`` req/s in total, paced per connection (hey ``-q`` is per worker); latency as the client sees it."""
+    args = [hey_bin, "-z", f"{seconds:g}s", "-c", str(conns), "-q", f"{rate / conns:g}", "-m", "POST"]
+    args += ["-T", "application/json", "-D", str(body_file), "-t", "5", url]
+    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = float(re.search(r"50% in ([\d.]+) secs", out).group(1)) * 1000  # type: ignore[union-attr]
+    p99 = float(re.search(r"99% in ([\d.]+) secs", out).group(1)) * 1000  # type: ignore[union-attr]
+    codes = {int(c): int(n) for c, n in re.findall(r"\[(\d+)\]\s+(\d+) responses", out)}
+    failures = out.split("Error distribution:")[1] if "Error distribution:" in out else ""
+    errors = sum(n for c, n in codes.items() if c != 200) + sum(int(n) for n in re.findall(r"\[(\d+)\]", failures))
+    return Run(label, rps, p50, p99, errors, sum(codes.values()))
+
+
 def wrk(wrk_bin: str, url: str, conns: int, seconds: float, script: Path | None, label: str) -> Run:
     args = [wrk_bin, "-t", str(min(2, conns)), "-c", str(conns), "-d", f"{seconds:g}s", "--latency", "--timeout", "5s"]
     if script:
@@ -130,10 +186,11 @@ def wrk(wrk_bin: str, url: str, conns: int, seconds: float, script: Path | None,
 
 
 def main() -> int:
-    wrk_bin = ensure_wrk()
+    wrk_bin = ensure_tool("wrk")
     if wrk_bin is None:
         print("== local server load: SKIPPED (wrk not found; install the Debian package 'wrk')")
         return 0
+    hey_bin = ensure_tool("hey")
     cores = os.cpu_count() or 1
     floor = floor_us()
     body = json.dumps(
@@ -162,42 +219,71 @@ def main() -> int:
             [str(cli), "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         base = f"http://127.0.0.1:{port}"
+        attest_url = base + "/v1/attest/snp"
         try:
             wait_http(base + "/healthz")
             request = urllib.request.Request(  # noqa: S310 - loopback http URL built above
-                base + "/v1/attest/snp", data=body, headers={"Content-Type": "application/json"}
+                attest_url, data=body, headers={"Content-Type": "application/json"}
             )
             for _ in range(cores * 2):  # every worker fetches the CRL once
                 with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310
                     assert resp.status == 200
             runs = [
-                wrk(wrk_bin, base + "/v1/attest/snp", c, SECONDS, attest_lua, f"POST /v1/attest/snp, {c} connections")
+                measured(
+                    proc.pid,
+                    partial(wrk, wrk_bin, attest_url, c, SECONDS, attest_lua, f"POST /v1/attest/snp, {c} conns"),
+                )
                 for c in LEVELS
             ]
-            runs.append(wrk(wrk_bin, base + "/", 16, SECONDS, flow_lua, "challenge -> attest flow, 16 connections"))
-            runs.append(wrk(wrk_bin, base + "/healthz", 64, SECONDS, None, "GET /healthz, 64 connections"))
-            started = time.monotonic()
-            sustained = wrk(
-                wrk_bin,
-                base + "/v1/attest/snp",
-                64,
-                LOAD_SECONDS,
-                attest_lua,
-                f"sustained attest, 64 connections, {LOAD_SECONDS:g} s",
+            if hey_bin is not None:
+                label = f"attest at {FIXED_RATE:g} req/s offered, {FIXED_CONNECTIONS} conns"
+                fixed = partial(hey, hey_bin, attest_url, body_file, FIXED_CONNECTIONS, FIXED_RATE, SECONDS * 2, label)
+                runs.append(measured(proc.pid, fixed))
+            flow = partial(wrk, wrk_bin, base + "/", 16, SECONDS, flow_lua, "challenge -> attest flow, 16 conns")
+            runs.append(measured(proc.pid, flow))
+            runs.append(
+                measured(
+                    proc.pid, partial(wrk, wrk_bin, base + "/healthz", 64, SECONDS, None, "GET /healthz, 64 conns")
+                )
+            )
+            sustained = measured(
+                proc.pid,
+                partial(
+                    wrk,
+                    wrk_bin,
+                    attest_url,
+                    64,
+                    LOAD_SECONDS,
+                    attest_lua,
+                    f"sustained attest, 64 conns, {LOAD_SECONDS:g} s",
+                ),
             )
             runs.append(sustained)
-            _ = time.monotonic() - started
         finally:
             proc.terminate()
             proc.wait(timeout=20)
     ceiling = cores * 1e6 / floor
-    print(f"== local server load (granian, {cores} workers, wrk on loopback, real SNP report + VCEK, loopback KDS)")
+    print(f"== local server load (granian, {cores} workers, loopback, real SNP report + VCEK, loopback KDS)")
     print(f"  floor of one attestation (P-384 verify + SHA-384 + P-256 sign): {floor:.0f} µs/core")
-    print(f"  -> ceiling {ceiling:.0f} req/s on {cores} cores (server and wrk share them)")
-    print(f"  {'run':<48} {'req/s':>8} {'of ceiling':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(f"  -> ceiling {ceiling:.0f} req/s on {cores} cores (server and load generator share them)")
+    print(
+        "  target: >= 1000 req/s and p99 < 25 ms at 64 connections"
+        f" (closed loop: p99 < 25 ms needs > {64 / 0.025:.0f} req/s, Little's law)"
+    )
+    print(
+        f"  {'run':<50} {'req/s':>7} {'of ceiling':>10} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}"
+        f" {'CPU µs/req':>10} {'x floor':>7}"
+    )
     for run in runs:
-        share = f"{run.rps / ceiling:9.0%}" if "attest" in run.label else f"{'':>9}"
-        print(f"  {run.label:<48} {run.rps:8.0f} {share:>10} {run.p50_ms:8.1f} {run.p99_ms:8.1f} {run.errors:7d}")
+        attest = "attest" in run.label
+        share = f"{run.rps / ceiling:9.0%}" if attest else ""
+        ratio = f"{run.cpu_us / floor:7.2f}" if attest else ""
+        print(
+            f"  {run.label:<50} {run.rps:7.0f} {share:>10} {run.p50_ms:7.1f} {run.p99_ms:7.1f} {run.errors:6d}"
+            f" {run.cpu_us:10.0f} {ratio:>7}"
+        )
+    if hey_bin is None:
+        print("  fixed-rate run SKIPPED (hey not found; install the Debian package 'hey')")
     if sustained.errors:
         print(f"  FAIL: {sustained.errors} errors in {sustained.requests} requests during the sustained run")
         return 1

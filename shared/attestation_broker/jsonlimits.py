@@ -46,7 +46,9 @@ def loads(
 ) -> Any:
     """Parse JSON or raise ``error(detail)``: not UTF-8, not JSON, or nested deeper than ``max_depth``."""
     raw = data.encode("utf-8", errors="surrogatepass") if isinstance(data, str) else bytes(data)
-    if depth(raw) > max_depth:
+    # Nesting never exceeds the number of opening brackets (counted in C, strings included): only a document
+    # with more of them than the limit needs the scan, which costs about 6 µs per KiB of base64 evidence.
+    if raw.count(b"[") + raw.count(b"{") > max_depth and depth(raw) > max_depth:
         raise error(f"{what} is nested deeper than {max_depth} levels")
     try:
         return json.loads(raw.decode("utf-8"), object_pairs_hook=object_pairs_hook)

@@ -1,4 +1,4 @@
-"""The local server behind ``attestation-broker serve``: granian worker processes running ``attestation_broker.asgi``.
+"""The local server behind ``attestation-broker serve``: granian worker processes running ``attestation_broker.rsgi``.
 
 Why granian (measured on the 2-core dev machine on loopback; figures in docs/deploy.md "Local server"): cheroot (the
 previous thread pool) answered no ``/healthz`` probe while 16 clients held idle connections, gunicorn ``gthread`` pins
@@ -12,7 +12,7 @@ Shape:
 - ``workers`` processes (default: the core count) share the listening socket; each builds its own broker through
   :func:`create_app` from the environment, so CPU-bound verification uses every core.
 - Connections are read by granian's Rust runtime: idle or trickling clients cost memory, never a worker. The header
-  deadline is granian's ``header_read_timeout``; the body deadline and the body limit are in the ASGI adapter.
+  deadline is granian's ``header_read_timeout``; the body deadline and the body limit are in the RSGI adapter.
 
 Shared state across worker processes (each worker is a separate broker over the same ``--data-dir``):
 
@@ -35,7 +35,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from attestation_broker.asgi import AsgiApp
+from attestation_broker.rsgi import RsgiApp
 
 log = logging.getLogger("attestation_broker")
 
@@ -49,7 +49,7 @@ class ServerOptions:
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 0  # 0: one per core
-    threads: int = 4  # verification threads per worker
+    threads: int = 0  # verification threads per worker; 0: on the worker's event loop (see attestation_broker.rsgi)
     header_timeout: float = 10.0  # seconds to receive the request line and headers
     body_timeout: float = 10.0  # seconds to receive the whole body
     backlog: int = 1024
@@ -58,7 +58,7 @@ class ServerOptions:
         return self.workers if self.workers > 0 else (os.cpu_count() or 1)
 
 
-def create_app() -> AsgiApp:
+def create_app() -> RsgiApp:
     """granian factory: one broker per worker process, configured from ``BROKER_*`` (set by ``serve``)."""
     from attestation_broker import logs
     from attestation_broker.api.routes import Api
@@ -68,10 +68,10 @@ def create_app() -> AsgiApp:
     logs.configure()
     settings = Settings.from_env()
     api = Api(build_broker(settings))  # BROKER_FIXED_TIME, if set, pins the evidence clock there
-    return AsgiApp(
+    return RsgiApp(
         api,
         body_timeout=float(os.environ.get(ENV_BODY_TIMEOUT, "10")),
-        threads=int(os.environ.get(ENV_THREADS, "4")),
+        threads=int(os.environ.get(ENV_THREADS, "0")),
     )
 
 
@@ -92,7 +92,8 @@ def serve(options: ServerOptions) -> None:
         "attestation_broker.server:create_app",
         address=options.host,
         port=options.port,
-        interface=Interfaces.ASGI,
+        interface=Interfaces.RSGI,
+        websockets=False,
         http=HTTPModes.http1,
         workers=options.worker_count(),
         loop=Loops.asyncio,

@@ -1,5 +1,5 @@
 """Slow clients on the local server: 256 idle or trickling connections must not starve ``/healthz``, and each one is
-closed by its per-connection deadline (headers: granian's header-read timeout; body: the ASGI adapter's deadline).
+closed by its per-connection deadline (headers: granian's header-read timeout; body: the RSGI adapter's deadline).
 
 Bounded: loopback only, 256 sockets, about 6 s.
 """

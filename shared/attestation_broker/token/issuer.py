@@ -11,6 +11,7 @@ import json
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import jwt
@@ -53,6 +54,12 @@ def subject_of(appraisal: Appraisal, evidence_sha256: str) -> str:
     if claims.get("measurement"):
         return f"{appraisal.kind}:measurement:{claims['measurement']}"
     return f"{appraisal.kind}:evidence:{evidence_sha256}"
+
+
+@lru_cache(maxsize=64)
+def _header_segment(algorithm: str, key_id: str) -> str:
+    """The encoded JWS protected header (RFC 7515 §4) of one signing key: the same bytes for every token."""
+    return b64url(json.dumps({"alg": algorithm, "kid": key_id, "typ": "JWT"}, separators=(",", ":")).encode())
 
 
 class TokenService:
@@ -111,9 +118,8 @@ class TokenService:
     def sign(self, claims: Mapping[str, Any], *, algorithm: str | None = None) -> str:
         """Sign with the active key of ``algorithm`` (default: the EAR token's, ES256)."""
         signer = self.keyring.active if algorithm is None else self.keyring.signer_for(algorithm)
-        header = {"alg": signer.algorithm, "kid": signer.key_id, "typ": "JWT"}
         signing_input = (
-            b64url(json.dumps(header, separators=(",", ":")).encode())
+            _header_segment(signer.algorithm, signer.key_id)
             + "."
             + b64url(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
         )

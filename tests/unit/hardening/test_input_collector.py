@@ -142,7 +142,24 @@ def test_one_base64_rule_accepts(text: str, expected: bytes) -> None:
     assert decode_base64(text, "x") == expected
 
 
-@pytest.mark.parametrize("text", ["+_8=", "aGVsbG8==", "aGVsbG8=x", "aGV=sbG8", "a", "*", "aGVsbG8===", 5, None])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "+_8=",
+        "aGVsbG8==",
+        "aGVsbG8=x",
+        "aGV=sbG8",
+        "a",
+        "*",
+        "aGVsbG8===",
+        "aGVs====",  # a full quantum followed by padding
+        "=aGVs",
+        "aGVsbG8=aGVsbG8=",  # data after padding
+        "aGVsbG\u00e9",  # a non-ASCII character
+        5,
+        None,
+    ],
+)
 def test_one_base64_rule_refuses(text: object) -> None:
     with pytest.raises(BrokerError) as exc:
         decode_base64(text, "x")

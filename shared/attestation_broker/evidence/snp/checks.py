@@ -7,7 +7,8 @@ SIGNATURE table; AMD KDS spec #57230 for the VCEK/VLEK → ASK/ASVK → ARK chai
 * Chain verification is the shared hand-written walker
   :func:`attestation_broker.trust.chain.verify_ordered_path` (cryptography's verifier forbids AMD's RSA-PSS
   SHA-384 signature algorithm; see that module): issuer names, RSA-PSS signatures, CA basicConstraints and
-  keyUsage, path length, leaf not a CA, memoized by the exact DER bytes in the shared path memo; validity
+  keyUsage, path length, leaf not a CA, memoized in the shared path memo, and the verified chain (leaf key,
+  AMD extensions) memoized per leaf certificate; validity
   periods (:func:`attestation_broker.trust.chain.require_valid`, the configured clock skew), CRL freshness
   and revocation are checked against ``now`` on every call.
 * The report signature is ECDSA P-384/SHA-384 over bytes 0x000..0x29F; R and S are little-endian.
@@ -46,7 +47,7 @@ from attestation_broker.evidence.snp.errors import (
     SNP_SIGNATURE_INVALID,
     SNP_TCB_MISMATCH,
 )
-from attestation_broker.trust.chain import require_valid, verify_ordered_path
+from attestation_broker.trust.chain import Same, require_valid, verify_ordered_path
 from attestation_broker.trust.roots import root_bytes
 from attestation_broker.trust.x509 import load_crl as strict_crl
 
@@ -148,6 +149,8 @@ def pinned_trust() -> AmdTrust:
 # ---------------------------------------------------------------------------------------------------
 # Chain
 
+_CHAIN_MEMO_MAX = 1024
+
 
 @dataclass(frozen=True)
 class VerifiedChain:
@@ -184,6 +187,11 @@ def _checked_leaf(leaf: SuppliedCert, kind: str) -> tuple[LeafInfo, ec.EllipticC
     return info, public_key
 
 
+# Verified chains by (leaf, kind, roots, supplied intermediates): the issuer choice, the leaf's public key, its AMD
+# extensions and the cached properties (digest, subject string) are computed once per VCEK, not once per report.
+_chains = LruMemo(_CHAIN_MEMO_MAX)
+
+
 def _build_chain(
     leaf: SuppliedCert, kind: str, roots: ProductRoots, intermediate: x509.Certificate, pinned: bool
 ) -> VerifiedChain:
@@ -201,6 +209,14 @@ def verify_chain(
     intermediate is used only when the leaf names it as issuer and the whole path leaf → it → pinned ARK
     verifies (the shared walker memoizes by the exact DER bytes of all three, so a path through a supplied
     intermediate is only reused when that same intermediate is supplied again)."""
+    supplied = tuple(intermediates)
+    key = (Same(leaf.cert), kind, roots.fingerprint, tuple(Same(item.cert) for item in supplied))
+    return _chains.get(key, partial(_verify_chain, leaf, kind, roots, supplied))
+
+
+def _verify_chain(
+    leaf: SuppliedCert, kind: str, roots: ProductRoots, intermediates: tuple[SuppliedCert, ...]
+) -> VerifiedChain:
     pinned = roots.intermediate_for(kind)
     if pinned is not None and leaf.cert.issuer == pinned.subject:
         return _build_chain(leaf, kind, roots, pinned, True)
