@@ -1,5 +1,5 @@
-"""TEST ONLY: an NVIDIA-shaped device PKI (root → identity → provisioner ICA → BROM → FMC leaf, ECDSA P-384)
-with OCSP responses, and SPDM reports re-signed by its leaf over a chosen requester nonce.
+"""TEST ONLY: an NVIDIA-shaped device PKI (root → identity → provisioner ICA → BROM → FMC leaf, ECDSA P-384,
+basicConstraints and critical keyUsage as on NVIDIA's certificates) with OCSP responses, and SPDM reports re-signed by its leaf over a chosen requester nonce.
 
 Real reports bind their capture's nonce, so checks that need a broker nonce (binding, composite CPU + GPU)
 or a revocation answer (NVIDIA's OCSP responses are not public) use this hierarchy, injected through
@@ -35,6 +35,10 @@ def _name(cn: str) -> x509.Name:
     )
 
 
+_CA_USAGE = x509.KeyUsage(False, False, False, False, False, True, True, False, False)
+_LEAF_USAGE = x509.KeyUsage(True, False, False, False, False, False, False, False, False)
+
+
 def _cert(
     subject: str,
     key: ec.EllipticCurvePrivateKey,
@@ -44,6 +48,9 @@ def _cert(
     ca: bool,
     serial: int,
     extensions: tuple[x509.ExtensionType, ...] = (),
+    key_usage: bool = True,
+    not_before: datetime = NOT_BEFORE,
+    not_after: datetime = NOT_AFTER,
 ) -> x509.Certificate:
     builder = (
         x509.CertificateBuilder()
@@ -51,10 +58,12 @@ def _cert(
         .issuer_name(issuer.subject if issuer else _name(subject))
         .public_key(key.public_key())
         .serial_number(serial)
-        .not_valid_before(NOT_BEFORE)
-        .not_valid_after(NOT_AFTER)
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
     )
+    if key_usage:  # as NVIDIA's certificates: CAs sign certificates and CRLs, leaves sign only (critical)
+        builder = builder.add_extension(_CA_USAGE if ca else _LEAF_USAGE, critical=True)
     for ext in extensions:
         builder = builder.add_extension(ext, critical=False)
     return builder.sign(issuer_key, hashes.SHA384())
@@ -102,10 +111,18 @@ class FakeNvidia:
     def roots(self) -> NvidiaRoots:
         return NvidiaRoots(device=self.root, rim=rim_root())
 
-    def device(self, name: str = "GH100 A01 GSP FMC LF") -> Device:
+    def device(self, name: str = "GH100 A01 GSP FMC LF", *, brom_key_usage: bool = True) -> Device:
         self.serials[0] += 2
         brom_key = ec.generate_private_key(ec.SECP384R1())
-        brom = _cert("GH100 A01 GSP BROM", brom_key, self.ica, self.ica_key, ca=True, serial=self.serials[0])
+        brom = _cert(
+            "GH100 A01 GSP BROM",
+            brom_key,
+            self.ica,
+            self.ica_key,
+            ca=True,
+            serial=self.serials[0],
+            key_usage=brom_key_usage,
+        )
         leaf_key = ec.generate_private_key(ec.SECP384R1())
         fwid = hashlib.sha384(name.encode() + bytes([self.serials[0] & 0xFF])).digest()
         leaf = _cert(
@@ -145,10 +162,21 @@ class FakeNvidia:
         builder = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, responder)
         return builder.sign(signer_key or issuer_key, hashes.SHA384()).public_bytes(serialization.Encoding.DER)
 
-    def delegated_responder(self, device: Device, index: int) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-        issuer = device.certs[index + 1] if index + 1 < len(device.certs) else self.root
-        issuer_key = device.keys[index + 1] if index + 1 < len(device.keys) else self.root_key
+    def delegated_responder(
+        self,
+        device: Device,
+        index: int,
+        *,
+        ocsp_signing: bool = True,
+        by_grandparent: bool = False,
+        not_after: datetime = NOT_AFTER,
+    ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+        """A responder certificate for device.certs[index]'s issuer (or, ``by_grandparent``, the CA above it)."""
+        up = index + 2 if by_grandparent else index + 1
+        issuer = device.certs[up] if up < len(device.certs) else self.root
+        issuer_key = device.keys[up] if up < len(device.keys) else self.root_key
         key = ec.generate_private_key(ec.SECP384R1())
+        usage = ExtendedKeyUsageOID.OCSP_SIGNING if ocsp_signing else ExtendedKeyUsageOID.CLIENT_AUTH
         cert = _cert(
             "TEST OCSP responder",
             key,
@@ -156,7 +184,8 @@ class FakeNvidia:
             issuer_key,
             ca=False,
             serial=9000 + index,
-            extensions=(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]),),
+            extensions=(x509.ExtendedKeyUsage([usage]),),
+            not_after=not_after,
         )
         return key, cert
 

@@ -6,16 +6,20 @@ the configured clock skew on both ends (CERT_EXPIRED), then path building and si
 inside every window, with explicit extension policies instead of the Web PKI defaults (vendor CAs carry
 no server/client EKUs): every CA on the path must have basicConstraints ``cA`` and keyUsage
 ``keyCertSign`` (a CA without keyUsage is refused), path length constraints are enforced by the
-library, the path is at most ``max_depth`` certificates deep, and the leaf must not be a CA.
+library, the path is at most ``max_depth`` certificates deep (leaf and anchor included, as for the walker
+below; cryptography's own ``max_chain_depth`` counts only the intermediates), and the leaf must not be a CA.
 Failures are the caller's typed code (CERT_CHAIN_INVALID by default); nothing untyped escapes.
 
 :func:`verify_ordered_path` is the one hand-written walker, for vendor chains the library refuses outright: AMD
 signs ARK, ASK/ASVK and VCEK/VLEK with RSASSA-PSS (SHA-384, MGF1-SHA-384, salt 48), an algorithm identifier
 cryptography's verifier forbids ("Forbidden signature algorithm", cryptography 50) and whose allowed set cannot be
-configured from Python. It applies the same rules as the policies above to a path the caller has already ordered
-(leaf first, pinned anchor last): issuer names chain, every signature verifies, every CA has basicConstraints cA
-and keyUsage keyCertSign, path length constraints hold, the depth is bounded and the leaf is not a CA. Validity
-for both is :func:`require_valid` (the configured clock skew on both ends).
+configured from Python; NVIDIA's RIM signing intermediates encode validity dates before 2050 as GeneralizedTime
+(RFC 5280 §4.1.2.5 requires UTCTime), which the verifier refuses ("validity dates between 1950 and 2049 must be
+UtcTime") with no option to relax it. It applies the same rules as the policies above to a path the caller has
+already ordered (leaf first, pinned anchor last): issuer names chain, every signature verifies, every CA has
+basicConstraints cA and keyUsage keyCertSign, path length constraints hold, the depth is bounded and the leaf is
+not a CA. Validity for both is :func:`require_valid` (the configured clock skew on both ends, compared as differences
+of dates so that certificates ending at 9999-12-31, as NVIDIA's device certificates do, never overflow).
 
 Verified paths are memoized in one bounded LRU shared by every kind (:data:`PATHS`), keyed by the certificate
 objects of the leaf, the intermediates and the anchors (by identity, see :class:`Same`) and by the depth limit: path
@@ -90,12 +94,17 @@ def _window(cert: x509.Certificate) -> tuple[datetime, datetime]:
     return cert.not_valid_before_utc, cert.not_valid_after_utc
 
 
+def _inside(cert: x509.Certificate, now: datetime, skew: timedelta) -> bool:
+    not_before, not_after = _window(cert)
+    return not_before - now <= skew and now - not_after <= skew  # differences: no date arithmetic overflows
+
+
 def require_valid(certs: Sequence[x509.Certificate], now: datetime, skew: timedelta, what: str) -> None:
     """CERT_EXPIRED unless every certificate of a path (leaf first, anchor last) is valid at ``now`` within
     ``skew`` on both ends."""
     for index, cert in enumerate(certs):
-        not_before, not_after = _window(cert)
-        if not not_before - skew <= now <= not_after + skew:
+        if not _inside(cert, now, skew):
+            not_before, not_after = _window(cert)
             last = index == len(certs) - 1 and index > 0
             label = "leaf" if index == 0 else ("root" if last else f"intermediate {index}")
             raise CERT_EXPIRED(f"{what}: {label} valid {not_before.isoformat()}..{not_after.isoformat()}")
@@ -115,8 +124,8 @@ def verify_path(
     """The verified path ``[leaf, ..., anchor]``; raise CERT_EXPIRED or ``error`` (see module docstring)."""
     supplied = [leaf, *intermediates]
     for index, cert in enumerate(supplied):
-        not_before, not_after = _window(cert)
-        if not not_before - skew <= now <= not_after + skew:
+        if not _inside(cert, now, skew):
+            not_before, not_after = _window(cert)
             label = "leaf" if index == 0 else f"intermediate {index}"
             raise CERT_EXPIRED(f"{what}: {label} valid {not_before.isoformat()}..{not_after.isoformat()}")
     # A time inside every supplied window (now, moved by at most the skew): the library has no skew.
@@ -129,7 +138,7 @@ def verify_path(
             verification.PolicyBuilder()
             .store(verification.Store(list(anchors)))
             .time(at)
-            .max_chain_depth(max_depth)
+            .max_chain_depth(max(0, max_depth - 2))  # the library counts intermediates only
             .extension_policies(ca_policy=CA_POLICY, ee_policy=LEAF_POLICY)
         )
         try:
@@ -140,8 +149,8 @@ def verify_path(
     key = (Same(leaf), tuple(Same(c) for c in intermediates), tuple(Same(c) for c in anchors), max_depth)
     path = PATHS.get(key, build)
     anchor = path[-1]
-    not_before, not_after = _window(anchor)
-    if not not_before - skew <= now <= not_after + skew:
+    if not _inside(anchor, now, skew):
+        not_before, not_after = _window(anchor)
         raise CERT_EXPIRED(f"{what}: root valid {not_before.isoformat()}..{not_after.isoformat()}")
     return list(path)
 

@@ -159,3 +159,68 @@ def test_real_amd_chains_need_the_walker(name: str, product: str, kind: str) -> 
     require_valid([leaf, intermediate, roots.ark], at, SKEW, "AMD chain")
     other = pinned_trust().roots("Turin" if product != "Turin" else "Milan")
     assert _code(lambda: verify_ordered_path([leaf, intermediate, other.ark], max_depth=3)) == "CERT_CHAIN_INVALID"
+
+
+def test_depth_means_the_same_for_builder_and_walker() -> None:
+    """``max_depth`` counts every certificate of the path, leaf and anchor included, for both."""
+    root_key, mid_key, leaf_key = fresh_key("root"), fresh_key("mid"), fresh_key("leaf")
+    root = self_signed(root_key, "Test Root")
+    mid = _ca(root_key, root, mid_key, "Test Mid")
+    leaf = issue(mid_key, mid, leaf_key, "Test Leaf", ca=False)
+    assert verify_path(leaf, [mid], [root], now=NOW, skew=SKEW, max_depth=3) == [leaf, mid, root]
+    verify_ordered_path([leaf, mid, root], max_depth=3)
+    assert _code(lambda: verify_path(leaf, [mid], [root], now=NOW, skew=SKEW, max_depth=2)) == "CERT_CHAIN_INVALID"
+    assert _code(lambda: verify_ordered_path([leaf, mid, root], max_depth=2)) == "CERT_CHAIN_INVALID"
+
+
+NV = "nvidia/"
+NVIDIA_DEVICE_CHAINS = [
+    "nvtrust/h100pcie_545.00_2023/gpuAkCertChain.txt",
+    "nvtrust/h100pcie_550.90.07_2025/hopperCertChain.txt",
+    "attestation-sdk/gb100_575.32/blackwellCertChain.txt",
+    "attestation-sdk/ls10_switch_96.10.55.00.01/switchCertChain.txt",
+]
+
+
+@pytest.mark.parametrize("name", NVIDIA_DEVICE_CHAINS)
+def test_real_nvidia_device_chains_pass_the_builder_unrelaxed(name: str) -> None:
+    """Hopper, Blackwell and NVSwitch chains: the explicit policies, unrelaxed, at the pinned root; their
+    certificates end at 9999-12-31, which the skew arithmetic must not overflow on."""
+    from attestation_broker.evidence.nvidia_gpu.trust import device_root
+
+    certs = load_certificates(vector(NV + name), CERT_CHAIN_INVALID, "device chain")
+    assert certs[-1] == device_root() and certs[0].not_valid_after_utc.year == 9999
+    leaf, intermediates = certs[0], list(certs[1:-1])
+    path = verify_path(leaf, intermediates, [device_root()], now=NOW + timedelta(days=700), skew=SKEW, max_depth=5)
+    assert path == list(certs)
+    require_valid(path, datetime(9999, 12, 31, 23, 59, tzinfo=UTC), SKEW, "device chain")
+    assert _code(lambda: verify_path(leaf, intermediates[1:], [device_root()], now=NOW, skew=SKEW, max_depth=5)) == (
+        "CERT_CHAIN_INVALID"
+    )
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "museop/NV_GPU_DRIVER_GH100_550.90.07.swidtag",
+        "museop/NV_GPU_VBIOS_1010_0200_882_96009F0001.swidtag",
+        "attestation-sdk/ls10_switch_96.10.55.00.01/switchVBIOSRim_NV_SWITCH_BIOS_5612_0002_890_9610550001.xml",
+    ],
+)
+def test_real_nvidia_rim_chains_need_the_walker(name: str) -> None:
+    """NVIDIA's Reference Value CAs encode pre-2050 dates as GeneralizedTime: cryptography's builder refuses
+    the genuine chain whatever the policies; the walker accepts it with the same extension rules."""
+    from attestation_broker.evidence.nvidia_gpu.rim import _certificates, _signer_chain
+    from attestation_broker.evidence.nvidia_gpu.trust import rim_root
+    from lxml import etree
+
+    certs = _certificates(etree.fromstring(vector(NV + name)))
+    body = [c for c in certs if c != rim_root()]
+    at = max(c.not_valid_before_utc for c in body) + timedelta(days=1)
+    assert _code(lambda: verify_path(body[0], body[1:], [rim_root()], now=at, skew=SKEW, max_depth=4)) == (
+        "CERT_CHAIN_INVALID"
+    )
+    chain = _signer_chain(certs, rim_root())
+    assert list(chain.path) == [*body, rim_root()]
+    verify_ordered_path(chain.path, max_depth=4)
+    assert _code(lambda: verify_ordered_path([body[0], *body[2:], rim_root()], max_depth=4)) == "CERT_CHAIN_INVALID"

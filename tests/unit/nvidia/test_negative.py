@@ -188,3 +188,28 @@ def test_nonce_binding() -> None:
     with pytest.raises(BrokerError) as err:
         verifier.verify(submission, context(E2.now))
     assert err.value.code.name == "NONCE_BINDING_MISMATCH"
+
+
+def test_clock_skew_on_rim_signer_and_device_chains() -> None:
+    """The configured clock skew applies to both NVIDIA chains as to every kind's (trust/chain.py)."""
+    from datetime import timedelta
+
+    from attestation_broker.evidence.nvidia_gpu.rim import verify_rim
+    from attestation_broker.evidence.nvidia_gpu.trust import rim_root
+
+    skew = timedelta(seconds=60)
+    rim = E1.rim_bytes()[0]
+    end = verify_rim(rim, rim_root(), now=E1.now).signer_not_after
+    assert verify_rim(rim, rim_root(), now=end + timedelta(seconds=30), skew=skew).signer_not_after == end
+    late = end + timedelta(seconds=90)
+    assert _code(lambda: verify_rim(rim, rim_root(), now=late, skew=skew)) == "COLLATERAL_EXPIRED"
+    # The device chain's latest notBefore (its provisioner ICA, 2022-03-01): 30 s early passes with 60 s of skew.
+    from attestation_broker.evidence.nvidia_gpu.checks import load_chain
+
+    start = max(c.not_valid_before_utc for c in load_chain(E2.chain_bytes()))
+    early = verify(E2.report_bytes(), (E2.chain_bytes(),), start - timedelta(seconds=30), clock_skew_seconds=60)
+    assert early.attester_claims["nvidia"]["devices"][0]["chip"] == "GH100"
+    too_early = start - timedelta(seconds=90)
+    assert _code(lambda: verify(E2.report_bytes(), (E2.chain_bytes(),), too_early, clock_skew_seconds=60)) == (
+        "CERT_EXPIRED"
+    )

@@ -62,7 +62,9 @@ def _verify(
     ctx = VerifyContext(
         now=now,
         collateral=cache or CollateralCache(fetcher),
-        settings=settings(revocation="check", offline=False, nvidia_ocsp_url=base, nvidia_rim_url=base, **overrides),
+        settings=settings(
+            **{"revocation": "check", "offline": False, "nvidia_ocsp_url": base, "nvidia_rim_url": base, **overrides}
+        ),
     )
     submission = Submission(report, (device.chain_pem, *rims), {}, binding)
     return NvidiaGpuVerifier(roots=fake_nvidia().roots).verify(submission, ctx)
@@ -115,18 +117,28 @@ def test_unusable_answers(name: str, override: dict[str, Any], code: str) -> Non
     assert err.value.code.name == code, name
 
 
-def test_delegated_responder_accepted() -> None:
+@pytest.mark.parametrize(
+    ("name", "options", "code"),
+    [
+        ("delegate of the issuer", {}, None),
+        ("no id-kp-OCSPSigning", {"ocsp_signing": False}, "COLLATERAL_INVALID"),
+        ("issued by the CA above the issuer", {"by_grandparent": True}, "COLLATERAL_INVALID"),
+        ("delegate expired", {"not_after": datetime(2025, 6, 1, tzinfo=UTC)}, "COLLATERAL_INVALID"),
+    ],
+)
+def test_delegated_responder(name: str, options: dict[str, Any], code: str | None) -> None:
+    """RFC 6960 §4.2.2.2 delegates go through the shared walker and validity check (trust/chain.py): issued
+    directly by the certificate's issuer, valid at ``now`` (with skew), id-kp-OCSPSigning."""
     pki = fake_nvidia()
     device, report = _device_report()
-    key, cert = pki.delegated_responder(device, 0)
+    key, cert = pki.delegated_responder(device, 0, **options)
     with replay_server() as server:
         _serve_ocsp(server, device)
-        issuer = device.certs[1]
         builder = (
             ocsp.OCSPResponseBuilder()
             .add_response(
                 cert=device.certs[0],
-                issuer=issuer,
+                issuer=device.certs[1],
                 algorithm=hashes.SHA384(),
                 cert_status=ocsp.OCSPCertStatus.GOOD,
                 this_update=datetime(2025, 1, 1, tzinfo=UTC),
@@ -141,8 +153,23 @@ def test_delegated_responder_accepted() -> None:
             ocsp_target(device, 0, pki.root),
             builder.sign(key, hashes.SHA384()).public_bytes(serialization.Encoding.DER),
         )
-        appraisal = _verify(report, device, HttpFetcher(), base=server.base_url)
-    assert appraisal.verifier_claims["revocation"] == "checked"
+        if code is None:
+            appraisal = _verify(report, device, HttpFetcher(), base=server.base_url)
+            assert appraisal.verifier_claims["revocation"] == "checked", name
+            return
+        with pytest.raises(BrokerError) as err:
+            _verify(report, device, HttpFetcher(), base=server.base_url)
+    assert err.value.code.name == code, name
+
+
+def test_device_ca_without_key_usage_is_refused() -> None:
+    """The device chain is built by the shared path builder: a CA without keyUsage keyCertSign is refused, as
+    in every kind (NVIDIA's real CAs all carry it)."""
+    device = fake_nvidia().device(brom_key_usage=False)
+    report = resign(_template(), device, BINDING.spdm_nonce())
+    with pytest.raises(BrokerError) as err:
+        _verify(report, device, HttpFetcher(), revocation="skip")
+    assert err.value.code.name == "CERT_CHAIN_INVALID"
 
 
 def test_responder_down_is_collateral_unavailable() -> None:

@@ -1,9 +1,16 @@
 """Device-side checks of an NVIDIA attestation report (NVIDIA "Confidential Computing Deployment Guide",
 GPU attestation; DMTF DSP0274 1.1 §10.11 for the signed transcript):
 
-* the device certificate chain (PEM, leaf first) ends at the pinned NVIDIA Device Identity CA: each
-  certificate is signed by the next, every issuer is a CA, every certificate is valid at ``now``;
-  a root copy carried in the chain must be the pinned root byte for byte;
+* the device certificate chain (PEM, leaf first) ends at the pinned NVIDIA Device Identity CA; a root copy
+  carried at its end must be the pinned root byte for byte. The path is built and checked by the shared
+  builder (:func:`attestation_broker.trust.chain.verify_path`, cryptography's verifier with the broker's
+  explicit policies, as for TDX, Nitro, gcp-vtpm and gcp-token): every certificate valid at ``now`` with the
+  configured clock skew, every CA with basicConstraints cA and keyUsage keyCertSign, path length constraints,
+  at most :data:`MAX_DEPTH` certificates (NVIDIA's fixed five-level hierarchy: FMC leaf, BROM, provisioner ICA,
+  identity CA, root), a leaf that is not a CA. The real Hopper, Blackwell and NVSwitch chains pass these rules
+  unrelaxed (checked on every vector in tests/vectors/nvidia); the one deliberate difference from the other
+  kinds is only the tolerated root copy at the end of the PEM, which NVIDIA's tools always append. Device
+  certificates end at 9999-12-31, which the shared validity check compares without overflow;
 * the report signature: ECDSA P-384 / SHA-384 over request ‖ response up to the signature, with the
   key of the chain's first certificate (the "GSP/FSP FMC LF" leaf);
 * the FWID: opaque field 20 equals ``fwids[0].digest`` of the leaf's DICE TcbInfo extension (TCG DICE
@@ -12,9 +19,8 @@ GPU attestation; DMTF DSP0274 1.1 §10.11 for the signed transcript):
   :func:`_parse_fwids`). Reports without field 20 (older Hopper firmware) skip the check,
   as NVIDIA's verifier does, and say so in the verifier claims.
 
-The chain walk is small and specific (fixed five-level NVIDIA hierarchy, no name constraints or
-policies), which is why it does not use a general path builder. DER of the TcbInfo extension is read
-with a minimal TLV reader: ``cryptography`` exposes unknown extensions only as bytes.
+DER of the TcbInfo extension is read with a minimal TLV reader: ``cryptography`` exposes unknown
+extensions only as bytes.
 """
 
 from __future__ import annotations
@@ -28,8 +34,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from attestation_broker.errors import CERT_CHAIN_INVALID, CERT_EXPIRED
-from attestation_broker.evidence.common import LruMemo, ecdsa_der_signature
+from attestation_broker.errors import CERT_CHAIN_INVALID
+from attestation_broker.evidence.common import ecdsa_der_signature
+from attestation_broker.trust.chain import verify_path
 from attestation_broker.trust.x509 import load_certificates
 
 from .abi import FIELD_FWID, Report
@@ -40,13 +47,13 @@ TCB_INFO_OIDS = (
     x509.ObjectIdentifier("2.23.133.5.4.1"),  # tcg-dice-TcbInfo (Hopper)
     x509.ObjectIdentifier("2.23.133.5.4.1.1"),  # as carried by Blackwell leaves
 )
-MAX_CHAIN = 8
-_chains = LruMemo(1024)  # (certificate fingerprints, root fingerprint) → DeviceChain whose signatures verified
+MAX_CHAIN = 8  # certificates a device PEM may hold at all (the root copy included)
+MAX_DEPTH = 5  # leaf, BROM, provisioner ICA, identity CA, root
 
 
 @dataclass(frozen=True)
 class DeviceChain:
-    """A verified device chain: ``certificates`` leaf first, without the root; ``root`` the pinned anchor."""
+    """A verified chain: ``certificates`` leaf first, without the root; ``root`` the pinned anchor."""
 
     certificates: tuple[x509.Certificate, ...]
     root: x509.Certificate
@@ -54,6 +61,11 @@ class DeviceChain:
     @property
     def leaf(self) -> x509.Certificate:
         return self.certificates[0]
+
+    @property
+    def path(self) -> tuple[x509.Certificate, ...]:
+        """Leaf first, the pinned root last."""
+        return (*self.certificates, self.root)
 
     def issuer_of(self, index: int) -> x509.Certificate:
         return self.certificates[index + 1] if index + 1 < len(self.certificates) else self.root
@@ -69,51 +81,27 @@ def load_chain(pem: bytes) -> tuple[x509.Certificate, ...]:
     return certs
 
 
-def _is_ca(cert: x509.Certificate) -> bool:
-    try:
-        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
-    except x509.ExtensionNotFound:
-        return False
-
-
-def chain_signatures(certs: tuple[x509.Certificate, ...], root: x509.Certificate, *, what: str) -> DeviceChain:
-    """Leaf-first ``certs`` (a trailing copy of ``root`` allowed) signed link by link up to the pinned ``root``.
-
-    Time-independent: validity periods are :func:`check_validity`'s job."""
-    pinned = fingerprint(root)
+def below_root(
+    certs: tuple[x509.Certificate, ...], root: x509.Certificate, *, what: str
+) -> tuple[x509.Certificate, ...]:
+    """``certs`` without a trailing copy of ``root`` (which must then be the pinned root byte for byte)."""
     body = list(certs)
     if body and body[-1].subject == root.subject and body[-1].issuer == root.subject:
-        if fingerprint(body[-1]) != pinned:
+        if fingerprint(body[-1]) != fingerprint(root):
             raise CERT_CHAIN_INVALID(f"the {what} chain ends at a root other than the pinned one")
         body.pop()
     if not body:
         raise CERT_CHAIN_INVALID(f"the {what} chain holds no certificate below the root")
-    for index, cert in enumerate(body):
-        issuer = body[index + 1] if index + 1 < len(body) else root
-        if index + 1 < len(body) and not _is_ca(issuer):
-            raise CERT_CHAIN_INVALID(f"{what} chain certificate {index + 1} is not a CA")
-        try:
-            cert.verify_directly_issued_by(issuer)
-        except (ValueError, TypeError, InvalidSignature):
-            raise CERT_CHAIN_INVALID(f"{what} chain certificate {index} is not issued by the next one") from None
-    return DeviceChain(tuple(body), root)
-
-
-def check_validity(chain: DeviceChain, *, now: datetime, skew: timedelta, what: str) -> None:
-    for index, cert in enumerate(chain.certificates):
-        # Written as now ± skew: NVIDIA device certificates end at 9999-12-31, where notAfter + skew overflows.
-        if not cert.not_valid_before_utc <= now + skew or not now - skew <= cert.not_valid_after_utc:
-            raise CERT_EXPIRED(f"{what} chain certificate {index} is outside its validity period")
+    return tuple(body)
 
 
 def verify_chain(
     certs: tuple[x509.Certificate, ...], root: x509.Certificate, *, now: datetime, skew: timedelta, what: str
 ) -> DeviceChain:
-    """:func:`chain_signatures` (memoized by the certificates' bytes) then :func:`check_validity` at ``now``."""
-    key = (tuple(c.fingerprint(hashes.SHA256()) for c in certs), fingerprint(root))
-    chain = _chains.get(key, lambda: chain_signatures(certs, root, what=what))
-    check_validity(chain, now=now, skew=skew, what=what)
-    return chain
+    """The device chain built and checked by the shared path builder (memoized there by the exact bytes)."""
+    body = below_root(certs, root, what=what)
+    path = verify_path(body[0], body[1:], [root], now=now, skew=skew, max_depth=MAX_DEPTH, what=f"the {what} chain")
+    return DeviceChain(tuple(path[:-1]), path[-1])
 
 
 def verify_report_signature(report: Report, leaf: x509.Certificate) -> None:

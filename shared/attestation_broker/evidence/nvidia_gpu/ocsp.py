@@ -4,10 +4,17 @@ fetched through the broker's collateral cache.
 Requests use the GET form of RFC 6960 Appendix A.1 (``{responder}/{url-safe base64 of the DER
 OCSPRequest}``), without a request nonce, so that one response per certificate can be cached until its
 ``nextUpdate``. A response counts only when it is ``successful``, names exactly the certificate asked
-about, is signed by the certificate's issuer or by a responder certificate that issuer signed for
-OCSP signing, and is current at ``now``. ``revoked`` (any reason, including certificateHold, as
-NVIDIA's verifier treats it) is CERT_REVOKED; ``unknown`` or no usable answer is COLLATERAL_UNAVAILABLE.
-Parsing and request building use ``cryptography.x509.ocsp``.
+about, is signed by the certificate's issuer or by a delegated responder certificate, and is current at
+``now``. A delegate (RFC 6960 §4.2.2.2) must be issued directly by the issuer of the certificate in
+question — a fixed two-certificate path, checked by the shared walker
+(:func:`attestation_broker.trust.chain.verify_ordered_path`: name, signature, the issuer's basicConstraints
+cA and keyUsage keyCertSign, the delegate not a CA) and the shared validity check with clock skew
+(:func:`~attestation_broker.trust.chain.require_valid`) — and carry extendedKeyUsage id-kp-OCSPSigning. The
+walker rather than cryptography's path builder because the issuer may be one of NVIDIA's RIM signing CAs,
+whose GeneralizedTime validity the builder refuses (see ``rim.py``).
+
+``revoked`` (any reason, including certificateHold, as NVIDIA's verifier treats it) is CERT_REVOKED;
+``unknown`` or no usable answer is COLLATERAL_UNAVAILABLE. Parsing and request building use ``cryptography.x509.ocsp``.
 """
 
 from __future__ import annotations
@@ -26,7 +33,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from attestation_broker.errors import CERT_REVOKED, COLLATERAL_INVALID, COLLATERAL_UNAVAILABLE
+from attestation_broker.errors import CERT_REVOKED, COLLATERAL_INVALID, COLLATERAL_UNAVAILABLE, BrokerError
+from attestation_broker.trust.chain import require_valid, verify_ordered_path
 from attestation_broker.verifier import VerifyContext
 
 
@@ -75,19 +83,23 @@ def _verify_signed_by(response: ocsp.OCSPResponse, signer: x509.Certificate) -> 
     return True
 
 
-def _responder_ok(response: ocsp.OCSPResponse, issuer: x509.Certificate, now: datetime) -> bool:
+def _delegate_ok(delegate: x509.Certificate, issuer: x509.Certificate, now: datetime, skew: timedelta) -> bool:
+    try:
+        verify_ordered_path([delegate, issuer], max_depth=2, what="the OCSP responder", error=COLLATERAL_INVALID)
+        require_valid([delegate], now, skew, "the OCSP responder")
+        usage = delegate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except (BrokerError, x509.ExtensionNotFound):
+        return False
+    return ExtendedKeyUsageOID.OCSP_SIGNING in usage
+
+
+def _responder_ok(response: ocsp.OCSPResponse, issuer: x509.Certificate, now: datetime, skew: timedelta) -> bool:
     if _verify_signed_by(response, issuer):
         return True
-    for delegate in response.certificates:
-        try:
-            delegate.verify_directly_issued_by(issuer)
-            usage = delegate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-        except (ValueError, TypeError, InvalidSignature, x509.ExtensionNotFound):
-            continue
-        valid = delegate.not_valid_before_utc <= now <= delegate.not_valid_after_utc
-        if ExtendedKeyUsageOID.OCSP_SIGNING in usage and valid and _verify_signed_by(response, delegate):
-            return True
-    return False
+    return any(
+        _delegate_ok(delegate, issuer, now, skew) and _verify_signed_by(response, delegate)
+        for delegate in response.certificates
+    )
 
 
 def check_response(
@@ -107,7 +119,7 @@ def check_response(
     expected = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, single.hash_algorithm).build()
     if (single.issuer_key_hash, single.issuer_name_hash) != (expected.issuer_key_hash, expected.issuer_name_hash):
         raise COLLATERAL_INVALID("the OCSP response names another issuer")
-    if not _responder_ok(response, issuer, now):
+    if not _responder_ok(response, issuer, now, skew):
         raise COLLATERAL_INVALID("the OCSP response is not signed by the issuer or its OCSP responder")
     if single.this_update_utc > now + skew:
         raise COLLATERAL_INVALID("the OCSP response is issued in the future")

@@ -6,10 +6,21 @@ the driver version, or the VBIOS / switch BIOS version) and lists ``Payload/Reso
 ``index`` (0-based; RIM index i is SPDM measurement block i + 1), ``active``, ``alternatives`` and the
 golden values ``Hash0`` .. ``Hash{alternatives-1}``.
 
-Verification: the ``KeyInfo/X509Data`` certificates (signer first) must chain to the pinned NVIDIA
-CoRIM signing root and be valid at ``now``; the signature is then checked by ``signxml`` (a maintained
+Verification: the ``KeyInfo/X509Data`` certificates (signer first, a copy of the root allowed last) must
+chain to the pinned NVIDIA CoRIM signing root; the signature is then checked by ``signxml`` (a maintained
 XML-DSig implementation) against that signer certificate, and the measurements are read only from the
-XML ``signxml`` returns as signed, never from the input tree.
+XML ``signxml`` returns as signed, never from the input tree. Every certificate of the signer chain must be
+valid at ``now`` with the configured clock skew (the shared :func:`~attestation_broker.trust.chain.require_valid`);
+RIM signer certificates live two years and expire while RIMs are still in use, so an expired one is
+COLLATERAL_EXPIRED (stale reference values), not a chain fault.
+
+The signer chain is checked by the shared hand-written walker
+(:func:`attestation_broker.trust.chain.verify_ordered_path`: names chain, signatures, basicConstraints cA and
+keyUsage keyCertSign on every CA, path length, depth, leaf not a CA — the same rules as every kind), not by
+cryptography's path builder: NVIDIA's "Reference Value" CAs (GH100 CA, LS10 CA, L3 GH100 001/002, L3 LS10 001)
+encode validity dates before 2050 as GeneralizedTime, against RFC 5280 §4.1.2.5, and cryptography's verifier
+refuses them with no option to relax it. That encoding is the one deliberate deviation tolerated here; the
+extension rules are not relaxed (every real RIM chain in tests/vectors/nvidia passes them).
 """
 
 from __future__ import annotations
@@ -28,9 +39,10 @@ from signxml.verifier import SignatureConfiguration, XMLVerifier
 
 from attestation_broker.errors import CERT_EXPIRED, COLLATERAL_EXPIRED, BrokerError
 from attestation_broker.evidence.common import LruMemo
+from attestation_broker.trust.chain import require_valid, verify_ordered_path
 from attestation_broker.trust.x509 import load_certificate
 
-from .checks import DeviceChain, chain_signatures, check_validity
+from .checks import DeviceChain, below_root
 from .errors import NVIDIA_RIM_MALFORMED, NVIDIA_RIM_SIGNATURE_INVALID
 from .trust import fingerprint
 
@@ -38,6 +50,7 @@ SWID_NS = "http://standards.iso.org/iso/19770/-2/2015/schema.xsd"
 DSIG_NS = "http://www.w3.org/2000/09/xmldsig#"
 HASH_NS = "http://www.w3.org/2001/04/xmlenc#sha384"
 MAX_RIM_BYTES = 512 * 1024
+MAX_SIGNER_DEPTH = 4  # signer (L4), L3 CA, Reference Value CA, CoRIM root: every real RIM chain
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, remove_comments=False)
 _CONFIG_ALGS = {
     "signature_methods": frozenset({SignatureMethod.ECDSA_SHA384}),
@@ -114,12 +127,19 @@ def verify_rim(data: bytes, root: x509.Certificate, *, now: datetime, skew: time
     key = (hashlib.sha256(data).hexdigest(), fingerprint(root))
     rim = _verified.get(key, lambda: _verify_signed(data, root))
     try:
-        check_validity(rim.signer, now=now, skew=skew, what="RIM signer")
+        require_valid(rim.signer.path, now, skew, "RIM signer chain")
     except BrokerError as exc:
         if exc.code is not CERT_EXPIRED:
             raise
         raise COLLATERAL_EXPIRED("a RIM signer certificate is outside its validity period") from None
     return rim
+
+
+def _signer_chain(certs: tuple[x509.Certificate, ...], root: x509.Certificate) -> DeviceChain:
+    """The RIM signer chain up to the pinned CoRIM root (time-independent; see the module docstring)."""
+    chain = DeviceChain(below_root(certs, root, what="RIM signer"), root)
+    verify_ordered_path(chain.path, max_depth=MAX_SIGNER_DEPTH, what="the RIM signer chain")
+    return chain
 
 
 def _verify_signed(data: bytes, root: x509.Certificate) -> Rim:
@@ -130,7 +150,7 @@ def _verify_signed(data: bytes, root: x509.Certificate) -> Rim:
         raise NVIDIA_RIM_MALFORMED("RIM is not well-formed XML") from None
     if tree.tag != f"{{{SWID_NS}}}SoftwareIdentity":
         raise NVIDIA_RIM_MALFORMED("RIM root element is not a SWID SoftwareIdentity")
-    signer = chain_signatures(_certificates(tree), root, what="RIM signer")
+    signer = _signer_chain(_certificates(tree), root)
     # signxml insists on a verification time for the signer certificate; validity against the real "now" is
     # checked by the caller for the whole chain, so any instant inside the signer's window is right here.
     config = SignatureConfiguration(**_CONFIG_ALGS, verification_time=signer.leaf.not_valid_before_utc)  # type: ignore[arg-type]
