@@ -17,13 +17,17 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 
 from attestation_broker.evidence.nvidia_gpu.abi import FIELD_FWID, SIGNATURE_LENGTH, parse_report
-from attestation_broker.evidence.nvidia_gpu.trust import NvidiaRoots, rim_root
+from attestation_broker.evidence.nvidia_gpu.rim import DSIG_NS
+from attestation_broker.evidence.nvidia_gpu.trust import NvidiaRoots
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from lxml import etree
+from signxml import SignatureConstructionMethod, XMLSigner
+from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
 
 NOT_BEFORE = datetime(2020, 1, 1, tzinfo=UTC)
 NOT_AFTER = datetime(2040, 1, 1, tzinfo=UTC)
@@ -88,9 +92,13 @@ def hopper_tcb_info(fwid: bytes) -> x509.UnrecognizedExtension:
 
 @dataclass
 class Device:
+    """A chain below a root: a device (leaf, BROM, ICA, identity) or a RIM signer (L4 signer, L3, CA)."""
+
     keys: list[ec.EllipticCurvePrivateKey]  # leaf first, matching certs
-    certs: list[x509.Certificate]  # leaf, BROM, ICA, identity (root not included)
+    certs: list[x509.Certificate]  # root not included
     fwid: bytes
+    root: x509.Certificate | None = None  # the anchor above certs[-1]; None: the device root
+    root_key: ec.EllipticCurvePrivateKey | None = None
 
     @property
     def chain_pem(self) -> bytes:
@@ -105,11 +113,59 @@ class FakeNvidia:
     identity: x509.Certificate
     ica_key: ec.EllipticCurvePrivateKey
     ica: x509.Certificate
+    rim_root_key: ec.EllipticCurvePrivateKey
+    rim_root: x509.Certificate
+    rim_ca_key: ec.EllipticCurvePrivateKey
+    rim_ca: x509.Certificate
+    rim_l3_key: ec.EllipticCurvePrivateKey
+    rim_l3: x509.Certificate
     serials: list[int] = field(default_factory=lambda: [100])
 
     @property
     def roots(self) -> NvidiaRoots:
-        return NvidiaRoots(device=self.root, rim=rim_root())
+        return NvidiaRoots(device=self.root, rim=self.rim_root)
+
+    def _anchor(self, chain: Device) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        if chain.root is not None and chain.root_key is not None:
+            return chain.root, chain.root_key
+        return self.root, self.root_key
+
+    def _issuer(self, chain: Device, index: int) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        if index + 1 < len(chain.certs):
+            return chain.certs[index + 1], chain.keys[index + 1]
+        return self._anchor(chain)
+
+    def rim_signer(self) -> Device:
+        """A new RIM signer ("L4") under the test CoRIM hierarchy: [signer, L3, Reference Value CA]."""
+        self.serials[0] += 1
+        key = ec.generate_private_key(ec.SECP384R1())
+        cert = _cert("TEST HCC RIM L4 Signer", key, self.rim_l3, self.rim_l3_key, ca=False, serial=self.serials[0])
+        return Device(
+            [key, self.rim_l3_key, self.rim_ca_key],
+            [cert, self.rim_l3, self.rim_ca],
+            b"",
+            self.rim_root,
+            self.rim_root_key,
+        )
+
+    def sign_rim(self, rim: bytes, signer: Device) -> bytes:
+        """A real RIM's SWID content re-signed by ``signer`` the way NVIDIA signs (enveloped XML-DSig, C14N 1.1,
+        ECDSA-SHA384, signer chain and root in X509Data), so real golden values compare under a test root."""
+        tree = etree.fromstring(rim)
+        for old in tree.findall(f"{{{DSIG_NS}}}Signature"):
+            tree.remove(old)
+        signed = XMLSigner(
+            method=SignatureConstructionMethod.enveloped,
+            signature_algorithm=SignatureMethod.ECDSA_SHA384,
+            digest_algorithm=DigestAlgorithm.SHA384,
+            c14n_algorithm=CanonicalizationMethod.CANONICAL_XML_1_1,
+        ).sign(
+            tree,
+            key=signer.keys[0],
+            cert=[c.public_bytes(serialization.Encoding.PEM).decode() for c in (*signer.certs, self.rim_root)],
+        )
+        out: bytes = etree.tostring(signed)
+        return out
 
     def device(self, name: str = "GH100 A01 GSP FMC LF", *, brom_key_usage: bool = True) -> Device:
         self.serials[0] += 2
@@ -144,8 +200,7 @@ class FakeNvidia:
     ) -> bytes:
         """A DER OCSP response about device.certs[index], signed by its issuer (or ``signer_key``)."""
         cert = device.certs[index]
-        issuer = device.certs[index + 1] if index + 1 < len(device.certs) else self.root
-        issuer_key = device.keys[index + 1] if index + 1 < len(device.keys) else self.root_key
+        issuer, issuer_key = self._issuer(device, index)
         builder = ocsp.OCSPResponseBuilder().add_response(
             cert=cert,
             issuer=issuer,
@@ -172,9 +227,7 @@ class FakeNvidia:
         not_after: datetime = NOT_AFTER,
     ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
         """A responder certificate for device.certs[index]'s issuer (or, ``by_grandparent``, the CA above it)."""
-        up = index + 2 if by_grandparent else index + 1
-        issuer = device.certs[up] if up < len(device.certs) else self.root
-        issuer_key = device.keys[up] if up < len(device.keys) else self.root_key
+        issuer, issuer_key = self._issuer(device, index + 1 if by_grandparent else index)
         key = ec.generate_private_key(ec.SECP384R1())
         usage = ExtendedKeyUsageOID.OCSP_SIGNING if ocsp_signing else ExtendedKeyUsageOID.CLIENT_AUTH
         cert = _cert(
@@ -198,7 +251,39 @@ def fake_nvidia() -> FakeNvidia:
     identity = _cert("TEST NVIDIA GH100 Identity", identity_key, root, root_key, ca=True, serial=2)
     ica_key = ec.generate_private_key(ec.SECP384R1())
     ica = _cert("TEST NVIDIA GH100 Provisioner ICA 1", ica_key, identity, identity_key, ca=True, serial=3)
-    return FakeNvidia(root_key, root, identity_key, identity, ica_key, ica)
+    rim_root_key = ec.generate_private_key(ec.SECP384R1())
+    rim_root = _cert("TEST NVIDIA CoRIM signing Root CA", rim_root_key, None, rim_root_key, ca=True, serial=11)
+    rim_ca_key = ec.generate_private_key(ec.SECP384R1())
+    rim_ca = _cert("TEST NVIDIA Reference Value GH100 CA", rim_ca_key, rim_root, rim_root_key, ca=True, serial=12)
+    rim_l3_key = ec.generate_private_key(ec.SECP384R1())
+    rim_l3 = _cert("TEST NVIDIA Reference Value L3 GH100", rim_l3_key, rim_ca, rim_ca_key, ca=True, serial=13)
+    return FakeNvidia(
+        root_key,
+        root,
+        identity_key,
+        identity,
+        ica_key,
+        ica,
+        rim_root_key,
+        rim_root,
+        rim_ca_key,
+        rim_ca,
+        rim_l3_key,
+        rim_l3,
+    )
+
+
+@cache
+def rim_signer() -> Device:
+    """The one RIM signer whose re-signed RIMs most tests use (cached with the PKI)."""
+    return fake_nvidia().rim_signer()
+
+
+@cache
+def resigned_rims(*rims: bytes) -> tuple[bytes, ...]:
+    """Real RIMs re-signed by :func:`rim_signer` (cached: XML-DSig signing is the slow part)."""
+    pki = fake_nvidia()
+    return tuple(pki.sign_rim(rim, rim_signer()) for rim in rims)
 
 
 def resign(template: bytes, device: Device, nonce: bytes) -> bytes:
@@ -221,9 +306,9 @@ def resign(template: bytes, device: Device, nonce: bytes) -> bytes:
 def ocsp_target(device: Device, index: int, root: x509.Certificate) -> str:
     """The path (after the responder base URL) the broker requests for device.certs[index]."""
     cert = device.certs[index]
-    issuer = device.certs[index + 1] if index + 1 < len(device.certs) else root
+    issuer = device.certs[index + 1] if index + 1 < len(device.certs) else (device.root or root)
     request = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA384()).build()
     return "/" + base64.urlsafe_b64encode(request.public_bytes(serialization.Encoding.DER)).decode()
 
 
-__all__ = ["Device", "FakeNvidia", "fake_nvidia", "ocsp_target", "resign", "timedelta"]
+__all__ = ["Device", "FakeNvidia", "fake_nvidia", "ocsp_target", "resign", "resigned_rims", "rim_signer", "timedelta"]

@@ -20,7 +20,7 @@ from attestation_broker.evidence.snp.kind import SnpVerifier
 from attestation_broker.trust.fetch import HttpFetcher
 
 from tests.support.broker import Harness, make_harness
-from tests.support.nvidia_pki import Device, fake_nvidia, ocsp_target, resign
+from tests.support.nvidia_pki import Device, fake_nvidia, ocsp_target, resign, resigned_rims, rim_signer
 from tests.support.replay import ReplayServer, replay_server
 from tests.unit.nvidia.support import E1, sdk_list
 from tests.unit.snp.support import build_report, fake_amd
@@ -61,6 +61,9 @@ def _gpus(server: ReplayServer, binding: ExpectedBinding, count: int) -> tuple[l
     for device in devices:
         for index in range(len(device.certs)):
             server.add(ocsp_target(device, index, pki.root), pki.ocsp_response(device, index))
+    signer = rim_signer()  # E1's RIMs re-signed under the test CoRIM root: their signer chain is OCSP-checked too
+    for index in range(len(signer.certs)):
+        server.add(ocsp_target(signer, index, pki.rim_root), pki.ocsp_response(signer, index))
     body = sdk_list([(resign(template, d, binding.spdm_nonce()), d.chain_pem) for d in devices])
     return devices, body
 
@@ -72,7 +75,7 @@ def _snp(binding: ExpectedBinding) -> tuple[bytes, list[bytes]]:
 
 
 def _attest(h: Harness, nonce: str, report: bytes, certs: list[bytes], gpus: bytes, **gpu_fields: Any) -> Any:
-    extras = [b64(r) for r in E1.rim_bytes()]
+    extras = [b64(r) for r in resigned_rims(*E1.rim_bytes())]
     body = {
         "evidence": b64(report),
         "extras": [b64(c) for c in certs],

@@ -1,5 +1,10 @@
-"""Revocation of NVIDIA device (and RIM signer) certificates through NVIDIA's OCSP service (RFC 6960),
+"""Revocation of NVIDIA device and RIM signer certificates through NVIDIA's OCSP service (RFC 6960),
 fetched through the broker's collateral cache.
+
+:func:`check_chain` asks about every certificate of a verified chain below its pinned root: the device
+chain (leaf, BROM, provisioner ICA, identity CA) and, as NVIDIA's local verifier does for RIMs, each RIM's
+signer chain (L4 signer, L3 CA, Reference Value CA). Both go to the same responder
+(``nvidia_ocsp_url``) and the same cache; each result names the chain it belongs to (``role``).
 
 Requests use the GET form of RFC 6960 Appendix A.1 (``{responder}/{url-safe base64 of the DER
 OCSPRequest}``), without a request nonce, so that one response per certificate can be cached until its
@@ -37,6 +42,8 @@ from attestation_broker.errors import CERT_REVOKED, COLLATERAL_INVALID, COLLATER
 from attestation_broker.trust.chain import require_valid, verify_ordered_path
 from attestation_broker.verifier import VerifyContext
 
+from .checks import DeviceChain
+
 
 @dataclass(frozen=True)
 class OcspResult:
@@ -46,10 +53,12 @@ class OcspResult:
     next_update: datetime | None
     source: str
     url: str
+    role: str = "device"  # "device" | "rim-signer"
 
     def record(self) -> dict[str, Any]:
         return {
             "type": "ocsp",
+            "role": self.role,
             "subject": self.subject,
             "status": self.status,
             "issued": self.this_update.isoformat(),
@@ -135,7 +144,7 @@ def _validated(
 
 
 def check_certificate(
-    ctx: VerifyContext, cert: x509.Certificate, issuer: x509.Certificate, *, responder: str
+    ctx: VerifyContext, cert: x509.Certificate, issuer: x509.Certificate, *, responder: str, role: str = "device"
 ) -> OcspResult:
     """Revocation status of ``cert`` (CERT_REVOKED when revoked); the result is for verifier claims."""
     skew = timedelta(seconds=ctx.settings.clock_skew_seconds)
@@ -160,4 +169,14 @@ def check_certificate(
         raise CERT_REVOKED(f"OCSP reports {subject} revoked ({reason})")
     if single.certificate_status != ocsp.OCSPCertStatus.GOOD:
         raise COLLATERAL_UNAVAILABLE(f"OCSP does not know {subject}")
-    return OcspResult(subject, "good", single.this_update_utc, single.next_update_utc, obj.source, url)
+    return OcspResult(subject, "good", single.this_update_utc, single.next_update_utc, obj.source, url, role)
+
+
+def check_chain(ctx: VerifyContext, chain: DeviceChain, *, role: str) -> tuple[OcspResult, ...]:
+    """Every certificate of ``chain`` below its root, each against its issuer (CERT_REVOKED when one is
+    revoked, COLLATERAL_UNAVAILABLE / COLLATERAL_INVALID when its status cannot be established)."""
+    responder = ctx.settings.nvidia_ocsp_url
+    return tuple(
+        check_certificate(ctx, cert, chain.issuer_of(index), responder=responder, role=role)
+        for index, cert in enumerate(chain.certificates)
+    )

@@ -1,6 +1,7 @@
 """The ``nvidia-gpu`` pipeline for one device: parse → device chain → report signature → nonce binding
-→ FWID → OCSP for every device certificate → RIMs (supplied, or NVIDIA's RIM service) → golden
-comparison. Each step is in its own module; this one only orders them and gathers the results.
+→ FWID → RIMs (supplied, or NVIDIA's RIM service) → OCSP for every device certificate and every RIM
+signer certificate (unless revocation is skipped) → golden comparison. Each step is in its own module;
+this one only orders them and gathers the results.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class DeviceResult:
     driver_version: str | None
     vbios_version: str | None
     fwid: FwidResult
-    revocation: tuple[ocsp.OcspResult, ...] | None  # None: skipped by configuration
+    revocation: tuple[ocsp.OcspResult, ...] | None  # device then RIM signer certificates; None: skipped
     rims: tuple[RimLookup, ...]
     comparison: Comparison | None  # None: a RIM is unavailable and nothing mismatched
     nonce_checked: bool
@@ -122,16 +123,18 @@ def verify_device(
     if submission.binding is not None:
         require_equal("the SPDM requester nonce", report.requester_nonce, submission.binding.spdm_nonce())
     fwid = check_fwid(report, chain.leaf)
-    revocation: tuple[ocsp.OcspResult, ...] | None = None
-    if not skip_revocation:
-        revocation = tuple(
-            ocsp.check_certificate(ctx, cert, chain.issuer_of(i), responder=ctx.settings.nvidia_ocsp_url)
-            for i, cert in enumerate(chain.certificates)
-        )
     chip, switch = device_kind(chain.leaf)
     driver = None if switch else text_field(report.opaque_value(FIELD_DRIVER_VERSION))
     vbios = vbios_version(report.opaque_value(FIELD_VBIOS_VERSION), switch=switch)
     lookups = _lookups(ctx, report, chip, switch, driver, vbios, rims, roots)
+    revocation: tuple[ocsp.OcspResult, ...] | None = None
+    if not skip_revocation:
+        # The device chain, then the signer chain of every RIM this device uses (NVIDIA's local verifier checks
+        # both); RIMs shared by several devices are answered from the collateral cache after the first.
+        revocation = ocsp.check_chain(ctx, chain, role="device")
+        for lookup in lookups:
+            if lookup.rim is not None:
+                revocation += ocsp.check_chain(ctx, lookup.rim.signer, role="rim-signer")
     driver_golden = next((lk.rim.measurements for lk in lookups if lk.role == "driver" and lk.rim), ())
     vbios_golden = next((lk.rim.measurements for lk in lookups if lk.role == "vbios" and lk.rim), ())
     comparison: Comparison | None = None
