@@ -5,7 +5,8 @@ Run: ``.venv/bin/python -m bench.bench_vtpm``. Rows per kind:
 - full verification (``Verifier.verify``) with collateral already cached in memory;
 - the floor: only the signature checks on the same bytes with ``cryptography`` (GCE: three quote
   signatures + AK cert + intermediate; Azure: SNP report ECDSA-P384 + VCEK←ASK RSA-PSS + quote RSA);
-- the event-log replay alone (GCE), to give its share of the full time;
+- the same verification with the event-log memo emptied before each call (the first attestation after a boot: a
+  log not seen before), and the event-log parse + replay alone, memo emptied (GCE);
 - ``tpm2_checkquote`` (tpm2-tools) on one quote, when installed — a process per call, so it mostly
   measures process start-up; shown for scale, not as a like-for-like peer.
 
@@ -26,7 +27,7 @@ from attestation_broker.evidence.azure_vtpm.envelope import parse_trustee_json
 from attestation_broker.evidence.azure_vtpm.hcl import parse_hcl_report
 from attestation_broker.evidence.gcp_vtpm import GcpVtpmVerifier
 from attestation_broker.evidence.gcp_vtpm.abi import parse_attestation
-from attestation_broker.evidence.tpm import load_ak_public, parse_signature, verify_event_log
+from attestation_broker.evidence.tpm import eventlog, load_ak_public, parse_signature, verify_event_log
 from attestation_broker.trust.cache import CollateralCache
 from attestation_broker.trust.fetch import FetchResponse
 from attestation_broker.verifier import Submission, VerifyContext
@@ -95,19 +96,25 @@ def bench_gcp() -> None:
     sha256 = next(q for q in att.quotes if q.bank == "sha256")
 
     def replay() -> None:
+        eventlog._VERIFIED.clear()
         verify_event_log(att.event_log, sha256.pcrs, "sha256", ignore_pcrs=[10])
+
+    def new_log() -> None:
+        eventlog._VERIFIED.clear()
+        verifier.verify(submission, ctx)
 
     full = median_us(lambda: verifier.verify(submission, ctx))
     rows = [
         ("gcp-vtpm verify (3 quotes, AK chain, log replay)", full),
         ("floor: 3 quote sigs + 2 cert sigs (cryptography)", median_us(floor)),
-        ("event-log parse + replay (sha256 bank)", median_us(replay)),
+        ("event-log parse + replay (sha256 bank), no memo", median_us(replay)),
+        ("gcp-vtpm verify, event-log memo emptied", median_us(new_log)),
     ]
     checkquote = _checkquote_us(_pem(ak_key), sha256.attest, sha256.signature, bytes.fromhex("9009"), False)
     if checkquote is not None:
         rows.append(("tpm2_checkquote, 1 quote (process per call)", checkquote))
     report("gcp-vtpm (GCE cos-85, cached intermediate)", rows, floor="floor: 3 quote sigs + 2 cert sigs (cryptography)")
-    print(f"  event-log replay share of full verify: {100 * rows[2][1] / full:.0f}%")
+    print(f"  event-log parse + replay share of a verify with the memo emptied: {100 * rows[2][1] / rows[3][1]:.0f}%")
 
 
 def bench_azure() -> None:

@@ -19,7 +19,7 @@ from attestation_broker.evidence.tpm import (
 from attestation_broker.evidence.tpm.abi import ALG_SHA1, ALG_SHA256
 from attestation_broker.evidence.tpm.eventlog import EV_EFI_VARIABLE_DRIVER_CONFIG, EV_SEPARATOR, EventLog
 
-from tests.support.errors import raised_code
+from tests.support.errors import code_of, raised_code
 from tests.support.vectors import vector
 from tests.unit.tpm.helpers import gce_attestation
 
@@ -274,3 +274,19 @@ def test_truncated_logs_are_malformed() -> None:
     with pytest.raises(BrokerError) as exc:
         parse_event_log(b"")
     assert raised_code(exc) == "TPM_EVENTLOG_MALFORMED"
+
+
+@pytest.mark.parametrize("name", [UBUNTU, GKE])
+def test_verified_log_memo_is_keyed_by_log_and_every_quoted_value(name: str) -> None:
+    raw = vector(name)
+    quoted = replay(parse_event_log(raw), "sha256")
+    first = verify_event_log(raw, quoted, "sha256")
+    assert verify_event_log(bytearray(raw), dict(quoted), "sha256") is first  # same bytes, same values: memoized
+    # After a success was memoized, any other PCR value, ignored set or log byte is replayed again in full.
+    wrong = {**quoted, 4: bytes(32)}
+    assert code_of(verify_event_log, raw, wrong, "sha256") == "TPM_EVENTLOG_REPLAY_MISMATCH"
+    checked = verify_event_log(raw, wrong, "sha256", ignore_pcrs=[4]).checked_pcrs
+    assert checked == tuple(sorted(i for i in quoted if i != 4))
+    assert code_of(verify_event_log, raw[:-1], quoted, "sha256") == "TPM_EVENTLOG_MALFORMED"
+    # A failure is never memoized: the same wrong values fail again.
+    assert code_of(verify_event_log, raw, wrong, "sha256") == "TPM_EVENTLOG_REPLAY_MISMATCH"

@@ -11,7 +11,10 @@ bundle followed by the document ``certificate`` must be exactly the issuance pat
 constraints and keyUsage, pathLenConstraint and "leaf is not a CA" are the shared path builder's
 (:func:`attestation_broker.trust.chain.verify_path`, the same rules as every kind); the AWS profile on
 top of it is checked here: P-384 keys, ECDSA-SHA384 signatures, no unrecognized critical extension,
-validity at the document timestamp as well as at ``now``.
+validity at the document timestamp as well as at ``now``. The profile and name chaining depend on the
+certificates alone, so they are memoized by the certificate objects (parsed through the memo by exact bytes;
+:class:`attestation_broker.trust.chain.Same`), with the leaf's public key: a repeated bundle costs a dictionary
+lookup, not five key loads. Time is judged on every call.
 """
 
 from __future__ import annotations
@@ -27,9 +30,9 @@ from cryptography.x509.oid import SignatureAlgorithmOID
 
 from attestation_broker.binding import ExpectedBinding, require_equal
 from attestation_broker.errors import CERT_CHAIN_INVALID
-from attestation_broker.evidence.common import ecdsa_der_signature, require_valid_at
+from attestation_broker.evidence.common import LruMemo, ecdsa_der_signature, require_valid_at
 from attestation_broker.evidence.common import load_der_certificate as load_certificate
-from attestation_broker.trust.chain import verify_path
+from attestation_broker.trust.chain import Same, verify_path
 
 from .abi import AttestationDocument, CoseSign1, ParsedDocument
 from .errors import NITRO_DOCUMENT_FROM_FUTURE, NITRO_SIGNATURE_INVALID
@@ -113,12 +116,7 @@ def verify_chain(
         certs = [load_certificate(der) for der in ders]
     except ValueError:
         raise CERT_CHAIN_INVALID("cabundle or certificate is not a DER certificate") from None
-    _check_profile(certs, len(bundle))
-    for index in range(1, len(certs)):
-        # Name chaining first (cheap, time-independent): a certificate from another chain is a chain error,
-        # whatever its validity window says.
-        if certs[index].issuer != certs[index - 1].subject:
-            raise CERT_CHAIN_INVALID(f"{_role(index, len(bundle))} is not issued by the previous certificate")
+    _structure(certs, len(bundle))
     timestamp = document.timestamp
     for index, cert in enumerate(certs):
         role = _role(index, len(bundle))
@@ -141,8 +139,30 @@ def verify_chain(
     return VerifiedChain(root=anchor, intermediates=tuple(certs[1:-1]), leaf=certs[-1])
 
 
+# Certificates (by identity) whose profile and name chaining held → the leaf's public key.
+_STRUCTURES = LruMemo(1024)
+
+
+def _structure(certs: list[x509.Certificate], bundle_len: int) -> ec.EllipticCurvePublicKey:
+    """The time-independent checks of a bundle + certificate (profile, then name chaining); the leaf key."""
+
+    def check() -> ec.EllipticCurvePublicKey:
+        _check_profile(certs, bundle_len)
+        for index in range(1, len(certs)):
+            # Name chaining first (cheap, time-independent): a certificate from another chain is a chain error,
+            # whatever its validity window says.
+            if certs[index].issuer != certs[index - 1].subject:
+                raise CERT_CHAIN_INVALID(f"{_role(index, bundle_len)} is not issued by the previous certificate")
+        key = certs[-1].public_key()
+        if not isinstance(key, ec.EllipticCurvePublicKey):  # _check_profile already required P-384
+            raise CERT_CHAIN_INVALID("document certificate key is not ECDSA")
+        return key
+
+    return _STRUCTURES.get((tuple(Same(cert) for cert in certs), bundle_len), check)
+
+
 def verify_signature(cose: CoseSign1, leaf: x509.Certificate) -> None:
-    key = leaf.public_key()
+    key = _STRUCTURES.get((Same(leaf),), lambda: leaf.public_key())
     if not isinstance(key, ec.EllipticCurvePublicKey):  # _check_profile already required P-384
         raise CERT_CHAIN_INVALID("document certificate key is not ECDSA")
     try:

@@ -11,6 +11,11 @@ Implements the TCG PC Client Platform Firmware Profile Specification (PFP) v1.05
 
 Facts are only taken from events of PCRs that replayed to the quoted value, and only from events whose
 content hashes to the logged digest, so nothing unverified reaches the claims. Integers are little-endian.
+
+:func:`verify_event_log` is a pure function of the log bytes, the quoted PCR values, the bank and the ignored PCRs;
+its result is memoized by exactly those (the log by SHA-256), so a machine that attests again with the same boot log
+and the same PCRs skips parsing and replay (about a third of a warm gcp-vtpm verification), while any other log or
+any other PCR value is replayed in full. Failures are never memoized.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from types import MappingProxyType
 from typing import Any
 
 from attestation_broker.errors import BrokerError
+from attestation_broker.evidence.common import LruMemo
 
 from .abi import ALG_SHA1, DIGEST_SIZES, HASH_NAMES
 from .digest import bank_alg, extend, hash_bytes
@@ -417,6 +423,10 @@ def _grub_cmdline(events: list[Event], alg: int) -> str | None:
     return found
 
 
+# Verified logs by (SHA-256 of the log bytes, bank, quoted PCR values, ignored PCRs); see the module docstring.
+_VERIFIED = LruMemo(256)
+
+
 def verify_event_log(
     log: bytes | EventLog,
     quoted: Mapping[int, bytes],
@@ -431,7 +441,21 @@ def verify_event_log(
     (TPM_EVENTLOG_UNLOGGED_PCR). Callers ignore PCRs the firmware log cannot cover (e.g. GCE PCR10, IMA).
     Facts are then extracted from the checked PCRs only; error separators raise TPM_EVENTLOG_SEPARATOR_ERROR.
     """
-    parsed = log if isinstance(log, EventLog) else parse_event_log(log)
+    if isinstance(log, EventLog):
+        return _verify_event_log(log, quoted, bank, ignore_pcrs)
+    data = bytes(log)
+    key = (
+        hashlib.sha256(data).digest(),
+        bank,
+        tuple(sorted((index, bytes(value)) for index, value in quoted.items())),
+        tuple(sorted(set(ignore_pcrs))),
+    )
+    return _VERIFIED.get(key, lambda: _verify_event_log(parse_event_log(data), quoted, bank, ignore_pcrs))
+
+
+def _verify_event_log(
+    parsed: EventLog, quoted: Mapping[int, bytes], bank: str, ignore_pcrs: Collection[int]
+) -> VerifiedEventLog:
     alg = bank_alg(bank)
     replayed = replay(parsed, bank)
     checked: list[int] = []
