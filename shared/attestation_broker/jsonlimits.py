@@ -23,6 +23,18 @@ MAX_DEPTH = 32
 _TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
 
 
+def unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An ``object_pairs_hook`` refusing a member name given twice (RFC 8259 §4 leaves duplicates to the parser:
+    two parsers picking different duplicates would see different documents, under one signature). Raises
+    ``ValueError``, which :func:`loads` and ``json.loads`` callers already treat as "not valid JSON"."""
+    out: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in out:
+            raise ValueError("duplicate member")
+        out[name] = value
+    return out
+
+
 def depth(data: bytes) -> int:
     """The deepest nesting of arrays/objects outside string literals (0 for a scalar)."""
     level = deepest = 0

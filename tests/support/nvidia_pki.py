@@ -243,20 +243,27 @@ class FakeNvidia:
         return key, cert
 
 
+def _hierarchy(*names: str, serial: int) -> list[tuple[ec.EllipticCurvePrivateKey, x509.Certificate]]:
+    """A self-signed root (``names[0]``) and the CAs below it, each issued by the one before."""
+    out: list[tuple[ec.EllipticCurvePrivateKey, x509.Certificate]] = []
+    for n, name in enumerate(names):
+        key = ec.generate_private_key(ec.SECP384R1())
+        issuer_key, issuer = out[-1] if out else (key, None)
+        out.append((key, _cert(name, key, issuer, issuer_key, ca=True, serial=serial + n)))
+    return out
+
+
 @cache
 def fake_nvidia() -> FakeNvidia:
-    root_key = ec.generate_private_key(ec.SECP384R1())
-    root = _cert("TEST NVIDIA Device Identity CA", root_key, None, root_key, ca=True, serial=1)
-    identity_key = ec.generate_private_key(ec.SECP384R1())
-    identity = _cert("TEST NVIDIA GH100 Identity", identity_key, root, root_key, ca=True, serial=2)
-    ica_key = ec.generate_private_key(ec.SECP384R1())
-    ica = _cert("TEST NVIDIA GH100 Provisioner ICA 1", ica_key, identity, identity_key, ca=True, serial=3)
-    rim_root_key = ec.generate_private_key(ec.SECP384R1())
-    rim_root = _cert("TEST NVIDIA CoRIM signing Root CA", rim_root_key, None, rim_root_key, ca=True, serial=11)
-    rim_ca_key = ec.generate_private_key(ec.SECP384R1())
-    rim_ca = _cert("TEST NVIDIA Reference Value GH100 CA", rim_ca_key, rim_root, rim_root_key, ca=True, serial=12)
-    rim_l3_key = ec.generate_private_key(ec.SECP384R1())
-    rim_l3 = _cert("TEST NVIDIA Reference Value L3 GH100", rim_l3_key, rim_ca, rim_ca_key, ca=True, serial=13)
+    (root_key, root), (identity_key, identity), (ica_key, ica) = _hierarchy(
+        "TEST NVIDIA Device Identity CA", "TEST NVIDIA GH100 Identity", "TEST NVIDIA GH100 Provisioner ICA 1", serial=1
+    )
+    (rim_root_key, rim_root), (rim_ca_key, rim_ca), (rim_l3_key, rim_l3) = _hierarchy(
+        "TEST NVIDIA CoRIM signing Root CA",
+        "TEST NVIDIA Reference Value GH100 CA",
+        "TEST NVIDIA Reference Value L3 GH100",
+        serial=11,
+    )
     return FakeNvidia(
         root_key,
         root,

@@ -234,18 +234,22 @@ def test_rim_service_answers_another_rim() -> None:
     assert err.value.code.name == "NVIDIA_RIM_MISMATCH"
 
 
-def test_rims_and_ocsp_from_a_recorded_bundle(tmp_path: Path) -> None:
+def _recorded_ocsp(directory: Path, base: str, *chains: Device) -> dict[str, str]:
+    """OCSP answers for every certificate of ``chains`` written as a collateral bundle; the index entries."""
     pki = fake_nvidia()
+    index: dict[str, str] = {}
+    for c, chain in enumerate(chains):
+        root = pki.root if chain.root is None else chain.root
+        for n in range(len(chain.certs)):
+            (directory / f"ocsp{c}-{n}.der").write_bytes(pki.ocsp_response(chain, n))
+            index[base + ocsp_target(chain, n, root)] = f"ocsp{c}-{n}.der"
+    return index
+
+
+def test_rims_and_ocsp_from_a_recorded_bundle(tmp_path: Path) -> None:
     device, report = _device_report()
     base = "https://nvidia.test"
-    index: dict[str, str] = {}
-    for n in range(len(device.certs)):
-        (tmp_path / f"ocsp{n}.der").write_bytes(pki.ocsp_response(device, n))
-        index[base + ocsp_target(device, n, pki.root)] = f"ocsp{n}.der"
-    signer = rim_signer()
-    for n in range(len(signer.certs)):
-        (tmp_path / f"rim-ocsp{n}.der").write_bytes(pki.ocsp_response(signer, n))
-        index[base + ocsp_target(signer, n, pki.rim_root)] = f"rim-ocsp{n}.der"
+    index = _recorded_ocsp(tmp_path, base, device, rim_signer())
     for rim_id, rim in zip(RIM_IDS, _rims(), strict=True):
         (tmp_path / f"{rim_id}.json").write_bytes(_rim_doc(rim, rim_id))
         index[f"{base}/v1/rim/{rim_id}"] = f"{rim_id}.json"
@@ -341,14 +345,9 @@ def test_revoked_rim_signer_refuses_a_fetched_rim_too() -> None:
 
 def test_rim_signer_status_missing_is_collateral_unavailable(tmp_path: Path) -> None:
     """A recorded bundle with the device answers but none for the RIM signer chain: missing revocation data."""
-    pki = fake_nvidia()
     device, report = _device_report()
     base = "https://nvidia.test"
-    index: dict[str, str] = {}
-    for n in range(len(device.certs)):
-        (tmp_path / f"ocsp{n}.der").write_bytes(pki.ocsp_response(device, n))
-        index[base + ocsp_target(device, n, pki.root)] = f"ocsp{n}.der"
-    (tmp_path / "index.json").write_text(json.dumps(index))
+    (tmp_path / "index.json").write_text(json.dumps(_recorded_ocsp(tmp_path, base, device)))
     with pytest.raises(BrokerError) as err:
         _verify(report, device, DirectoryFetcher(tmp_path), base=base)
     assert err.value.code.name == "COLLATERAL_UNAVAILABLE"

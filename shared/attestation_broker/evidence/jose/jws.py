@@ -75,17 +75,8 @@ def b64url_segment(segment: str, what: str) -> bytes:
         raise TOKEN_MALFORMED(f"token {what} is not base64url") from None
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError("duplicate member")
-        result[key] = value
-    return result
-
-
 def json_object(data: bytes, what: str) -> dict[str, Any]:
-    value = jsonlimits.loads(data, TOKEN_MALFORMED, f"token {what}", object_pairs_hook=_no_duplicates)
+    value = jsonlimits.loads(data, TOKEN_MALFORMED, f"token {what}", object_pairs_hook=jsonlimits.unique_members)
     if not isinstance(value, dict):
         raise TOKEN_MALFORMED(f"token {what} is not a JSON object")
     return value

@@ -15,6 +15,7 @@ from typing import Any
 from attestation_broker.appraisal import TCB_STATUSES
 from attestation_broker.errors import COLLATERAL_INVALID
 from attestation_broker.evidence.common import LruMemo
+from attestation_broker.jsonlimits import unique_members
 
 
 @dataclass(frozen=True)
@@ -34,23 +35,14 @@ class SignedJson:
         return self.signature.hex()
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in out:
-            # Intel signs bytes; two parsers picking different duplicates would see different collateral.
-            raise ValueError("duplicate member")
-        out[name] = value
-    return out
-
-
 def _no_constants(name: str) -> Any:
     raise ValueError(f"non-standard JSON constant {name}")
 
 
 def strict_json(text: str) -> Any:
     """RFC 8259 JSON with duplicate names and NaN/Infinity refused; trailing data is refused by json.loads."""
-    return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+    # Intel signs bytes: duplicates would let two parsers see different collateral (jsonlimits.unique_members).
+    return json.loads(text, object_pairs_hook=unique_members, parse_constant=_no_constants)
 
 
 def _signature(value: Any) -> bytes:
