@@ -130,10 +130,13 @@ def tier(value: int) -> EarStatus:
 
 
 _ORDER = [EarStatus.NONE, EarStatus.AFFIRMING, EarStatus.WARNING, EarStatus.CONTRAINDICATED]
+_RANK = {status: rank for rank, status in enumerate(_ORDER)}
+# Every valid value's tier, looked up rather than recomputed: an appraisal's status is read several times per request.
+_TIERS = {value: tier(value) for value in range(-128, 128)}
 
 
 def worst(statuses: list[EarStatus]) -> EarStatus:
-    return max(statuses, key=_ORDER.index, default=EarStatus.NONE)
+    return max(statuses, key=_RANK.__getitem__, default=EarStatus.NONE)
 
 
 def status_of(vector: Mapping[str, int], waived: Collection[str] = ()) -> EarStatus:
@@ -141,7 +144,9 @@ def status_of(vector: Mapping[str, int], waived: Collection[str] = ()) -> EarSta
     for name, value in vector.items():
         if name not in TV_CLAIMS:
             raise ValueError(f"unknown trustworthiness claim {name}")
-        status = tier(value)
+        status = _TIERS.get(value) if type(value) is int else None
+        if status is None:
+            status = tier(value)  # raises the out-of-range error
         if name in waived and status is EarStatus.CONTRAINDICATED:
             status = EarStatus.WARNING
         statuses.append(status)
