@@ -1,8 +1,9 @@
 """SEV-SNP verification latency with warm collateral beside the floor (bare P-384 verify + SHA-384).
 
-Run: ``.venv/bin/python -m bench.bench_snp``. Collateral (the recorded AMD Milan CRL and VCEK) is served
-by an in-process fetcher standing in for AMD KDS, then cached in a warm CollateralCache, so the numbers
-measure the verifier, not the network.
+Run: ``.venv/bin/python -m bench.bench_snp``. The floor and the verifier are timed in alternating slices
+(:func:`bench.harness.interleaved_us`), so load drifting on a shared machine affects both alike. Collateral (the
+recorded AMD Milan CRL and VCEK) is served by an in-process fetcher standing in for AMD KDS, then cached in a warm
+CollateralCache, so the numbers measure the verifier, not the network.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from bench.harness import median_us, report
+from bench.harness import interleaved_us, median_us, report
 
 VECTORS = Path(__file__).resolve().parent.parent / "tests" / "vectors"
 KDS = "https://kdsintf.amd.com"
@@ -82,13 +83,15 @@ def main() -> None:
         key.verify(sig, signed, ec.ECDSA(hashes.SHA384()))
         return None
 
-    runs = 300
-    rows = [
-        ("floor: P-384 verify + SHA-384 (cryptography)", median_us(floor, runs=runs)),
-        ("verify_snp_evidence, VCEK + CRL from warm cache", median_us(verify_kds, runs=runs)),
-        ("verify_snp_evidence, VCEK supplied, CRL cached", median_us(verify_supplied, runs=runs)),
-        ("parse_report only", median_us(lambda: parse_report(raw), runs=runs)),
-    ]
+    timed = interleaved_us(
+        {
+            "floor: P-384 verify + SHA-384 (cryptography)": floor,
+            "verify_snp_evidence, VCEK + CRL from warm cache": verify_kds,
+            "verify_snp_evidence, VCEK supplied, CRL cached": verify_supplied,
+        },
+        runs=400,
+    )
+    rows = [*timed.items(), ("parse_report only", median_us(lambda: parse_report(raw), runs=300))]
     report("SEV-SNP report verification (Milan v5, one core)", rows, floor=rows[0][0])
 
 

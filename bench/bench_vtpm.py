@@ -10,7 +10,8 @@ Run: ``.venv/bin/python -m bench.bench_vtpm``. Rows per kind:
 - ``tpm2_checkquote`` (tpm2-tools) on one quote, when installed — a process per call, so it mostly
   measures process start-up; shown for scale, not as a like-for-like peer.
 
-Prints numbers only; nothing is asserted.
+The gcp-vtpm rows are timed in alternating slices (:func:`bench.harness.interleaved_us`). Prints numbers only;
+nothing is asserted.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from bench.harness import median_us, report
+from bench.harness import interleaved_us, median_us, report
 from tests.support.vectors import vector
 
 
@@ -103,13 +104,15 @@ def bench_gcp() -> None:
         eventlog._VERIFIED.clear()
         verifier.verify(submission, ctx)
 
-    full = median_us(lambda: verifier.verify(submission, ctx))
-    rows = [
-        ("gcp-vtpm verify (3 quotes, AK chain, log replay)", full),
-        ("floor: 3 quote sigs + 2 cert sigs (cryptography)", median_us(floor)),
-        ("event-log parse + replay (sha256 bank), no memo", median_us(replay)),
-        ("gcp-vtpm verify, event-log memo emptied", median_us(new_log)),
-    ]
+    timed = interleaved_us(
+        {
+            "gcp-vtpm verify (3 quotes, AK chain, log replay)": lambda: verifier.verify(submission, ctx),
+            "floor: 3 quote sigs + 2 cert sigs (cryptography)": floor,
+            "event-log parse + replay (sha256 bank), no memo": replay,
+            "gcp-vtpm verify, event-log memo emptied": new_log,
+        }
+    )
+    rows = list(timed.items())
     checkquote = _checkquote_us(_pem(ak_key), sha256.attest, sha256.signature, bytes.fromhex("9009"), False)
     if checkquote is not None:
         rows.append(("tpm2_checkquote, 1 quote (process per call)", checkquote))

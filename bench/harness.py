@@ -22,6 +22,24 @@ def median_us(fn: Callable[[], object], *, runs: int = 200, warmup: int = 20) ->
     return statistics.median(samples) / 1000.0
 
 
+def interleaved_us(fns: dict[str, Callable[[], object]], *, runs: int = 300, rounds: int = 10) -> dict[str, float]:
+    """Median latency of each function in microseconds, measured in ``rounds`` alternating slices of ``runs / rounds``
+    calls each: on a shared machine the load drifts over seconds, and a ratio of two medians taken one after the
+    other measures the drift as much as the code."""
+    samples: dict[str, list[int]] = {name: [] for name in fns}
+    for fn in fns.values():
+        for _ in range(10):
+            fn()
+    per_round = max(1, runs // rounds)
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            for _ in range(per_round):
+                start = time.perf_counter_ns()
+                fn()
+                samples[name].append(time.perf_counter_ns() - start)
+    return {name: statistics.median(values) / 1000.0 for name, values in samples.items()}
+
+
 def report(title: str, rows: list[tuple[str, float]], *, floor: str | None = None) -> None:
     """Print rows of (label, median µs); with ``floor`` naming a row, add the ratio to it and ops/s."""
     base = dict(rows).get(floor) if floor else None
