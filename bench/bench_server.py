@@ -16,10 +16,10 @@ What it does, in one run:
    less sensitive to other load on the machine than req/s itself).
 4. Paced load (wrk with a Lua ``delay()``): each of 64 connections waits an exponentially distributed time before
    each request, with a mean that makes 1000 req/s (the target) or 500 req/s in total, so requests arrive
-   independently rather than as fast as answers come back; the achieved rate is a little lower than the nominal one
-   (a connection's cycle is its wait plus the answer's latency). The latency a client sees at that load rather than
-   at saturation. (hey ``-q`` was tried first: its per-worker tickers all start together, so 64 requests arrive in a
-   burst every 64/rate seconds and the p50 measured the burst, not the server.)
+   independently rather than as fast as answers come back (a connection's cycle is its wait plus the answer's
+   latency, so the mean wait is 64 / rate less the light-load p50 of the 4-connection run). The latency a client
+   sees at that load rather than at saturation. (hey ``-q`` was tried first: its per-worker tickers all start
+   together, so 64 requests arrive in a burst every 64/rate seconds and the p50 measured the burst, not the server.)
 5. A sustained closed-loop run (``BENCH_LOAD_SECONDS``, default 60) at 64 connections; exits 1 if it saw any error.
 
 Reading the latencies (Little's law, mean requests in flight = throughput × mean latency): a closed-loop generator
@@ -232,9 +232,12 @@ def main() -> int:
                 )
                 for c in LEVELS
             ]
+            # A connection's cycle is its wait plus the answer's latency; subtracting the light-load latency (the
+            # 4-connection run's p50) from the mean wait makes the achieved rate the nominal one, not a little less.
+            light_ms = runs[0].p50_ms
             for rate in FIXED_RATES:
                 paced_lua = Path(tmp) / f"paced-{rate:g}.lua"
-                mean_ms = 1000.0 * FIXED_CONNECTIONS / rate
+                mean_ms = max(1.0, 1000.0 * FIXED_CONNECTIONS / rate - light_ms)
                 paced_lua.write_text(PACED_LUA.format(body=body_file, mean_ms=f"{mean_ms:g}"))
                 label = f"attest paced to {rate:g} req/s, {FIXED_CONNECTIONS} conns"
                 paced = partial(wrk, wrk_bin, attest_url, FIXED_CONNECTIONS, SECONDS * 2, paced_lua, label)
