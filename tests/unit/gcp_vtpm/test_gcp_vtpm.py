@@ -12,14 +12,14 @@ from attestation_broker.binding import ExpectedBinding
 from attestation_broker.errors import COLLATERAL_UNAVAILABLE, BrokerError
 from attestation_broker.evidence.gcp_vtpm import GcpVtpmVerifier, proto
 from attestation_broker.evidence.gcp_vtpm.abi import parse_attestation, snp_report_bytes, tdx_quote_bytes
-from attestation_broker.evidence.gcp_vtpm.akcert import decode_identity, load_cert, verify_ak_cert
+from attestation_broker.evidence.gcp_vtpm.akcert import aia_issuer_urls, decode_identity, load_cert, verify_ak_cert
 from attestation_broker.trust.fetch import FetchResponse
 from attestation_broker.verifier import Submission, VerifyContext
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 from tests.support.context import http_context, offline_context, replay_context
 from tests.support.errors import raised_code
@@ -423,3 +423,32 @@ def snp_context(replay: ReplayServer) -> VerifyContext:
     crl = x509.load_pem_x509_crl(vector("roots/amd/amd_milan_vcek_crl.pem")).public_bytes(Encoding.DER)
     replay.add("/vcek/v1/Milan/crl", crl)
     return replay_context(replay.base_url, NOW_SNP)
+
+
+@pytest.mark.parametrize(
+    ("url", "kept"),
+    [
+        ("http://privateca-content-abc.storage.googleapis.com/x/ca.crt", True),
+        ("http://[privateca-content-abc.storage.googleapis.com/x/ca.crt", False),  # unbalanced IP-literal bracket
+        ("http://[::1/ca.crt", False),
+        ("ftp://pki.goog/ca.crt", False),
+    ],
+)
+def test_aia_urls_that_do_not_parse_are_skipped(url: str, kept: bool) -> None:
+    # Found by the fuzzer: urlsplit raises ValueError for an unbalanced "[" in an AK certificate's caIssuers URL.
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ak")])
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    access = x509.AccessDescription(AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(url))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.AuthorityInformationAccess([access]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    assert aia_issuer_urls(cert) == ([url] if kept else [])

@@ -122,7 +122,10 @@ def aia_issuer_urls(cert: x509.Certificate) -> list[str]:
         if not isinstance(desc.access_location, x509.UniformResourceIdentifier):
             continue
         url = desc.access_location.value
-        host = urllib.parse.urlsplit(url).hostname or ""
+        try:
+            host = urllib.parse.urlsplit(url).hostname or ""
+        except ValueError:  # e.g. an unbalanced "[" (RFC 3986 IP-literal): not a location we would fetch from
+            continue
         google = host in _AIA_HOSTS or (host.endswith(_AIA_HOST_SUFFIX) and host.startswith(_AIA_HOST_PREFIX))
         if google and url.startswith(("http://", "https://")):
             urls.append(url)
