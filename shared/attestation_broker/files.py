@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from pathlib import Path
 
 DIR_MODE = 0o700
@@ -31,3 +32,16 @@ def private_file(path: Path) -> Path:
     with contextlib.suppress(PermissionError):
         os.chmod(path, FILE_MODE)
     return path
+
+
+def atomic_write(path: Path, data: bytes, *, prefix: str = ".tmp-") -> None:
+    """Replace ``path`` with ``data`` atomically: a reader sees the old or the new bytes, never half. The
+    temporary file is created owner-only (0600, ``mkstemp``) beside ``path`` and keeps that mode."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else Path("."), prefix=prefix)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

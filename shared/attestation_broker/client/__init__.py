@@ -16,8 +16,6 @@ audience, write it 0600 (:func:`write_token`). :func:`watch` renews before expir
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +27,7 @@ from attestation_broker.client.collect import Machine, b64, collect, detect
 from attestation_broker.client.errors import CLIENT_OUTPUT_UNWRITABLE
 from attestation_broker.client.exchange import BrokerClient, verify_token
 from attestation_broker.errors import BrokerError
+from attestation_broker.files import atomic_write
 
 __all__ = ["AttestOptions", "AttestResult", "Machine", "attest", "watch", "write_token"]
 
@@ -98,17 +97,8 @@ def attest(
 def write_token(path: Path, token: str) -> None:
     """Atomically replace ``path`` with ``token``, mode 0600 from creation (never world-readable, not
     even briefly), so a reader during ``--watch`` renewal sees the old or the new token, never half."""
-    directory = path.parent if str(path.parent) else Path(".")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(token + "\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, (token + "\n").encode(), prefix=f".{path.name}.")
     except OSError as exc:
         raise CLIENT_OUTPUT_UNWRITABLE(f"{path}: {exc.strerror}") from None
 

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import urllib.parse
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from attestation_broker.errors import COLLATERAL_BUNDLE_INVALID
+from attestation_broker.files import atomic_write
 
 FORMAT = "attestation-broker-collateral-bundle"
 VERSION = 1
@@ -153,7 +152,7 @@ class BundleWriter:
         name = _file_for(key)
         path = self.root / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, data)
+        atomic_write(path, data)
         obj = BundleObject(key, name, kind, source, hashlib.sha256(data).hexdigest(), dict(headers or {}))
         self.objects[key] = obj
         return obj
@@ -176,16 +175,5 @@ class BundleWriter:
             ],
         }
         path = self.root / MANIFEST
-        _atomic_write(path, (json.dumps(doc, indent=2) + "\n").encode())
+        atomic_write(path, (json.dumps(doc, indent=2) + "\n").encode())
         return path
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

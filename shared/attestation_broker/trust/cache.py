@@ -13,9 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import struct
-import tempfile
 import threading
 import urllib.parse
 from collections import OrderedDict
@@ -26,6 +24,7 @@ from pathlib import Path
 from typing import Protocol
 
 from attestation_broker.errors import COLLATERAL_EXPIRED, COLLATERAL_UNAVAILABLE, Unavailable
+from attestation_broker.files import atomic_write
 from attestation_broker.trust.bundle import Bundle
 from attestation_broker.trust.fetch import Fetcher
 
@@ -56,14 +55,7 @@ class DirectoryStore:
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, data)
 
 
 @dataclass(frozen=True)
