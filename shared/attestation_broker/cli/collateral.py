@@ -30,7 +30,7 @@ from cryptography.x509.oid import NameOID
 from attestation_broker.api.envelope import Envelope
 from attestation_broker.audit.sinks import StdoutSink
 from attestation_broker.bootstrap import build_broker
-from attestation_broker.cli.common import error_doc, parse_time, print_json
+from attestation_broker.cli.common import error_doc, parse_time, print_json, read_submission_files
 from attestation_broker.config import Settings
 from attestation_broker.errors import COLLATERAL_BUNDLE_INVALID, BrokerError
 from attestation_broker.evidence.tdx.collateral import TdxCollateral, looks_like_dcap_qvl_json
@@ -119,12 +119,10 @@ def write_recorded(writer: BundleWriter, responses: list[FetchResponse], setting
 def cmd_fetch(args: argparse.Namespace) -> int:
     now: datetime = args.now or datetime.now(UTC)
     settings = Settings.from_env(ledger="off", cache="memory", nonce_secret="00" * 32, collateral_dir="")
-    try:
-        evidence = Path(args.evidence).read_bytes()
-        extras = tuple(Path(p).read_bytes() for p in args.extra)
-    except OSError as exc:
-        print_json({"error": {"code": "UNREADABLE_FILE", "status": 400, "detail": exc.strerror}})
+    files = read_submission_files(args)
+    if files is None:
         return 2
+    evidence, extras = files
     recorder = RecordingFetcher(build_fetcher(settings, HttpFetcher()))
     verdict: dict[str, Any]
     code = 0

@@ -75,6 +75,15 @@ def read_input(path: str, *, decode: bool = True) -> bytes:
     return decode_text_bytes(data) if decode else data
 
 
+def read_submission_files(args: argparse.Namespace) -> tuple[bytes, tuple[bytes, ...]] | None:
+    """The files named by ``args.evidence`` and ``args.extra``; None once an UNREADABLE_FILE document is printed."""
+    try:
+        return Path(args.evidence).read_bytes(), tuple(Path(p).read_bytes() for p in args.extra)
+    except OSError as exc:
+        print_json({"error": {"code": "UNREADABLE_FILE", "status": 400, "detail": exc.strerror}})
+        return None
+
+
 def ensure_data_dir(path: Path, announce: Any) -> Path:
     """Create the data directory (0700) if needed and say so through ``announce`` (a one-argument callable)."""
     if not path.is_dir():

@@ -23,7 +23,7 @@ import yaml
 
 from attestation_broker.appraisal import TCB_STATUSES, Appraisal
 from attestation_broker.bootstrap import build_broker
-from attestation_broker.cli.common import error_doc, parse_time, print_json
+from attestation_broker.cli.common import error_doc, parse_time, print_json, read_submission_files
 from attestation_broker.config import Settings
 from attestation_broker.errors import BrokerError
 from attestation_broker.policy import PolicyDocumentError, PolicyEngine, load_document, policy_id
@@ -60,12 +60,10 @@ def _facts(args: argparse.Namespace) -> tuple[Appraisal, datetime] | int:
         fetcher = OfflineFetcher()
     else:
         fetcher = HttpFetcher()
-    try:
-        evidence = Path(args.evidence).read_bytes()
-        extras = tuple(Path(p).read_bytes() for p in args.extra)
-    except OSError as exc:
-        print_json({"error": {"code": "UNREADABLE_FILE", "status": 400, "detail": exc.strerror}})
+    files = read_submission_files(args)
+    if files is None:
         return 2
+    evidence, extras = files
     try:
         broker = build_broker(
             replace(settings, nonce_secret="00" * 32, policy_file=""),
