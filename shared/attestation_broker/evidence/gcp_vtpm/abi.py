@@ -74,9 +74,10 @@ def parse_attestation(data: bytes) -> GcpAttestation:
         bank = HASH_BANKS.get(q.pcrs.hash)
         if bank is None:
             raise TPM_PCRS_MALFORMED(f"quote PCR hash algorithm {q.pcrs.hash} is not supported")
-        quotes.append(
-            GcpQuote(bytes(q.quote), bytes(q.raw_sig), bank, {int(k): bytes(v) for k, v in q.pcrs.pcrs.items()})
-        )
+        # Map keys are uint32 (int) and values bytes already; lookups by key are a third of the cost of ``items()``
+        # on upb maps.
+        values = q.pcrs.pcrs
+        quotes.append(GcpQuote(bytes(q.quote), bytes(q.raw_sig), bank, {k: values[k] for k in values}))
     info = None
     if msg.HasField("instance_info"):
         i = msg.instance_info

@@ -29,8 +29,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID
 
-from attestation_broker.errors import CERT_CHAIN_INVALID
-from attestation_broker.trust.chain import verify_path
+from attestation_broker.errors import CERT_CHAIN_INVALID, BrokerError
+from attestation_broker.evidence.common import LruMemo
+from attestation_broker.trust.chain import Same, verify_path
 from attestation_broker.trust.roots import root_certificates
 from attestation_broker.trust.x509 import load_certificate
 
@@ -49,6 +50,13 @@ MAX_CHAIN = 4
 _AIA_HOSTS = ("pki.goog",)
 _AIA_HOST_SUFFIX = ".storage.googleapis.com"
 _AIA_HOST_PREFIX = "privateca-content-"
+
+
+# Facts of certificates that depend on their bytes alone (the AK profile check, the walk by names through supplied
+# certificates, the decoded GCE identity), by certificate identity as trust.chain.PATHS keys verified paths: the
+# certificates come from the parse memo of trust.x509, so the same bytes give the same objects. Failures are never
+# memoized; validity at ``now`` is judged by verify_path on every call.
+_FACTS = LruMemo(1024)
 
 
 @dataclass(frozen=True)
@@ -179,8 +187,17 @@ def verify_ak_cert(
     """
     anchors = tuple(roots) if roots is not None else google_roots()
     anchor_certs = [cert for _, cert in anchors]
-    _check_leaf(ak_cert)
-    fetched, records = _discover(ak_cert, intermediates, anchor_certs, fetch_issuer)
+    leaf = Same(ak_cert)
+    _FACTS.get(("leaf", leaf), lambda: _check_leaf(ak_cert))
+    # When the supplied certificates already name every issuer up to an anchor, the walk needs no fetch and is a pure
+    # function of those certificates: memoized by them. Otherwise it runs in full (fetching through the cache).
+    supplied = ("names", leaf, tuple(Same(c) for c in intermediates), tuple(Same(c) for c in anchor_certs))
+    try:
+        _FACTS.get(supplied, lambda: _discover(ak_cert, intermediates, anchor_certs, None))
+        fetched: list[x509.Certificate] = []
+        records: list[dict[str, object]] = []
+    except BrokerError:
+        fetched, records = _discover(ak_cert, intermediates, anchor_certs, fetch_issuer)
     with warnings.catch_warnings():
         # Google's 2018 CA names carry attributes longer than X.520 upper bounds.
         warnings.simplefilter("ignore", UserWarning)
@@ -194,7 +211,8 @@ def verify_ak_cert(
             what="AK certificate chain",
         )
     root = next(name for name, cert in anchors if cert == path[-1])
-    return VerifiedAkCert(ak_cert, tuple(path), root, parse_identity(ak_cert), tuple(records))
+    identity = _FACTS.get(("identity", leaf), lambda: parse_identity(ak_cert))
+    return VerifiedAkCert(ak_cert, tuple(path), root, identity, tuple(records))
 
 
 def public_key_der(cert: x509.Certificate) -> bytes:

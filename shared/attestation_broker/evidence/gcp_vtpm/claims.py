@@ -16,22 +16,35 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+from cryptography import x509
+
+from attestation_broker.evidence.common import LruMemo
 from attestation_broker.evidence.tpm import event_log_claims, quote_claims
+from attestation_broker.evidence.tpm.claims import pcr_values_hex
+from attestation_broker.trust.chain import Same
 
 from .pipeline import VerifiedGcp
+
+# RFC 4514 subject strings of AK certificate issuers, by certificate identity (trust.chain.Same): rendering a name is
+# pure and cost as much as the rest of the claims.
+_ISSUER_NAMES = LruMemo(256)
+
+
+def _subject(cert: x509.Certificate) -> str:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # Google's 2018 CA names exceed X.520 bounds
+        return cert.subject.rfc4514_string()
 
 
 def attester_claims(v: VerifiedGcp) -> dict[str, Any]:
     primary = v.primary
-    tpm = quote_claims(primary)
-    tpm["pcrs"] = {q.bank: {str(i): val.hex() for i, val in sorted((q.pcrs or {}).items())} for q in v.quotes}
+    tpm = quote_claims(primary, pcrs=False)
+    tpm["pcrs"] = {q.bank: pcr_values_hex(q.pcrs or {}) for q in v.quotes}
     tpm["quoted_banks"] = [q.bank for q in v.quotes]
     if v.event_log is not None:
         tpm.update(event_log_claims(v.event_log))
     cert = v.ak_cert
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # Google's 2018 CA names exceed X.520 bounds
-        issuer = cert.chain[1].subject.rfc4514_string() if len(cert.chain) > 1 else ""
+    issuer = _ISSUER_NAMES.get(Same(cert.chain[1]), lambda: _subject(cert.chain[1])) if len(cert.chain) > 1 else ""
     gcp: dict[str, Any] = {
         "ak_cert_issuer": issuer,
         "ak_cert_serial": format(cert.cert.serial_number, "x"),

@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from attestation_broker.errors import ErrorCode
+from attestation_broker.errors import BrokerError, ErrorCode
 
 from .errors import TPM_AK_MALFORMED, TPM_ATTEST_MALFORMED, TPM_ATTEST_NOT_QUOTE, TPM_SIGNATURE_MALFORMED
 
@@ -63,36 +63,68 @@ _PCR_SELECT_MAX = 8  # bytes per bank bitmap we accept (PC Client TPMs use 3)
 _HASH_COUNT_MAX = 8  # banks per selection list
 
 
+_BE_U16 = struct.Struct(">H")
+_BE_U32 = struct.Struct(">I")
+_BE_U64 = struct.Struct(">Q")
+
+
 class _Reader:
-    """Bounds-checked big-endian cursor; every overrun raises the structure's own code."""
+    """Bounds-checked big-endian cursor; every overrun raises the structure's own code. Integers are read in place
+    with precompiled layouts (no slice per field: a quote has about twenty fields and is parsed on every call)."""
+
+    __slots__ = ("_code", "_data", "_end", "_pos", "_what")
 
     def __init__(self, data: bytes, code: ErrorCode, what: str) -> None:
         self._data = data
+        self._end = len(data)
         self._pos = 0
         self._code = code
         self._what = what
 
+    def _past(self, field: str) -> BrokerError:
+        return self._code(f"{self._what}: {field} runs past the end")
+
     def take(self, n: int, field: str) -> bytes:
-        if n < 0 or self._pos + n > len(self._data):
-            raise self._code(f"{self._what}: {field} runs past the end")
-        out = self._data[self._pos : self._pos + n]
-        self._pos += n
-        return out
+        pos = self._pos
+        if n < 0 or pos + n > self._end:
+            raise self._past(field)
+        self._pos = pos + n
+        return self._data[pos : pos + n]
 
     def u8(self, field: str) -> int:
-        return self.take(1, field)[0]
+        pos = self._pos
+        if pos + 1 > self._end:
+            raise self._past(field)
+        self._pos = pos + 1
+        return self._data[pos]
 
     def u16(self, field: str) -> int:
-        return int(struct.unpack(">H", self.take(2, field))[0])
+        pos = self._pos
+        if pos + 2 > self._end:
+            raise self._past(field)
+        self._pos = pos + 2
+        return int(_BE_U16.unpack_from(self._data, pos)[0])
 
     def u32(self, field: str) -> int:
-        return int(struct.unpack(">I", self.take(4, field))[0])
+        pos = self._pos
+        if pos + 4 > self._end:
+            raise self._past(field)
+        self._pos = pos + 4
+        return int(_BE_U32.unpack_from(self._data, pos)[0])
 
     def u64(self, field: str) -> int:
-        return int(struct.unpack(">Q", self.take(8, field))[0])
+        pos = self._pos
+        if pos + 8 > self._end:
+            raise self._past(field)
+        self._pos = pos + 8
+        return int(_BE_U64.unpack_from(self._data, pos)[0])
 
     def tpm2b(self, field: str, max_size: int | None = None) -> bytes:
-        size = self.u16(f"{field}.size")
+        pos = self._pos
+        if pos + 2 > self._end:
+            raise self._past(f"{field}.size")
+        self._pos = pos + 2
+        (size,) = _BE_U16.unpack_from(self._data, pos)
         if max_size is not None and size > max_size:
             raise self._code(f"{self._what}: {field} is {size} bytes (max {max_size})")
         return self.take(size, field)
@@ -105,8 +137,8 @@ class _Reader:
         return self._pos
 
     def done(self) -> None:
-        if self._pos != len(self._data):
-            raise self._code(f"{self._what}: {len(self._data) - self._pos} trailing bytes")
+        if self._pos != self._end:
+            raise self._code(f"{self._what}: {self._end - self._pos} trailing bytes")
 
 
 # --------------------------------------------------------------------------------------------- TPMS_ATTEST
@@ -145,6 +177,13 @@ class Attest:
     pcr_digest: bytes
 
 
+# _SELECTED[i][b]: the PCR indices that byte value ``b`` at bitmap offset ``i`` selects, ascending.
+_SELECTED = tuple(
+    tuple(tuple(8 * index + bit for bit in range(8) if byte & (1 << bit)) for byte in range(256))
+    for index in range(_PCR_SELECT_MAX)
+)
+
+
 def _parse_pcr_selection(r: _Reader) -> tuple[PcrSelection, ...]:
     count = r.u32("pcrSelect.count")
     if count > _HASH_COUNT_MAX:
@@ -157,14 +196,15 @@ def _parse_pcr_selection(r: _Reader) -> tuple[PcrSelection, ...]:
             raise TPM_ATTEST_MALFORMED(f"TPMS_ATTEST: sizeofSelect {size}")
         bitmap = r.take(size, "pcrSelections.pcrSelect")
         # Bit i of byte i//8 selects PCR i (Part 2 §10.6.1).
-        pcrs = tuple(i for i in range(size * 8) if bitmap[i // 8] & (1 << (i % 8)))
+        pcrs = tuple(pcr for index, byte in enumerate(bitmap) for pcr in _SELECTED[index][byte])
         out.append(PcrSelection(alg, pcrs))
     return tuple(out)
 
 
 def parse_attest(data: bytes) -> Attest:
     """Parse a TPMS_ATTEST quote body (the bytes the AK signed). Raises TPM_ATTEST_* codes."""
-    r = _Reader(bytes(data), TPM_ATTEST_MALFORMED, "TPMS_ATTEST")
+    data = bytes(data)
+    r = _Reader(data, TPM_ATTEST_MALFORMED, "TPMS_ATTEST")
     magic = r.u32("magic")
     if magic != TPM_GENERATED_VALUE:
         raise TPM_ATTEST_NOT_QUOTE("TPMS_ATTEST magic is not TPM_GENERATED_VALUE")
@@ -173,16 +213,16 @@ def parse_attest(data: bytes) -> Attest:
         raise TPM_ATTEST_NOT_QUOTE(f"TPMS_ATTEST type 0x{st:04x} is not TPM_ST_ATTEST_QUOTE")
     signer = r.tpm2b("qualifiedSigner", 2 + 64)
     extra = r.tpm2b("extraData", 64)
-    clock = ClockInfo(r.u64("clock"), r.u32("resetCount"), r.u32("restartCount"), False)
+    clock, reset_count, restart_count = r.u64("clock"), r.u32("resetCount"), r.u32("restartCount")
     safe = r.u8("safe")
     if safe > 1:
         raise TPM_ATTEST_MALFORMED("TPMS_ATTEST: clockInfo.safe is not a TPMI_YES_NO")
-    clock = ClockInfo(clock.clock, clock.reset_count, clock.restart_count, bool(safe))
+    clock_info = ClockInfo(clock, reset_count, restart_count, bool(safe))
     firmware = r.u64("firmwareVersion")
     selection = _parse_pcr_selection(r)
     digest = r.tpm2b("pcrDigest", 64)
     r.done()
-    return Attest(bytes(data), signer, extra, clock, firmware, selection, digest)
+    return Attest(data, signer, extra, clock_info, firmware, selection, digest)
 
 
 # ------------------------------------------------------------------------------------------ TPMT_SIGNATURE

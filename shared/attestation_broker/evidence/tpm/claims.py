@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from .checks import VerifiedQuote
 
 
-def quote_claims(quote: VerifiedQuote) -> dict[str, Any]:
-    """Raw ``tpm.*`` fields of a verified quote. ``pcrs`` appears only when PCR values were verified."""
+def quote_claims(quote: VerifiedQuote, *, pcrs: bool = True) -> dict[str, Any]:
+    """Raw ``tpm.*`` fields of a verified quote. ``pcrs`` appears only when PCR values were verified (and ``pcrs``
+    is true: composites that list every quoted bank build that field themselves)."""
     attest = quote.attest
     out: dict[str, Any] = {
         "pcr_bank": quote.bank,
@@ -25,8 +27,14 @@ def quote_claims(quote: VerifiedQuote) -> dict[str, Any]:
         "ak_spki_sha256": quote.ak.spki_sha256,
         "ak_key_type": quote.ak.key_type,
     }
-    if quote.ak.name is not None:
-        out["ak_name"] = quote.ak.name.hex()
-    if quote.pcrs is not None:
-        out["pcrs"] = {quote.bank: {str(i): v.hex() for i, v in sorted(quote.pcrs.items())}}
+    name = quote.ak.name  # computed (hashed) on access: read once
+    if name is not None:
+        out["ak_name"] = name.hex()
+    if pcrs and quote.pcrs is not None:
+        out["pcrs"] = {quote.bank: pcr_values_hex(quote.pcrs)}
     return out
+
+
+def pcr_values_hex(values: Mapping[int, bytes]) -> dict[str, str]:
+    """``{"0": hex, "1": hex, ...}`` in ascending PCR order."""
+    return {str(i): values[i].hex() for i in sorted(values)}

@@ -30,6 +30,15 @@ def hash_bytes(alg: int, data: bytes) -> bytes:
     return digest
 
 
+def hash_function(alg: int) -> Callable[[bytes], Any]:
+    """The ``hashlib`` constructor for a TPM hash algorithm id (``hash_function(alg)(data).digest()``), for loops
+    that hash many times with one algorithm."""
+    constructor = _CONSTRUCTORS.get(alg)
+    if constructor is None:
+        raise TPM_PCRS_MALFORMED(f"hash algorithm 0x{alg:04x} is not supported")
+    return constructor
+
+
 def crypto_hash(alg: int) -> hashes.HashAlgorithm:
     """The ``cryptography`` hash for a TPM hash algorithm id."""
     if alg == ALG_SHA1:

@@ -25,14 +25,15 @@ import hmac
 import struct
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from attestation_broker.errors import BrokerError
 from attestation_broker.evidence.common import LruMemo
 
 from .abi import ALG_SHA1, DIGEST_SIZES, HASH_NAMES
-from .digest import bank_alg, extend, hash_bytes
+from .digest import bank_alg, hash_bytes, hash_function
 from .errors import (
     TPM_EVENTLOG_BANK_MISSING,
     TPM_EVENTLOG_EVENT_DIGEST_MISMATCH,
@@ -106,9 +107,12 @@ _MAX_LOG = 64 * 1024 * 1024
 _ONES_PCRS = range(17, 23)
 
 
-@dataclass(frozen=True)
-class Event:
-    """One measured event. ``digests`` maps TPM_ALG_ID → digest; ``seq`` is the position in the log."""
+class Event(NamedTuple):
+    """One measured event. ``digests`` maps TPM_ALG_ID → digest; ``seq`` is the position in the log.
+
+    Immutable like the frozen dataclasses of the other boundaries, but a named tuple: a log has hundreds of events
+    and a frozen dataclass's ``__init__`` (one ``object.__setattr__`` per field) cost a third of the parse.
+    """
 
     seq: int
     pcr: int
@@ -189,7 +193,8 @@ def _parse_spec_id(data: bytes) -> dict[int, int]:
 
 
 # The event readers below work on (data, offset) with one bounds check per field group and precompiled
-# ``struct`` layouts: a log has hundreds of events and the per-field reader object was most of the parse time.
+# ``struct`` layouts, and the agile loop is one function with its lookups bound to locals: a log has hundreds of
+# events, and a call, a reader object or an attribute lookup per field was most of the parse time.
 
 
 def _past_end(what: str, pos: int) -> BrokerError:
@@ -212,37 +217,65 @@ def _legacy_event(data: bytes, pos: int, seq: int) -> tuple[Event, int]:
     return Event(seq, pcr, etype, MappingProxyType({ALG_SHA1: digest}), data[pos : pos + size]), pos + size
 
 
-def _agile_event(data: bytes, pos: int, seq: int, sizes: Mapping[int, int]) -> tuple[Event, int]:
-    """TCG_PCR_EVENT2 at ``pos``: (event, position after it)."""
+def _agile_events(data: bytes, pos: int, stop: int, sizes: Mapping[int, int]) -> tuple[list[Event], int]:
+    """Every TCG_PCR_EVENT2 from ``pos`` up to ``stop`` (where trailing padding starts): (events, startup locality).
+
+    Events are numbered from 1 (0 is the Spec ID header). PCR indices are checked here (PC Client TPMs have 24
+    PCRs; EV_NO_ACTION may use any index but is never replayed) and StartupLocality (§10.4.5.3) is read here.
+    """
     end = len(data)
-    if pos + 12 > end:
-        raise _past_end("event header", pos)
-    pcr, etype, count = _EVENT_HEAD.unpack_from(data, pos)
-    pos += 12
-    if not 1 <= count <= len(sizes):
-        raise TPM_EVENTLOG_MALFORMED(f"event log: event {seq} has {count} digests")
-    digests: dict[int, bytes] = {}
-    for _ in range(count):
-        if pos + 2 > end:
-            raise _past_end("digests.hashAlg", pos)
-        (alg,) = _U16.unpack_from(data, pos)
-        size = sizes.get(alg)
-        if size is None or alg in digests:
-            raise TPM_EVENTLOG_MALFORMED(f"event log: event {seq} has an undeclared or repeated digest")
-        pos += 2
+    head = _EVENT_HEAD.unpack_from
+    u16 = _U16.unpack_from
+    u32 = _U32.unpack_from
+    proxy = MappingProxyType
+    new = Event
+    max_count = len(sizes)
+    events: list[Event] = []
+    append = events.append
+    locality = 0
+    seq = 1
+    while pos < stop:
+        if seq > _MAX_EVENTS:
+            raise TPM_EVENTLOG_MALFORMED("event log has too many events")
+        if pos + 12 > end:
+            raise _past_end("event header", pos)
+        pcr, etype, count = head(data, pos)
+        pos += 12
+        if not 1 <= count <= max_count:
+            raise TPM_EVENTLOG_MALFORMED(f"event log: event {seq} has {count} digests")
+        digests: dict[int, bytes] = {}
+        for _ in range(count):
+            if pos + 2 > end:
+                raise _past_end("digests.hashAlg", pos)
+            (alg,) = u16(data, pos)
+            size = sizes.get(alg)
+            if size is None or alg in digests:
+                raise TPM_EVENTLOG_MALFORMED(f"event log: event {seq} has an undeclared or repeated digest")
+            pos += 2
+            if pos + size > end:
+                raise _past_end("digest", pos)
+            digests[alg] = data[pos : pos + size]
+            pos += size
+        if pos + 4 > end:
+            raise _past_end("eventSize", pos)
+        (size,) = u32(data, pos)
+        pos += 4
+        if size > _MAX_EVENT_DATA:
+            raise TPM_EVENTLOG_MALFORMED(f"event log: event {seq} claims {size} bytes")
         if pos + size > end:
-            raise _past_end("digest", pos)
-        digests[alg] = data[pos : pos + size]
+            raise _past_end("event", pos)
+        body = data[pos : pos + size]
         pos += size
-    if pos + 4 > end:
-        raise _past_end("eventSize", pos)
-    (size,) = _U32.unpack_from(data, pos)
-    pos += 4
-    if size > _MAX_EVENT_DATA:
-        raise TPM_EVENTLOG_MALFORMED(f"event log: event {seq} claims {size} bytes")
-    if pos + size > end:
-        raise _past_end("event", pos)
-    return Event(seq, pcr, etype, MappingProxyType(digests), data[pos : pos + size]), pos + size
+        if etype == EV_NO_ACTION:
+            if pcr == 0 and body.startswith(_STARTUP_LOCALITY_SIGNATURE):
+                if size != len(_STARTUP_LOCALITY_SIGNATURE) + 1:
+                    raise TPM_EVENTLOG_MALFORMED("event log: StartupLocality event has a bad size")
+                locality = body[-1]
+        elif pcr > 23:
+            raise TPM_EVENTLOG_MALFORMED(f"event log: event {seq} measures into PCR {pcr}")
+        append(new(seq, pcr, etype, proxy(digests), body))
+        seq += 1
+    return events, locality
 
 
 def _check_pcr_index(event: Event) -> None:
@@ -261,31 +294,32 @@ def parse_event_log(data: bytes) -> EventLog:
     if not data or len(data) > _MAX_LOG:
         raise TPM_EVENTLOG_MALFORMED(f"event log of {len(data)} bytes")
     first, pos = _legacy_event(data, 0, 0)
-    locality = 0
     agile = first.event_type == EV_NO_ACTION and first.data.startswith(_SPEC_ID_SIGNATURE)
-    sizes = _parse_spec_id(first.data) if agile else {ALG_SHA1: 20}
-    # The Spec ID header only describes the log; it is not an event of the platform.
-    events: list[Event] = [] if agile else [first]
-    end = len(data)
     # Trailing padding (all zeros or all 0xFF to the end): where it starts, found once rather than by copying the
     # rest of the log at every event.
     padding = min(len(data.rstrip(b"\x00")), len(data.rstrip(b"\xff")))
+    if agile:
+        sizes = _parse_spec_id(first.data)
+        # The Spec ID header only describes the log; it is not an event of the platform.
+        events, locality = _agile_events(data, pos, padding, sizes)
+        return EventLog(tuple(events), tuple(sizes), True, locality)
+    legacy: list[Event] = [first]
+    end = len(data)
+    locality = 0
     while pos < end:
         if pos >= padding:
             break
-        if len(events) >= _MAX_EVENTS:
+        if len(legacy) >= _MAX_EVENTS:
             raise TPM_EVENTLOG_MALFORMED("event log has too many events")
-        seq = len(events) + (1 if agile else 0)
-        ev, pos = _agile_event(data, pos, seq, sizes) if agile else _legacy_event(data, pos, seq)
+        ev, pos = _legacy_event(data, pos, len(legacy))
         _check_pcr_index(ev)
         if ev.event_type == EV_NO_ACTION and ev.pcr == 0 and ev.data.startswith(_STARTUP_LOCALITY_SIGNATURE):
             if len(ev.data) != len(_STARTUP_LOCALITY_SIGNATURE) + 1:
                 raise TPM_EVENTLOG_MALFORMED("event log: StartupLocality event has a bad size")
             locality = ev.data[-1]
-        events.append(ev)
-    if not agile:
-        _check_pcr_index(first)
-    return EventLog(tuple(events), tuple(sizes), agile, locality)
+        legacy.append(ev)
+    _check_pcr_index(first)
+    return EventLog(tuple(legacy), (ALG_SHA1,), False, locality)
 
 
 def initial_value(pcr: int, alg: int, startup_locality: int = 0) -> bytes:
@@ -303,21 +337,32 @@ def replay(log: EventLog, bank: str) -> dict[int, bytes]:
 
     Raises TPM_EVENTLOG_BANK_MISSING when the log does not carry the bank (or an event lacks its digest).
     """
-    alg = bank_alg(bank)
+    return _replay(log, bank_alg(bank))[0]
+
+
+def _replay(log: EventLog, alg: int) -> tuple[dict[int, bytes], dict[int, list[Event]]]:
+    """The replay of :func:`replay`, plus the extending events of each PCR in log order (what the facts are read
+    from), gathered in the same pass."""
     if alg not in log.banks:
         raise TPM_EVENTLOG_BANK_MISSING(f"event log has no {HASH_NAMES.get(alg, 'unknown')} digests")
+    new = hash_function(alg)
     pcrs: dict[int, bytes] = {}
+    by_pcr: dict[int, list[Event]] = {}
     for ev in log.events:
         if ev.event_type == EV_NO_ACTION:
             continue
         digest = ev.digests.get(alg)
         if digest is None:
             raise TPM_EVENTLOG_BANK_MISSING(f"event {ev.seq} has no {HASH_NAMES[alg]} digest")
-        current = pcrs.get(ev.pcr)
+        pcr = ev.pcr
+        current = pcrs.get(pcr)
         if current is None:
-            current = initial_value(ev.pcr, alg, log.startup_locality)
-        pcrs[ev.pcr] = extend(alg, current, digest)
-    return pcrs
+            current = initial_value(pcr, alg, log.startup_locality)
+            by_pcr[pcr] = [ev]
+        else:
+            by_pcr[pcr].append(ev)
+        pcrs[pcr] = new(current + digest).digest()  # extend: H(old ‖ digest), TPM 2.0 Part 1 §17.2
+    return pcrs, by_pcr
 
 
 # ------------------------------------------------------------------------------------------ verified facts
@@ -352,6 +397,14 @@ class VerifiedEventLog:
     @property
     def event_count(self) -> int:
         return len(self.log.events)
+
+
+_NORMAL_SEPARATOR = b"\x00\x00\x00\x00"  # PFP §3.3.4: EV_SEPARATOR data of a normal (non-error) separator
+
+
+@cache
+def _normal_separator_digest(alg: int) -> bytes:
+    return hash_bytes(alg, _NORMAL_SEPARATOR)
 
 
 def _require_content_digest(ev: Event, alg: int, content: bytes) -> None:
@@ -457,7 +510,7 @@ def _verify_event_log(
     parsed: EventLog, quoted: Mapping[int, bytes], bank: str, ignore_pcrs: Collection[int]
 ) -> VerifiedEventLog:
     alg = bank_alg(bank)
-    replayed = replay(parsed, bank)
+    replayed, events_of = _replay(parsed, alg)
     checked: list[int] = []
     for index in sorted(quoted):
         if index in ignore_pcrs:
@@ -471,25 +524,30 @@ def _verify_event_log(
             raise TPM_EVENTLOG_REPLAY_MISMATCH(f"PCR {index} ({HASH_NAMES[alg]}) does not match the event log")
         checked.append(index)
     verified = set(checked)
-    by_pcr: dict[int, list[Event]] = {}
-    for ev in parsed.events:
-        if ev.event_type != EV_NO_ACTION and ev.pcr in verified:
-            by_pcr.setdefault(ev.pcr, []).append(ev)
+    # Facts come from the extending events of checked PCRs only.
+    by_pcr = {index: events for index, events in events_of.items() if index in verified}
 
     separators: list[int] = []
+    normal = _normal_separator_digest(alg)
     for index in range(8):
-        for ev in by_pcr.get(index, []):
+        for ev in by_pcr.get(index, ()):
             if ev.event_type != EV_SEPARATOR:
                 continue
-            _require_content_digest(ev, alg, ev.data)
-            if ev.data != b"\x00\x00\x00\x00":
+            if ev.data == _NORMAL_SEPARATOR:
+                # H(00000000) is the same for every normal separator: computed once per bank, compared each time.
+                if not hmac.compare_digest(normal, ev.digests[alg]):
+                    raise TPM_EVENTLOG_EVENT_DIGEST_MISMATCH(
+                        f"event {ev.seq} ({ev.type_name}) data does not match its digest"
+                    )
+            else:
+                _require_content_digest(ev, alg, ev.data)
                 raise TPM_EVENTLOG_SEPARATOR_ERROR(f"PCR {index} has an error separator")
             if index not in separators:
                 separators.append(index)
 
     gce_tech: str | None = None
     firmware: str | None = None
-    for ev in by_pcr.get(0, []):
+    for ev in by_pcr.get(0, ()):
         if ev.event_type == EV_NONHOST_INFO and ev.data.startswith(_GCE_NONHOST_SIGNATURE):
             _require_content_digest(ev, alg, ev.data)
             if len(ev.data) != 32:

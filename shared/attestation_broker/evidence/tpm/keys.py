@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from attestation_broker import jsonlimits
+from attestation_broker.evidence.common import LruMemo
 
 from .abi import (
     ALG_ECC,
@@ -176,6 +177,20 @@ def load_ak_public(data: bytes | str | Mapping[str, Any] | AkKey | AkPublic) -> 
     if isinstance(data, Mapping):
         return _from_jwk(data)
     raw = data.encode() if isinstance(data, str) else bytes(data)
+    if len(raw) > _MEMO_MAX_BYTES:
+        return _load_bytes(raw)
+    return _BY_BYTES.get(raw, lambda: _load_bytes(raw))
+
+
+# Keys loaded from bytes, by those exact bytes: building the key object (an OpenSSL key from the modulus, and its
+# SPKI re-encoding) was the costliest step of reading a go-tpm-tools AK, which a machine sends unchanged with every
+# attestation. Only the parse is memoized (the result is immutable); every check on the key stays with the caller
+# and failures are never memoized.
+_BY_BYTES = LruMemo(256)
+_MEMO_MAX_BYTES = 4096  # an RSA-4096 TPMT_PUBLIC is under 600 bytes, its PEM under 1 KiB: bigger inputs are not kept
+
+
+def _load_bytes(raw: bytes) -> AkPublic:
     stripped = raw.lstrip()
     if stripped.startswith(b"-----BEGIN"):
         try:
