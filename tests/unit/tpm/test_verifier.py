@@ -127,6 +127,9 @@ def test_extras_by_content_and_envelope_forms() -> None:
         (Submission(AZ.message, extras=(AZ.signature,)), "MALFORMED_EVIDENCE"),
         (Submission(b"", extras=(AZ.signature, AZ_AK)), "MALFORMED_EVIDENCE"),
         (Submission(AZ.message, extras=(AZ.signature, AZ_AK, b"\x07" * 33)), "INPUT_EXTRA_UNRECOGNIZED"),
+        (Submission(AZ.message, extras=(AZ.signature, AZ_AK, b'{"a": 1}')), "INPUT_EXTRA_UNRECOGNIZED"),
+        # a bare signature whose first byte is "{" is still the signature (and this one no longer verifies)
+        (Submission(AZ.message, extras=(b"{" + AZ.signature[1:], AZ_AK)), "TPM_SIGNATURE_INVALID"),
         (Submission(AZ.message, fields={"signature": "***", "ak_public": AZ_AK.decode()}), "MALFORMED_EVIDENCE"),
         (Submission(AZ.message, fields={"quote": b64(b"x"), "signature": b64(AZ.signature)}), "MALFORMED_EVIDENCE"),
     ):

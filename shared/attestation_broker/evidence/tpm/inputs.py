@@ -44,12 +44,22 @@ def _b64(value: Any, field: str) -> bytes:
     return decode_base64(value, f"field {field}", MALFORMED_EVIDENCE)
 
 
+def _json_object(data: bytes) -> dict[str, Any] | None:
+    """The JSON object ``data`` holds, or None when it is not JSON: binary parts may start with "{" too (a bare RSA
+    signature is random bytes, one in 256 begins with 0x7B), and are then recognized by the checks that follow."""
+    try:
+        doc = jsonlimits.loads(data, MALFORMED_EVIDENCE, "extra JSON file")
+    except BrokerError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
 def _classify(data: bytes) -> tuple[str, Any]:
     """Role and decoded value of one extra file, by content."""
     head = data.lstrip()[:16]
-    if head.startswith(b"{"):
-        doc = jsonlimits.loads(data, MALFORMED_EVIDENCE, "extra JSON file")
-        if isinstance(doc, dict) and "kty" in doc:
+    doc = _json_object(data) if head.startswith(b"{") else None
+    if doc is not None:
+        if "kty" in doc:
             return "ak", load_ak_public(doc)
         if looks_like_pcr_json(doc):
             return "pcrs", load_pcrs(doc)
