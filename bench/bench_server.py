@@ -16,10 +16,12 @@ What it does, in one run:
    less sensitive to other load on the machine than req/s itself).
 4. Paced load (wrk with a Lua ``delay()``): each of 64 connections waits an exponentially distributed time before
    each request, with a mean that makes 1000 req/s (the target) or 500 req/s in total, so requests arrive
-   independently rather than as fast as answers come back (a connection's cycle is its wait plus the answer's
-   latency, so the mean wait is 64 / rate less the light-load p50 of the 4-connection run). The latency a client
-   sees at that load rather than at saturation. (hey ``-q`` was tried first: its per-worker tickers all start
-   together, so 64 requests arrive in a burst every 64/rate seconds and the p50 measured the burst, not the server.)
+   independently rather than as fast as answers come back. A connection's cycle is its wait plus the answer's
+   latency, so the mean wait starts at 64 / rate less the light-load p50 of the 4-connection run and is corrected
+   once after a short calibration run, so that the achieved rate is the offered one. The latency a client sees at
+   that load rather than at saturation: this is the run the "p99 < 25 ms at 64 connections" target is read on.
+   (hey ``-q`` was tried first: its per-worker tickers all start together, so 64 requests arrive in a burst every
+   64/rate seconds and the p50 measured the burst, not the server.)
 5. A sustained closed-loop run (``BENCH_LOAD_SECONDS``, default 60) at 64 connections; exits 1 if it saw any error.
 
 Reading the latencies (Little's law, mean requests in flight = throughput × mean latency): a closed-loop generator
@@ -232,14 +234,18 @@ def main() -> int:
                 )
                 for c in LEVELS
             ]
-            # A connection's cycle is its wait plus the answer's latency; subtracting the light-load latency (the
-            # 4-connection run's p50) from the mean wait makes the achieved rate the nominal one, not a little less.
-            light_ms = runs[0].p50_ms
             for rate in FIXED_RATES:
                 paced_lua = Path(tmp) / f"paced-{rate:g}.lua"
-                mean_ms = max(1.0, 1000.0 * FIXED_CONNECTIONS / rate - light_ms)
-                paced_lua.write_text(PACED_LUA.format(body=body_file, mean_ms=f"{mean_ms:g}"))
                 label = f"attest paced to {rate:g} req/s, {FIXED_CONNECTIONS} conns"
+                # A connection's cycle is its mean wait plus the mean latency at that load, so a wait of 64 / rate
+                # would offer a little less than ``rate``. A short calibration run at the first guess (less the
+                # light-load p50) measures the cycle; the wait is then corrected by the difference, once.
+                mean_ms = max(1.0, 1000.0 * FIXED_CONNECTIONS / rate - runs[0].p50_ms)
+                paced_lua.write_text(PACED_LUA.format(body=body_file, mean_ms=f"{mean_ms:g}"))
+                trial = wrk(wrk_bin, attest_url, FIXED_CONNECTIONS, max(2.0, SECONDS / 2), paced_lua, label)
+                if trial.rps > 0:
+                    mean_ms = max(1.0, mean_ms + 1000.0 * FIXED_CONNECTIONS * (1 / rate - 1 / trial.rps))
+                    paced_lua.write_text(PACED_LUA.format(body=body_file, mean_ms=f"{mean_ms:g}"))
                 paced = partial(wrk, wrk_bin, attest_url, FIXED_CONNECTIONS, SECONDS * 2, paced_lua, label)
                 runs.append(measured(proc.pid, paced))
             flow = partial(wrk, wrk_bin, base + "/", 16, SECONDS, flow_lua, "challenge -> attest flow, 16 conns")
@@ -270,8 +276,8 @@ def main() -> int:
     print(f"  floor of one attestation (P-384 verify + SHA-384 + P-256 sign): {floor:.0f} µs/core")
     print(f"  -> ceiling {ceiling:.0f} req/s on {cores} cores (server and load generator share them)")
     print(
-        "  target: >= 1000 req/s and p99 < 25 ms at 64 connections"
-        f" (closed loop: p99 < 25 ms needs > {64 / 0.025:.0f} req/s, Little's law)"
+        "  target: >= 1000 req/s and p99 < 25 ms at 64 connections: req/s read on the closed-loop run, p99 on the"
+        f" run paced to 1000 req/s (closed loop, p99 < 25 ms would need > {64 / 0.025:.0f} req/s, Little's law)"
     )
     print(
         f"  {'run':<50} {'req/s':>7} {'of ceiling':>10} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}"
@@ -285,6 +291,13 @@ def main() -> int:
             f"  {run.label:<50} {run.rps:7.0f} {share:>10} {run.p50_ms:7.1f} {run.p99_ms:7.1f} {run.errors:6d}"
             f" {run.cpu_us:10.0f} {ratio:>7}"
         )
+    closed = next(r for r in runs if r.label == f"POST /v1/attest/snp, {FIXED_CONNECTIONS} conns")
+    paced = next(r for r in runs if r.label.startswith(f"attest paced to {max(FIXED_RATES):g} "))
+    met = closed.rps >= 1000 and paced.rps >= 0.97 * max(FIXED_RATES) and paced.p99_ms < 25
+    print(
+        f"  target {'met' if met else 'NOT met'}: {closed.rps:.0f} req/s closed loop;"
+        f" paced {paced.rps:.0f} req/s achieved, p99 {paced.p99_ms:.1f} ms"
+    )
     if sustained.errors:
         print(f"  FAIL: {sustained.errors} errors in {sustained.requests} requests during the sustained run")
         return 1

@@ -7,7 +7,7 @@
 #
 # Only what the functions load is shipped (the artifact must stay under 15 MB zipped; check_lambda_zip.py
 # enforces it in `make smoke`):
-# - granian (the local server) is left out: no function imports it.
+# - granian and uvloop (the local server) are left out: no function imports them.
 # - boto3/botocore are NOT shipped: the Lambda python3.12 runtime provides them (1.5 MB zipped even with
 #   botocore's service models pruned to kms/dynamodb/s3/sts). The broker calls only long-stable operations
 #   (KMS Sign/GetPublicKey, DynamoDB conditional PutItem, S3 Get/Put/ListObjectsV2) through plain clients, so
@@ -36,9 +36,9 @@ import tomllib
 
 with open(sys.argv[1], "rb") as handle:
     project = tomllib.load(handle)["project"]
-# granian is the local server (attestation-broker serve); no Lambda function imports it.
+# granian and uvloop are the local server (attestation-broker serve); no Lambda function imports them.
 # boto3 (and botocore, s3transfer, jmespath, dateutil, urllib3) comes with the Lambda python3.12 runtime.
-LOCAL_ONLY = {"granian", "boto3"}
+LOCAL_ONLY = {"granian", "uvloop", "boto3"}
 for requirement in project["dependencies"] + project["optional-dependencies"]["aws"]:
     name = requirement.split(">")[0].split("=")[0].split("[")[0].strip().lower()
     if name not in LOCAL_ONLY:

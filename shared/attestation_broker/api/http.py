@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from attestation_broker import jsonlimits
 from attestation_broker.errors import BrokerError, PolicyRejected
 
 _CORRELATION = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -54,7 +55,7 @@ class HttpResponse:
 
 
 def json_response(status: int, payload: Any, *, content_type: str = "application/json", **headers: str) -> HttpResponse:
-    body = json.dumps(payload, separators=(",", ":"), sort_keys=False).encode()
+    body = jsonlimits.dumps(payload)
     return HttpResponse(status, body, {"content-type": content_type, "cache-control": "no-store", **headers})
 
 

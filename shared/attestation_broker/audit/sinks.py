@@ -10,12 +10,12 @@ record: it writes to the fallback and counts the failure.
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 from datetime import UTC, datetime
 from typing import Any, Protocol, TextIO
 
+from attestation_broker import jsonlimits
 from attestation_broker.audit.record import DecisionRecord
 
 _SEVERITY = {"affirming": "INFO", "warning": "WARNING", "none": "NOTICE", "contraindicated": "WARNING"}
@@ -73,7 +73,7 @@ class StdoutSink:
         }
         if record.trace:
             entry["logging.googleapis.com/trace"] = record.trace
-        line = json.dumps(entry, separators=(",", ":"), default=str)
+        line = jsonlimits.dumps(entry, default=str).decode()
         with self._lock:
             stream = self._stream or sys.stdout
             stream.write(line + "\n")

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from attestation_broker import jsonlimits
 from attestation_broker.appraisal import Appraisal
 from attestation_broker.errors import CONFIG_INVALID, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MALFORMED, reflect
 from attestation_broker.evidence.jose.jws import b64url_segment, json_object
@@ -119,9 +120,7 @@ class TokenService:
         """Sign with the active key of ``algorithm`` (default: the EAR token's, ES256)."""
         signer = self.keyring.active if algorithm is None else self.keyring.signer_for(algorithm)
         signing_input = (
-            _header_segment(signer.algorithm, signer.key_id)
-            + "."
-            + b64url(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
+            _header_segment(signer.algorithm, signer.key_id) + "." + b64url(jsonlimits.dumps(claims, sort_keys=True))
         )
         signature = signer.sign(signing_input.encode())
         return signing_input + "." + b64url(signature)
