@@ -60,7 +60,9 @@ fuzz: setup
 	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) -m tests.fuzz.run
 
 bench: setup
+	@rm -f build/bench-results.json
 	@for b in bench/bench_*.py; do $(PY) -m bench.$$(basename $$b .py) || exit 1; done
+	@$(PY) -m bench.summary
 
 clean:
 	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache build .broker-data

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from bench.harness import interleaved_us, median_us, report
+from bench.harness import interleaved_us, median_us, record, report
 
 VECTORS = Path(__file__).resolve().parent.parent / "tests" / "vectors"
 KDS = "https://kdsintf.amd.com"
@@ -93,6 +93,10 @@ def main() -> None:
     )
     rows = [*timed.items(), ("parse_report only", median_us(lambda: parse_report(raw), runs=300))]
     report("SEV-SNP report verification (Milan v5, one core)", rows, floor=rows[0][0])
+    ratio = rows[1][1] / rows[0][1]
+    # "Keep" (the speed when the target table was written): filed as 0.9x, read as two medians taken one after
+    # the other on a loaded machine; the code of that day measures 1.21-1.22x the floor in this harness.
+    record("SNP verify", f"{ratio:.2f}x floor", "keep: <= 1.21x (filed as 0.9x)", ratio <= 1.21)
 
 
 if __name__ == "__main__":

@@ -122,18 +122,18 @@ def verify_path(
     error: ErrorFactory = CERT_CHAIN_INVALID,
 ) -> list[x509.Certificate]:
     """The verified path ``[leaf, ..., anchor]``; raise CERT_EXPIRED or ``error`` (see module docstring)."""
-    supplied = [leaf, *intermediates]
-    for index, cert in enumerate(supplied):
-        if not _inside(cert, now, skew):
-            not_before, not_after = _window(cert)
+    windows = [_window(leaf), *(_window(c) for c in intermediates)]
+    for index, (not_before, not_after) in enumerate(windows):
+        if not (not_before - now <= skew and now - not_after <= skew):  # as _inside, on the windows read once
             label = "leaf" if index == 0 else f"intermediate {index}"
             raise CERT_EXPIRED(f"{what}: {label} valid {not_before.isoformat()}..{not_after.isoformat()}")
-    # A time inside every supplied window (now, moved by at most the skew): the library has no skew.
-    latest_start = max(_window(c)[0] for c in supplied)
-    earliest_end = min(_window(c)[1] for c in supplied)
-    at = min(max(now, latest_start), earliest_end)
 
     def build() -> tuple[x509.Certificate, ...]:
+        # A time inside every supplied window (now, moved by at most the skew): the library has no skew. Only a
+        # memo miss builds, so a hit never computes it.
+        latest_start = max(start for start, _end in windows)
+        earliest_end = min(end for _start, end in windows)
+        at = min(max(now, latest_start), earliest_end)
         builder = (
             verification.PolicyBuilder()
             .store(verification.Store(list(anchors)))

@@ -9,6 +9,7 @@ import cbor2
 import pytest
 from attestation_broker.binding import ExpectedBinding
 from attestation_broker.evidence.nitro.abi import MAX_DOCUMENT_BYTES
+from attestation_broker.evidence.nitro.checks import _CHAINS
 from attestation_broker.evidence.nitro.kind import NitroVerifier
 from attestation_broker.trust.chain import PATHS
 from attestation_broker.verifier import Submission
@@ -180,14 +181,16 @@ def test_document_timestamp_outside_leaf_window() -> None:
     )
 
 
-def test_path_memo_rechecks_validity_every_time() -> None:
+def test_chain_memo_rechecks_validity_every_time() -> None:
     verifier = NitroVerifier()
     raw = NONDEBUG.raw()
     run(raw, NONDEBUG.now, verifier=verifier)
-    misses = PATHS.misses
-    hits = PATHS.hits
+    misses, hits, path_lookups = _CHAINS.misses, _CHAINS.hits, PATHS.hits + PATHS.misses
     run(raw, NONDEBUG.now, verifier=verifier)
-    assert PATHS.misses == misses and PATHS.hits == hits + 1
+    # The repeated bundle is served from the verified-chain memo (no path building, not even a path-memo lookup)...
+    assert _CHAINS.misses == misses and _CHAINS.hits == hits + 1
+    assert PATHS.hits + PATHS.misses == path_lookups
+    # ...and its validity is still judged at every call's time.
     later = NONDEBUG.now + timedelta(hours=4)
     assert code_of(lambda: run(raw, later, verifier=verifier)) == "CERT_EXPIRED"
     # A memoized path is keyed by exact bytes: a flipped intermediate is re-verified, not served from memory.

@@ -104,7 +104,34 @@ MAX_DEPTH = 8
 def verify_chain(
     document: AttestationDocument, anchor: TrustAnchor, *, now: datetime, skew: timedelta
 ) -> VerifiedChain:
-    """cabundle + certificate to the pinned anchor, in the order AWS gives them (root first)."""
+    """cabundle + certificate to the pinned anchor, in the order AWS gives them (root first).
+
+    Order of checks: the pinned root, no repeats, parsing, profile and name chaining, validity (at the document
+    timestamp and at ``now``), then signatures and path. All but the validity periods depend only on the bundle's
+    bytes and the anchor, so a chain that passed them is memoized by both and a repeated bundle (every document of
+    an enclave's instance) costs only its validity checks; a chain that failed is never memoized.
+    """
+    ders = (*document.cabundle, document.certificate)
+    chain = _CHAINS.get((ders, Same(anchor)), lambda: _verify_chain(document, anchor, now=now, skew=skew))
+    _require_valid(chain, document.timestamp, now, skew)
+    return chain
+
+
+_CHAINS = LruMemo(1024)  # (bundle + certificate DERs, anchor) → VerifiedChain that passed every time-free check
+
+
+def _require_valid(chain: VerifiedChain, timestamp: datetime, now: datetime, skew: timedelta) -> None:
+    certs = (chain.root.certificate, *chain.intermediates, chain.leaf)
+    for index, cert in enumerate(certs):
+        role = _role(index, len(certs) - 1)
+        # The signer must have been valid when it signed, and the chain must still be valid now.
+        require_valid_at(cert, timestamp, f"{role} is not valid at the document timestamp")
+        require_valid_at(cert, now, f"{role} is not valid at the verification time", skew=skew)
+
+
+def _verify_chain(
+    document: AttestationDocument, anchor: TrustAnchor, *, now: datetime, skew: timedelta
+) -> VerifiedChain:
     bundle = document.cabundle
     if bundle[0] != anchor.der:
         raise CERT_CHAIN_INVALID("cabundle[0] is not the pinned AWS Nitro Enclaves root")
@@ -117,12 +144,9 @@ def verify_chain(
     except ValueError:
         raise CERT_CHAIN_INVALID("cabundle or certificate is not a DER certificate") from None
     _structure(certs, len(bundle))
-    timestamp = document.timestamp
-    for index, cert in enumerate(certs):
-        role = _role(index, len(bundle))
-        # The signer must have been valid when it signed, and the chain must still be valid now.
-        require_valid_at(cert, timestamp, f"{role} is not valid at the document timestamp")
-        require_valid_at(cert, now, f"{role} is not valid at the verification time", skew=skew)
+    checked = VerifiedChain(root=anchor, intermediates=tuple(certs[1:-1]), leaf=certs[-1])
+    # cabundle[0] is the anchor's DER, byte for byte; its validity is checked on the anchor's certificate object.
+    _require_valid(checked, document.timestamp, now, skew)
     # Signatures, CA basic constraints and keyUsage, path length, leaf not a CA: the shared path builder.
     path = verify_path(
         certs[-1],
@@ -134,9 +158,9 @@ def verify_chain(
         what="Nitro cabundle",
     )
     # The builder may take the intermediates in any order; AWS's bundle is the path itself, root first.
-    if path != list(reversed(certs)):
+    if path != [*reversed(certs[1:]), anchor.certificate]:
         raise CERT_CHAIN_INVALID("cabundle is not the issuance path, root first")
-    return VerifiedChain(root=anchor, intermediates=tuple(certs[1:-1]), leaf=certs[-1])
+    return checked
 
 
 # Certificates (by identity) whose profile and name chaining held → the leaf's public key.

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from attestation_broker.errors import CERT_CHAIN_INVALID
-from attestation_broker.evidence.common import require_valid_at
+from attestation_broker.evidence.common import LruMemo, require_valid_at
 from attestation_broker.evidence.tdx.errors import TDX_CERT_DATA_INVALID, TDX_PCK_EXTENSIONS_INVALID
 from attestation_broker.evidence.tdx.trust import TdxTrust
-from attestation_broker.trust.chain import verify_path
+from attestation_broker.trust.chain import Same, verify_path
 from attestation_broker.trust.x509 import parse_pem_certificates
 
 SGX_EXTENSIONS_OID = "1.2.840.113741.1.13.1"
@@ -170,9 +170,38 @@ def verify_pck_chain(pem: bytes, trust: TdxTrust, now: datetime, skew: timedelta
     The Intel profile (two or three certificates, the chain's own root is the pinned one if present, the issuer
     is the Platform or Processor CA, a P-256 leaf key) is checked here; signatures, CA basic constraints and
     keyUsage, path length and "leaf is not a CA" by the shared path builder
-    (:func:`attestation_broker.trust.chain.verify_path`, whose memo makes repeated quotes of a platform cheap).
-    Intel's real chains in tests/vectors/tdx satisfy its policies unrelaxed.
+    (:func:`attestation_broker.trust.chain.verify_path`). Intel's real chains in tests/vectors/tdx satisfy its
+    policies unrelaxed. Checks run in this order: names, validity at ``now``, signatures and path, CA and key.
+
+    Everything but the validity periods depends only on the PEM bytes and the pinned root, so a chain that passed
+    is memoized by both (name comparisons, the path memo's key, the CA's common name, the leaf key and its SGX
+    extensions were a third of a warm TDX verification beside its two signatures): a repeated chain costs the three
+    validity checks at ``now``, which are what the full sequence could still refuse it for. A chain that failed is
+    never memoized.
     """
+    pem = bytes(pem)
+    chain = _verified.get((pem, Same(trust.root)), partial(_verify, pem, trust, now, skew))
+    check_validity(trust.root, now, "Intel SGX Root CA", skew)
+    check_validity(chain.intermediate, now, "PCK CA", skew)
+    check_validity(chain.leaf, now, "PCK", skew)
+    return chain
+
+
+_verified = LruMemo(1024)  # (PEM bytes, pinned root) → PckChain that passed every time-independent check
+
+
+def _verify(pem: bytes, trust: TdxTrust, now: datetime, skew: timedelta) -> PckChain:
+    leaf, intermediate = _names(pem, trust)
+    check_validity(trust.root, now, "Intel SGX Root CA", skew)
+    check_validity(intermediate, now, "PCK CA", skew)
+    check_validity(leaf, now, "PCK", skew)
+    path = verify_path(leaf, [intermediate], [trust.root], now=now, skew=skew, max_depth=MAX_DEPTH, what="PCK chain")
+    if len(path) != 3 or path[1] != intermediate:
+        raise CERT_CHAIN_INVALID("PCK chain does not verify to the pinned Intel SGX Root CA")
+    return _profile(leaf, intermediate)
+
+
+def _names(pem: bytes, trust: TdxTrust) -> tuple[x509.Certificate, x509.Certificate]:
     try:
         certs = parse_pem_certificates(pem)
     except ValueError:
@@ -186,12 +215,10 @@ def verify_pck_chain(pem: bytes, trust: TdxTrust, now: datetime, skew: timedelta
     if leaf.issuer != intermediate.subject or intermediate.issuer != trust.root.subject:
         # Name chaining before time: a certificate from another chain is a chain error, whatever its dates.
         raise CERT_CHAIN_INVALID("PCK chain does not verify to the pinned Intel SGX Root CA")
-    check_validity(trust.root, now, "Intel SGX Root CA", skew)
-    check_validity(intermediate, now, "PCK CA", skew)
-    check_validity(leaf, now, "PCK", skew)
-    path = verify_path(leaf, [intermediate], [trust.root], now=now, skew=skew, max_depth=MAX_DEPTH, what="PCK chain")
-    if len(path) != 3 or path[1] != intermediate:
-        raise CERT_CHAIN_INVALID("PCK chain does not verify to the pinned Intel SGX Root CA")
+    return leaf, intermediate
+
+
+def _profile(leaf: x509.Certificate, intermediate: x509.Certificate) -> PckChain:
     ca_cn = _cn(intermediate.subject)
     if ca_cn == PLATFORM_CA_CN:
         ca = "platform"

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 from cryptography import x509
@@ -50,7 +49,7 @@ from attestation_broker.evidence.tdx.checks import (
     verify_quote_signatures,
     verify_tcb_info,
 )
-from attestation_broker.evidence.tdx.claims import attester_claims
+from attestation_broker.evidence.tdx.claims import attester_claims, iso_utc
 from attestation_broker.evidence.tdx.collateral import (
     Checks,
     CollateralRecord,
@@ -66,12 +65,6 @@ from attestation_broker.evidence.tdx.result import TcbResult, TdxResult
 from attestation_broker.evidence.tdx.tcb import evaluate_tcb
 from attestation_broker.evidence.tdx.trust import TdxTrust, intel_trust
 from attestation_broker.verifier import VerifyContext
-
-
-@lru_cache(maxsize=256)
-def _iso(value: datetime) -> str:
-    # Collateral dates repeat across quotes; strftime was 8 calls per quote.
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -305,8 +298,8 @@ def run(
             {
                 "type": r.type,
                 "url": r.url,
-                "issued": _iso(dates[r.type][0]),
-                "next_update": _iso(dates[r.type][1]),
+                "issued": iso_utc(dates[r.type][0]),
+                "next_update": iso_utc(dates[r.type][1]),
                 "source": r.source,
                 "stale": r.stale,
             }
