@@ -210,7 +210,12 @@ def verify_ak_cert(
             max_depth=MAX_CHAIN,
             what="AK certificate chain",
         )
-    root = next(name for name, cert in anchors if cert == path[-1])
+    # The path ends in one of the anchor objects given to the builder: found by identity (comparing two equal
+    # certificates re-encodes them, about as costly as the rest of this function); equality only as the fallback.
+    anchor = path[-1]
+    root = next((name for name, cert in anchors if cert is anchor), None)
+    if root is None:
+        root = next(name for name, cert in anchors if cert == anchor)
     identity = _FACTS.get(("identity", leaf), lambda: parse_identity(ak_cert))
     return VerifiedAkCert(ak_cert, tuple(path), root, identity, tuple(records))
 

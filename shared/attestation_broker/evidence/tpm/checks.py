@@ -115,6 +115,16 @@ def pcr_digest(values: Mapping[int, bytes], selected: tuple[int, ...], hash_alg:
         raise TPM_PCR_VALUES_MISSING(f"no value for selected PCR {exc.args[0]}") from exc
 
 
+def _refuse_values(pcrs: Mapping[int, bytes], selected: tuple[int, ...], bank: str, size: int) -> None:
+    """The error for supplied PCR values that miss a selected PCR or have the wrong size (the first, in order)."""
+    for i in selected:
+        if i not in pcrs:
+            raise TPM_PCR_VALUES_MISSING(f"no value for selected PCR {i}")
+        value = bytes(pcrs[i])
+        if len(value) != size:
+            raise TPM_PCRS_MALFORMED(f"PCR {i} is {len(value)} bytes, bank {bank} needs {size}")
+
+
 def select_bank(attest: Attest, pcr_bank: str | None) -> tuple[str, tuple[int, ...]]:
     """The bank to verify and its selected PCRs: ``pcr_bank`` if selected, else the quote's only bank."""
     non_empty = [s for s in attest.pcr_select if s.pcrs]
@@ -168,16 +178,13 @@ def verify_quote(
         if others:
             raise TPM_PCR_VALUES_MISSING(f"quote also selects bank {others[0].bank}; values cover one bank")
         size = digest_size(bank_alg(bank))
-        chosen: dict[int, bytes] = {}
-        for i in selected:
-            if i not in pcrs:
-                raise TPM_PCR_VALUES_MISSING(f"no value for selected PCR {i}")
-            value = bytes(pcrs[i])
-            if len(value) != size:
-                raise TPM_PCRS_MALFORMED(f"PCR {i} is {len(value)} bytes, bank {bank} needs {size}")
-            chosen[i] = value
-        computed = pcr_digest(chosen, selected, hash_alg)
+        given = [pcrs.get(i, b"") for i in selected]  # a missing value reads as empty: never a digest size
+        if set(map(len, given)) != {size}:
+            _refuse_values(pcrs, selected, bank, size)
+        chosen = [bytes(v) for v in given]
+        # ``selected`` is ascending (parse_attest reads the bitmap in order), as pcrDigest concatenates them.
+        computed = hash_bytes(hash_alg, b"".join(chosen))
         if not hmac.compare_digest(computed, parsed.pcr_digest):
             raise TPM_PCR_DIGEST_MISMATCH(f"PCR values of bank {bank} do not match pcrDigest")
-        values = MappingProxyType(chosen)
+        values = MappingProxyType(dict(zip(selected, chosen, strict=True)))
     return VerifiedQuote(parsed, sig, key, bank, selected, values, parsed.pcr_digest, hash_alg, checked)

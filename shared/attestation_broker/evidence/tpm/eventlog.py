@@ -25,7 +25,7 @@ import hmac
 import struct
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -217,19 +217,35 @@ def _legacy_event(data: bytes, pos: int, seq: int) -> tuple[Event, int]:
     return Event(seq, pcr, etype, MappingProxyType({ALG_SHA1: digest}), data[pos : pos + size]), pos + size
 
 
+@lru_cache(maxsize=16)
+def _whole_event(layout: tuple[tuple[int, int], ...]) -> struct.Struct:
+    """The TCG_PCR_EVENT2 layout every event has in practice: header, then one digest of each bank the Spec ID
+    declares, in its order (``layout``: (alg, size) pairs), then eventSize."""
+    return struct.Struct("<III" + "".join(f"H{size}s" for _, size in layout) + "I")
+
+
 def _agile_events(data: bytes, pos: int, stop: int, sizes: Mapping[int, int]) -> tuple[list[Event], int]:
     """Every TCG_PCR_EVENT2 from ``pos`` up to ``stop`` (where trailing padding starts): (events, startup locality).
 
     Events are numbered from 1 (0 is the Spec ID header). PCR indices are checked here (PC Client TPMs have 24
     PCRs; EV_NO_ACTION may use any index but is never replayed) and StartupLocality (§10.4.5.3) is read here.
+    An event laid out as :func:`_whole_event` describes is read by one precompiled ``struct`` (header, digests and
+    size at once); any other event field by field, with the same checks and the same errors.
     """
     end = len(data)
     head = _EVENT_HEAD.unpack_from
     u16 = _U16.unpack_from
     u32 = _U32.unpack_from
     proxy = MappingProxyType
-    new = Event
-    max_count = len(sizes)
+    make = tuple.__new__
+    algs = tuple(sizes)
+    banks = len(algs)
+    whole = _whole_event(tuple(sizes.items()))
+    whole_size = whole.size
+    unpack_whole = whole.unpack_from
+    algs_at = slice(3, 3 + 2 * banks, 2)
+    a0, a1, a2 = algs if banks == 3 else (0, 0, 0)
+    digests_at = slice(4, 4 + 2 * banks, 2)
     events: list[Event] = []
     append = events.append
     locality = 0
@@ -237,29 +253,38 @@ def _agile_events(data: bytes, pos: int, stop: int, sizes: Mapping[int, int]) ->
     while pos < stop:
         if seq > _MAX_EVENTS:
             raise TPM_EVENTLOG_MALFORMED("event log has too many events")
-        if pos + 12 > end:
-            raise _past_end("event header", pos)
-        pcr, etype, count = head(data, pos)
-        pos += 12
-        if not 1 <= count <= max_count:
-            raise TPM_EVENTLOG_MALFORMED(f"event log: event {seq} has {count} digests")
-        digests: dict[int, bytes] = {}
-        for _ in range(count):
-            if pos + 2 > end:
-                raise _past_end("digests.hashAlg", pos)
-            (alg,) = u16(data, pos)
-            size = sizes.get(alg)
-            if size is None or alg in digests:
-                raise TPM_EVENTLOG_MALFORMED(f"event log: event {seq} has an undeclared or repeated digest")
-            pos += 2
-            if pos + size > end:
-                raise _past_end("digest", pos)
-            digests[alg] = data[pos : pos + size]
-            pos += size
-        if pos + 4 > end:
-            raise _past_end("eventSize", pos)
-        (size,) = u32(data, pos)
-        pos += 4
+        fields = unpack_whole(data, pos) if pos + whole_size <= end else None
+        if fields is not None and fields[2] == banks and fields[algs_at] == algs:
+            pcr, etype, size = fields[0], fields[1], fields[-1]
+            if banks == 3:  # SHA-1, SHA-256 and SHA-384, as GCE logs: a literal is a third of dict(zip(...))
+                digests = {a0: fields[4], a1: fields[6], a2: fields[8]}
+            else:
+                digests = dict(zip(algs, fields[digests_at], strict=True))
+            pos += whole_size
+        else:
+            if pos + 12 > end:
+                raise _past_end("event header", pos)
+            pcr, etype, count = head(data, pos)
+            pos += 12
+            if not 1 <= count <= banks:
+                raise TPM_EVENTLOG_MALFORMED(f"event log: event {seq} has {count} digests")
+            digests = {}
+            for _ in range(count):
+                if pos + 2 > end:
+                    raise _past_end("digests.hashAlg", pos)
+                (alg,) = u16(data, pos)
+                digest_size = sizes.get(alg)
+                if digest_size is None or alg in digests:
+                    raise TPM_EVENTLOG_MALFORMED(f"event log: event {seq} has an undeclared or repeated digest")
+                pos += 2
+                if pos + digest_size > end:
+                    raise _past_end("digest", pos)
+                digests[alg] = data[pos : pos + digest_size]
+                pos += digest_size
+            if pos + 4 > end:
+                raise _past_end("eventSize", pos)
+            (size,) = u32(data, pos)
+            pos += 4
         if size > _MAX_EVENT_DATA:
             raise TPM_EVENTLOG_MALFORMED(f"event log: event {seq} claims {size} bytes")
         if pos + size > end:
@@ -273,7 +298,8 @@ def _agile_events(data: bytes, pos: int, stop: int, sizes: Mapping[int, int]) ->
                 locality = body[-1]
         elif pcr > 23:
             raise TPM_EVENTLOG_MALFORMED(f"event log: event {seq} measures into PCR {pcr}")
-        append(new(seq, pcr, etype, proxy(digests), body))
+        # tuple.__new__ directly: the named tuple's own __new__ is a Python-level wrapper around it.
+        append(make(Event, (seq, pcr, etype, proxy(digests), body)))
         seq += 1
     return events, locality
 
