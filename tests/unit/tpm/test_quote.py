@@ -6,11 +6,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Callable
 
 import pytest
 from attestation_broker.errors import BrokerError
 from attestation_broker.evidence.tpm import load_ak_public, parse_attest, parse_signature, verify_quote
-from attestation_broker.evidence.tpm.abi import ALG_RSASSA, ALG_SHA256
+from attestation_broker.evidence.tpm.abi import ALG_RSASSA, ALG_SHA256, Attest, _parse_attest_checked
 from cryptography.hazmat.primitives import serialization
 
 from tests.support.errors import raised_code
@@ -281,6 +282,30 @@ def test_attest_truncation_and_trailing_bytes() -> None:
     with pytest.raises(BrokerError) as exc:
         parse_attest(bytes(bad))
     assert raised_code(exc) == "TPM_ATTEST_MALFORMED"
+
+
+def _attest_outcome(parse: Callable[[bytes], Attest], data: bytes) -> object:
+    try:
+        return parse(data)
+    except BrokerError as exc:
+        return (exc.code.name, str(exc))
+
+
+@pytest.mark.parametrize("name", ["tpm/azure-vtpm-quote-nonce010203.msg", "gce"])
+def test_attest_fast_reader_agrees_with_checked_reader(name: str) -> None:
+    """parse_attest reads regular quotes with precompiled layouts and falls back to the field-by-field reader: on
+    every truncation, extension and single-byte change of a real quote both give the same result or the same error."""
+    msg = gce_attestation().quotes[1].quote if name == "gce" else vector(name)
+    variants = [msg[:cut] for cut in range(len(msg))] + [msg + b"\x00", msg + b"\x01\x02"]
+    for offset in range(len(msg)):
+        for value in (0x00, 0x01, 0x03, 0x41, 0x80, 0xFF, msg[offset] ^ 0x01):
+            variants.append(msg[:offset] + bytes([value]) + msg[offset + 1 :])
+    regular = 0
+    for data in variants:
+        got = _attest_outcome(parse_attest, data)
+        assert got == _attest_outcome(_parse_attest_checked, data), data.hex()
+        regular += isinstance(got, Attest)
+    assert regular > len(msg)  # the mutations of values (not of lengths) still parse: both paths were compared
 
 
 @pytest.mark.parametrize(

@@ -202,8 +202,63 @@ def _parse_pcr_selection(r: _Reader) -> tuple[PcrSelection, ...]:
 
 
 def parse_attest(data: bytes) -> Attest:
-    """Parse a TPMS_ATTEST quote body (the bytes the AK signed). Raises TPM_ATTEST_* codes."""
+    """Parse a TPMS_ATTEST quote body (the bytes the AK signed). Raises TPM_ATTEST_* codes.
+
+    A well-formed quote is read with a few precompiled layouts (it is parsed for every quote of every call); anything
+    irregular is parsed again field by field, which raises the error that names the field.
+    """
     data = bytes(data)
+    try:
+        return _parse_attest_fast(data)
+    except (_Irregular, struct.error):
+        return _parse_attest_checked(data)
+
+
+class _Irregular(Exception):
+    """Internal: the fast TPMS_ATTEST reader met something the checked reader must name."""
+
+
+_ATTEST_HEAD = struct.Struct(">IHH")  # magic, type, qualifiedSigner.size
+_ATTEST_CLOCK = struct.Struct(">QIIBQI")  # clock, resetCount, restartCount, safe, firmwareVersion, pcrSelect.count
+_ATTEST_SELECT = struct.Struct(">HB")  # hash, sizeofSelect
+
+
+def _parse_attest_fast(data: bytes) -> Attest:
+    end = len(data)
+    magic, st, signer_size = _ATTEST_HEAD.unpack_from(data, 0)
+    if magic != TPM_GENERATED_VALUE or st != TPM_ST_ATTEST_QUOTE or signer_size > 2 + 64:
+        raise _Irregular
+    pos = 8 + signer_size
+    signer = data[8:pos]
+    (extra_size,) = _BE_U16.unpack_from(data, pos)
+    pos += 2
+    if extra_size > 64:
+        raise _Irregular
+    extra = data[pos : pos + extra_size]
+    pos += extra_size
+    clock, reset_count, restart_count, safe, firmware, count = _ATTEST_CLOCK.unpack_from(data, pos)
+    pos += _ATTEST_CLOCK.size
+    if safe > 1 or count > _HASH_COUNT_MAX:
+        raise _Irregular
+    selection: list[PcrSelection] = []
+    for _ in range(count):
+        alg, size = _ATTEST_SELECT.unpack_from(data, pos)
+        pos += 3
+        if size > _PCR_SELECT_MAX or pos + size > end:
+            raise _Irregular
+        bitmap = data[pos : pos + size]
+        pos += size
+        selection.append(PcrSelection(alg, tuple(pcr for i, byte in enumerate(bitmap) for pcr in _SELECTED[i][byte])))
+    (digest_size,) = _BE_U16.unpack_from(data, pos)
+    pos += 2
+    if digest_size > 64 or pos + digest_size != end:
+        raise _Irregular
+    clock_info = ClockInfo(clock, reset_count, restart_count, bool(safe))
+    return Attest(data, signer, extra, clock_info, firmware, tuple(selection), data[pos:end])
+
+
+def _parse_attest_checked(data: bytes) -> Attest:
+    """Field by field, each read bounds-checked: the precise error for any irregular TPMS_ATTEST."""
     r = _Reader(data, TPM_ATTEST_MALFORMED, "TPMS_ATTEST")
     magic = r.u32("magic")
     if magic != TPM_GENERATED_VALUE:
