@@ -25,7 +25,7 @@ import hmac
 import struct
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from functools import cache, lru_cache
+from functools import cache, cached_property, lru_cache
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -110,8 +110,8 @@ _ONES_PCRS = range(17, 23)
 class Event(NamedTuple):
     """One measured event. ``digests`` maps TPM_ALG_ID → digest; ``seq`` is the position in the log.
 
-    Immutable like the frozen dataclasses of the other boundaries, but a named tuple: a log has hundreds of events
-    and a frozen dataclass's ``__init__`` (one ``object.__setattr__`` per field) cost a third of the parse.
+    Immutable like the frozen dataclasses of the other boundaries, but a named tuple: cheap to build for logs of
+    hundreds of events.
     """
 
     seq: int
@@ -122,22 +122,71 @@ class Event(NamedTuple):
 
     @property
     def type_name(self) -> str:
-        return EVENT_TYPE_NAMES.get(self.event_type, f"0x{self.event_type:08x}")
+        return type_name(self.event_type)
+
+
+def type_name(event_type: int) -> str:
+    return EVENT_TYPE_NAMES.get(event_type, f"0x{event_type:08x}")
+
+
+class _Rec(NamedTuple):
+    """Where one event lies in the log, as the parser found (and checked) it. ``digests`` is None for an event of
+    the log's usual layout (a digest of every declared bank, in the Spec ID's order): its digests are then at the
+    offsets :attr:`EventLog._offsets` gives from ``start``; any other event carries its digest mapping here."""
+
+    seq: int
+    pcr: int
+    event_type: int
+    start: int
+    data_at: int
+    size: int
+    digests: Mapping[int, bytes] | None
 
 
 @dataclass(frozen=True)
 class EventLog:
-    """A parsed log. ``banks`` are the TPM_ALG_IDs the log carries (from the Spec ID event; SHA-1 for legacy)."""
+    """A parsed log. ``banks`` are the TPM_ALG_IDs the log carries (from the Spec ID event; SHA-1 for legacy).
 
-    events: tuple[Event, ...]
+    The parser checks every event and records where it lies; :attr:`events` builds the :class:`Event` objects on
+    first use. Verification (:func:`verify_event_log`) reads digests and data straight from the log bytes and never
+    needs them: building hundreds of events, their digest mappings and data copies was most of the cost of
+    verifying a log not seen before.
+    """
+
     banks: tuple[int, ...]
     crypto_agile: bool
     startup_locality: int
+    _raw: bytes = field(repr=False)
+    _records: tuple[_Rec, ...] = field(repr=False)
+    # alg → (offset from the event's start, size) of its digest in events of the usual layout.
+    _offsets: Mapping[int, tuple[int, int]] = field(repr=False)
+
+    @cached_property
+    def events(self) -> tuple[Event, ...]:
+        make = tuple.__new__
+        return tuple(make(Event, (r.seq, r.pcr, r.event_type, self._digests(r), self._data(r))) for r in self._records)
 
     @property
     def pcrs(self) -> tuple[int, ...]:
         """PCR indices that at least one extending event measures into."""
-        return tuple(sorted({e.pcr for e in self.events if e.event_type != EV_NO_ACTION}))
+        return tuple(sorted({r.pcr for r in self._records if r.event_type != EV_NO_ACTION}))
+
+    def _data(self, rec: _Rec) -> bytes:
+        return self._raw[rec.data_at : rec.data_at + rec.size]
+
+    def _digests(self, rec: _Rec) -> Mapping[int, bytes]:
+        if rec.digests is not None:
+            return rec.digests
+        raw, start = self._raw, rec.start
+        return MappingProxyType({alg: raw[start + at : start + at + n] for alg, (at, n) in self._offsets.items()})
+
+    def _digest(self, rec: _Rec, alg: int) -> bytes | None:
+        """``rec``'s digest in ``alg`` (None when it has none)."""
+        if rec.digests is not None:
+            return rec.digests.get(alg)
+        at, n = self._offsets[alg]
+        at += rec.start
+        return self._raw[at : at + n]
 
 
 _U32 = struct.Struct("<I")
@@ -201,66 +250,66 @@ def _past_end(what: str, pos: int) -> BrokerError:
     return TPM_EVENTLOG_MALFORMED(f"event log: {what} runs past the end (offset {pos})")
 
 
-def _legacy_event(data: bytes, pos: int, seq: int) -> tuple[Event, int]:
-    """TCG_PCClientPCREvent at ``pos``: (event, position after it)."""
+def _legacy_record(data: bytes, pos: int, seq: int) -> tuple[_Rec, int]:
+    """TCG_PCClientPCREvent at ``pos``: (record, position after it)."""
     end = len(data)
     if pos + 32 > end:
         raise _past_end("event header", pos)
     pcr, etype = _EVENT_HEAD.unpack_from(data, pos)[:2]
     digest = data[pos + 8 : pos + 28]
     (size,) = _U32.unpack_from(data, pos + 28)
-    pos += 32
     if size > _MAX_EVENT_DATA:
         raise TPM_EVENTLOG_MALFORMED(f"event log: event {seq} claims {size} bytes")
-    if pos + size > end:
-        raise _past_end("event", pos)
-    return Event(seq, pcr, etype, MappingProxyType({ALG_SHA1: digest}), data[pos : pos + size]), pos + size
+    if pos + 32 + size > end:
+        raise _past_end("event", pos + 32)
+    return _Rec(seq, pcr, etype, pos, pos + 32, size, MappingProxyType({ALG_SHA1: digest})), pos + 32 + size
 
 
 @lru_cache(maxsize=16)
-def _whole_event(layout: tuple[tuple[int, int], ...]) -> struct.Struct:
+def _usual_layout(layout: tuple[tuple[int, int], ...]) -> tuple[struct.Struct, Mapping[int, tuple[int, int]]]:
     """The TCG_PCR_EVENT2 layout every event has in practice: header, then one digest of each bank the Spec ID
-    declares, in its order (``layout``: (alg, size) pairs), then eventSize."""
-    return struct.Struct("<III" + "".join(f"H{size}s" for _, size in layout) + "I")
+    declares, in its order (``layout``: (alg, size) pairs), then eventSize. Returns the struct that reads its
+    integers (pcrIndex, eventType, count, each hashAlg, eventSize; digests skipped) and where each digest lies."""
+    offsets: dict[int, tuple[int, int]] = {}
+    at = 12
+    for alg, size in layout:
+        offsets[alg] = (at + 2, size)
+        at += 2 + size
+    return struct.Struct("<III" + "".join(f"H{size}x" for _, size in layout) + "I"), MappingProxyType(offsets)
 
 
-def _agile_events(data: bytes, pos: int, stop: int, sizes: Mapping[int, int]) -> tuple[list[Event], int]:
-    """Every TCG_PCR_EVENT2 from ``pos`` up to ``stop`` (where trailing padding starts): (events, startup locality).
+def _agile_records(data: bytes, pos: int, stop: int, sizes: Mapping[int, int]) -> tuple[list[_Rec], int]:
+    """Every TCG_PCR_EVENT2 from ``pos`` up to ``stop`` (where trailing padding starts): (records, startup locality).
 
     Events are numbered from 1 (0 is the Spec ID header). PCR indices are checked here (PC Client TPMs have 24
     PCRs; EV_NO_ACTION may use any index but is never replayed) and StartupLocality (§10.4.5.3) is read here.
-    An event laid out as :func:`_whole_event` describes is read by one precompiled ``struct`` (header, digests and
-    size at once); any other event field by field, with the same checks and the same errors.
+    An event of the usual layout (:func:`_usual_layout`) is read by one precompiled ``struct``; any other event field
+    by field, with the same checks and the same errors.
     """
     end = len(data)
     head = _EVENT_HEAD.unpack_from
     u16 = _U16.unpack_from
     u32 = _U32.unpack_from
-    proxy = MappingProxyType
-    make = tuple.__new__
+    make = tuple.__new__  # the named tuple's own __new__ is a Python-level wrapper around it
     algs = tuple(sizes)
     banks = len(algs)
-    whole = _whole_event(tuple(sizes.items()))
-    whole_size = whole.size
-    unpack_whole = whole.unpack_from
-    algs_at = slice(3, 3 + 2 * banks, 2)
-    a0, a1, a2 = algs if banks == 3 else (0, 0, 0)
-    digests_at = slice(4, 4 + 2 * banks, 2)
-    events: list[Event] = []
-    append = events.append
+    usual, _ = _usual_layout(tuple(sizes.items()))
+    usual_size = usual.size
+    unpack_usual = usual.unpack_from
+    algs_at = slice(3, 3 + banks)
+    records: list[_Rec] = []
+    append = records.append
     locality = 0
     seq = 1
     while pos < stop:
         if seq > _MAX_EVENTS:
             raise TPM_EVENTLOG_MALFORMED("event log has too many events")
-        fields = unpack_whole(data, pos) if pos + whole_size <= end else None
+        start = pos
+        fields = unpack_usual(data, pos) if pos + usual_size <= end else None
+        digests: dict[int, bytes] | None = None
         if fields is not None and fields[2] == banks and fields[algs_at] == algs:
             pcr, etype, size = fields[0], fields[1], fields[-1]
-            if banks == 3:  # SHA-1, SHA-256 and SHA-384, as GCE logs: a literal is a third of dict(zip(...))
-                digests = {a0: fields[4], a1: fields[6], a2: fields[8]}
-            else:
-                digests = dict(zip(algs, fields[digests_at], strict=True))
-            pos += whole_size
+            pos += usual_size
         else:
             if pos + 12 > end:
                 raise _past_end("event header", pos)
@@ -289,25 +338,24 @@ def _agile_events(data: bytes, pos: int, stop: int, sizes: Mapping[int, int]) ->
             raise TPM_EVENTLOG_MALFORMED(f"event log: event {seq} claims {size} bytes")
         if pos + size > end:
             raise _past_end("event", pos)
-        body = data[pos : pos + size]
-        pos += size
         if etype == EV_NO_ACTION:
-            if pcr == 0 and body.startswith(_STARTUP_LOCALITY_SIGNATURE):
+            if pcr == 0 and data.startswith(_STARTUP_LOCALITY_SIGNATURE, pos, pos + size):
                 if size != len(_STARTUP_LOCALITY_SIGNATURE) + 1:
                     raise TPM_EVENTLOG_MALFORMED("event log: StartupLocality event has a bad size")
-                locality = body[-1]
+                locality = data[pos + size - 1]
         elif pcr > 23:
             raise TPM_EVENTLOG_MALFORMED(f"event log: event {seq} measures into PCR {pcr}")
-        # tuple.__new__ directly: the named tuple's own __new__ is a Python-level wrapper around it.
-        append(make(Event, (seq, pcr, etype, proxy(digests), body)))
+        proxy = None if digests is None else MappingProxyType(digests)
+        append(make(_Rec, (seq, pcr, etype, start, pos, size, proxy)))
+        pos += size
         seq += 1
-    return events, locality
+    return records, locality
 
 
-def _check_pcr_index(event: Event) -> None:
+def _check_pcr_index(rec: _Rec) -> None:
     # PC Client TPMs have 24 PCRs; EV_NO_ACTION may use any index but must not be replayed.
-    if event.event_type != EV_NO_ACTION and event.pcr > 23:
-        raise TPM_EVENTLOG_MALFORMED(f"event log: event {event.seq} measures into PCR {event.pcr}")
+    if rec.event_type != EV_NO_ACTION and rec.pcr > 23:
+        raise TPM_EVENTLOG_MALFORMED(f"event log: event {rec.seq} measures into PCR {rec.pcr}")
 
 
 def parse_event_log(data: bytes) -> EventLog:
@@ -319,17 +367,19 @@ def parse_event_log(data: bytes) -> EventLog:
     data = bytes(data)
     if not data or len(data) > _MAX_LOG:
         raise TPM_EVENTLOG_MALFORMED(f"event log of {len(data)} bytes")
-    first, pos = _legacy_event(data, 0, 0)
-    agile = first.event_type == EV_NO_ACTION and first.data.startswith(_SPEC_ID_SIGNATURE)
+    first, pos = _legacy_record(data, 0, 0)
+    first_data = data[first.data_at : first.data_at + first.size]
+    agile = first.event_type == EV_NO_ACTION and first_data.startswith(_SPEC_ID_SIGNATURE)
     # Trailing padding (all zeros or all 0xFF to the end): where it starts, found once rather than by copying the
     # rest of the log at every event.
     padding = min(len(data.rstrip(b"\x00")), len(data.rstrip(b"\xff")))
     if agile:
-        sizes = _parse_spec_id(first.data)
+        sizes = _parse_spec_id(first_data)
         # The Spec ID header only describes the log; it is not an event of the platform.
-        events, locality = _agile_events(data, pos, padding, sizes)
-        return EventLog(tuple(events), tuple(sizes), True, locality)
-    legacy: list[Event] = [first]
+        records, locality = _agile_records(data, pos, padding, sizes)
+        _, offsets = _usual_layout(tuple(sizes.items()))
+        return EventLog(tuple(sizes), True, locality, data, tuple(records), offsets)
+    legacy: list[_Rec] = [first]
     end = len(data)
     locality = 0
     while pos < end:
@@ -337,15 +387,16 @@ def parse_event_log(data: bytes) -> EventLog:
             break
         if len(legacy) >= _MAX_EVENTS:
             raise TPM_EVENTLOG_MALFORMED("event log has too many events")
-        ev, pos = _legacy_event(data, pos, len(legacy))
-        _check_pcr_index(ev)
-        if ev.event_type == EV_NO_ACTION and ev.pcr == 0 and ev.data.startswith(_STARTUP_LOCALITY_SIGNATURE):
-            if len(ev.data) != len(_STARTUP_LOCALITY_SIGNATURE) + 1:
+        rec, pos = _legacy_record(data, pos, len(legacy))
+        _check_pcr_index(rec)
+        body = data[rec.data_at : rec.data_at + rec.size]
+        if rec.event_type == EV_NO_ACTION and rec.pcr == 0 and body.startswith(_STARTUP_LOCALITY_SIGNATURE):
+            if len(body) != len(_STARTUP_LOCALITY_SIGNATURE) + 1:
                 raise TPM_EVENTLOG_MALFORMED("event log: StartupLocality event has a bad size")
-            locality = ev.data[-1]
-        legacy.append(ev)
+            locality = body[-1]
+        legacy.append(rec)
     _check_pcr_index(first)
-    return EventLog(tuple(legacy), (ALG_SHA1,), False, locality)
+    return EventLog((ALG_SHA1,), False, locality, data, tuple(legacy), MappingProxyType({}))
 
 
 def initial_value(pcr: int, alg: int, startup_locality: int = 0) -> bytes:
@@ -366,27 +417,40 @@ def replay(log: EventLog, bank: str) -> dict[int, bytes]:
     return _replay(log, bank_alg(bank))[0]
 
 
-def _replay(log: EventLog, alg: int) -> tuple[dict[int, bytes], dict[int, list[Event]]]:
-    """The replay of :func:`replay`, plus the extending events of each PCR in log order (what the facts are read
-    from), gathered in the same pass."""
+# An extending event as the facts read it: its record and its digest in the verified bank.
+_Logged = tuple[_Rec, bytes]
+
+
+def _replay(log: EventLog, alg: int) -> tuple[dict[int, bytes], dict[int, list[_Logged]]]:
+    """The replay of :func:`replay`, plus the extending events of each PCR in log order with their digest in ``alg``
+    (what the facts are read from), gathered in the same pass. Digests are read from the log bytes (see
+    :class:`EventLog`)."""
     if alg not in log.banks:
         raise TPM_EVENTLOG_BANK_MISSING(f"event log has no {HASH_NAMES.get(alg, 'unknown')} digests")
     new = hash_function(alg)
+    raw = log._raw
+    # Events of the usual layout carry every declared bank, so ``alg`` has an offset whenever one is usual.
+    at, size = log._offsets.get(alg, (0, 0))
     pcrs: dict[int, bytes] = {}
-    by_pcr: dict[int, list[Event]] = {}
-    for ev in log.events:
-        if ev.event_type == EV_NO_ACTION:
+    by_pcr: dict[int, list[_Logged]] = {}
+    for rec in log._records:
+        seq, pcr, event_type, start, _, _, digests = rec
+        if event_type == EV_NO_ACTION:
             continue
-        digest = ev.digests.get(alg)
-        if digest is None:
-            raise TPM_EVENTLOG_BANK_MISSING(f"event {ev.seq} has no {HASH_NAMES[alg]} digest")
-        pcr = ev.pcr
+        if digests is None:
+            start += at
+            digest = raw[start : start + size]
+        else:
+            found = digests.get(alg)
+            if found is None:
+                raise TPM_EVENTLOG_BANK_MISSING(f"event {seq} has no {HASH_NAMES[alg]} digest")
+            digest = found
         current = pcrs.get(pcr)
         if current is None:
             current = initial_value(pcr, alg, log.startup_locality)
-            by_pcr[pcr] = [ev]
+            by_pcr[pcr] = [(rec, digest)]
         else:
-            by_pcr[pcr].append(ev)
+            by_pcr[pcr].append((rec, digest))
         pcrs[pcr] = new(current + digest).digest()  # extend: H(old ‖ digest), TPM 2.0 Part 1 §17.2
     return pcrs, by_pcr
 
@@ -422,7 +486,7 @@ class VerifiedEventLog:
 
     @property
     def event_count(self) -> int:
-        return len(self.log.events)
+        return len(self.log._records)
 
 
 _NORMAL_SEPARATOR = b"\x00\x00\x00\x00"  # PFP §3.3.4: EV_SEPARATOR data of a normal (non-error) separator
@@ -433,10 +497,11 @@ def _normal_separator_digest(alg: int) -> bytes:
     return hash_bytes(alg, _NORMAL_SEPARATOR)
 
 
-def _require_content_digest(ev: Event, alg: int, content: bytes) -> None:
+def _require_content_digest(rec: _Rec, logged: bytes, alg: int, content: bytes) -> None:
     """An interpreted event must hash to its logged digest in the verified bank (else its data is unproven)."""
-    if not hmac.compare_digest(hash_bytes(alg, content), ev.digests[alg]):
-        raise TPM_EVENTLOG_EVENT_DIGEST_MISMATCH(f"event {ev.seq} ({ev.type_name}) data does not match its digest")
+    if not hmac.compare_digest(hash_bytes(alg, content), logged):
+        name = type_name(rec.event_type)
+        raise TPM_EVENTLOG_EVENT_DIGEST_MISMATCH(f"event {rec.seq} ({name}) data does not match its digest")
 
 
 def _parse_uefi_variable(data: bytes, seq: int) -> tuple[bytes, str, bytes]:
@@ -462,42 +527,45 @@ def _ucs2_text(data: bytes) -> str | None:
         return None
 
 
-def _secure_boot(events: list[Event], alg: int) -> SecureBootState:
+def _secure_boot(raw: bytes, events: list[_Logged], alg: int) -> SecureBootState:
     enabled: bool | None = None
     variables: dict[str, str] = {}
     authorities: list[str] = []
     unverified = 0
-    for ev in events:
-        if ev.event_type == EV_EFI_VARIABLE_DRIVER_CONFIG:
-            _require_content_digest(ev, alg, ev.data)
-            guid, name, value = _parse_uefi_variable(ev.data, ev.seq)
+    for rec, logged in events:
+        if rec.event_type == EV_EFI_VARIABLE_DRIVER_CONFIG:
+            data = raw[rec.data_at : rec.data_at + rec.size]
+            _require_content_digest(rec, logged, alg, data)
+            guid, name, value = _parse_uefi_variable(data, rec.seq)
             key = _SECURE_BOOT_VARS.get((guid, name))
             if key == "secure_boot":
                 enabled = value == b"\x01"
             elif key is not None:
                 variables[key] = hashlib.sha256(value).hexdigest()
-        elif ev.event_type == EV_EFI_VARIABLE_AUTHORITY:
+        elif rec.event_type == EV_EFI_VARIABLE_AUTHORITY:
             # Some shim versions log authority events whose digest is not H(event data) (seen in GCE COS 85):
             # such content is unproven, so it is counted but not reported.
-            if not hmac.compare_digest(hash_bytes(alg, ev.data), ev.digests[alg]):
+            data = raw[rec.data_at : rec.data_at + rec.size]
+            if not hmac.compare_digest(hash_bytes(alg, data), logged):
                 unverified += 1
                 continue
-            _, _, value = _parse_uefi_variable(ev.data, ev.seq)
+            _, _, value = _parse_uefi_variable(data, rec.seq)
             authorities.append(hashlib.sha256(value).hexdigest())
     return SecureBootState(enabled, MappingProxyType(variables), tuple(authorities), unverified)
 
 
-def _grub_cmdline(events: list[Event], alg: int) -> str | None:
+def _grub_cmdline(raw: bytes, events: list[_Logged], alg: int) -> str | None:
     found: str | None = None
     prefix = b"kernel_cmdline: "
-    for ev in events:
-        if ev.event_type != EV_IPL or not ev.data.startswith(prefix):
+    for rec, logged in events:
+        if rec.event_type != EV_IPL or not raw.startswith(prefix, rec.data_at, rec.data_at + rec.size):
             continue
-        body = ev.data[len(prefix) :]
+        data = raw[rec.data_at : rec.data_at + rec.size]
+        body = data[len(prefix) :]
         # GRUB measures the command text without its description prefix (and without the trailing NUL).
-        candidates = (body, body.rstrip(b"\x00"), ev.data)
-        if not any(hmac.compare_digest(hash_bytes(alg, c), ev.digests[alg]) for c in candidates):
-            raise TPM_EVENTLOG_EVENT_DIGEST_MISMATCH(f"event {ev.seq} (kernel_cmdline) does not match its digest")
+        candidates = (body, body.rstrip(b"\x00"), data)
+        if not any(hmac.compare_digest(hash_bytes(alg, c), logged) for c in candidates):
+            raise TPM_EVENTLOG_EVENT_DIGEST_MISMATCH(f"event {rec.seq} (kernel_cmdline) does not match its digest")
         found = body.rstrip(b"\x00").decode("utf-8", "replace")
     return found
 
@@ -553,39 +621,46 @@ def _verify_event_log(
     # Facts come from the extending events of checked PCRs only.
     by_pcr = {index: events for index, events in events_of.items() if index in verified}
 
+    raw = parsed._raw
     separators: list[int] = []
     normal = _normal_separator_digest(alg)
     for index in range(8):
-        for ev in by_pcr.get(index, ()):
-            if ev.event_type != EV_SEPARATOR:
+        for rec, logged in by_pcr.get(index, ()):
+            if rec.event_type != EV_SEPARATOR:
                 continue
-            if ev.data == _NORMAL_SEPARATOR:
+            data = raw[rec.data_at : rec.data_at + rec.size]
+            if data == _NORMAL_SEPARATOR:
                 # H(00000000) is the same for every normal separator: computed once per bank, compared each time.
-                if not hmac.compare_digest(normal, ev.digests[alg]):
-                    raise TPM_EVENTLOG_EVENT_DIGEST_MISMATCH(
-                        f"event {ev.seq} ({ev.type_name}) data does not match its digest"
-                    )
+                if not hmac.compare_digest(normal, logged):
+                    name = type_name(rec.event_type)
+                    raise TPM_EVENTLOG_EVENT_DIGEST_MISMATCH(f"event {rec.seq} ({name}) data does not match its digest")
             else:
-                _require_content_digest(ev, alg, ev.data)
+                _require_content_digest(rec, logged, alg, data)
                 raise TPM_EVENTLOG_SEPARATOR_ERROR(f"PCR {index} has an error separator")
             if index not in separators:
                 separators.append(index)
 
     gce_tech: str | None = None
     firmware: str | None = None
-    for ev in by_pcr.get(0, ()):
-        if ev.event_type == EV_NONHOST_INFO and ev.data.startswith(_GCE_NONHOST_SIGNATURE):
-            _require_content_digest(ev, alg, ev.data)
-            if len(ev.data) != 32:
-                raise TPM_EVENTLOG_MALFORMED(f"event {ev.seq}: GCE NonHostInfo is {len(ev.data)} bytes")
-            gce_tech = _GCE_TECHNOLOGY.get(ev.data[16], f"unknown-{ev.data[16]}")
-        elif ev.event_type == EV_S_CRTM_VERSION:
-            _require_content_digest(ev, alg, ev.data)
-            firmware = _ucs2_text(ev.data)
+    for rec, logged in by_pcr.get(0, ()):
+        if rec.event_type == EV_NONHOST_INFO:
+            data = raw[rec.data_at : rec.data_at + rec.size]
+            if not data.startswith(_GCE_NONHOST_SIGNATURE):
+                continue
+            _require_content_digest(rec, logged, alg, data)
+            if len(data) != 32:
+                raise TPM_EVENTLOG_MALFORMED(f"event {rec.seq}: GCE NonHostInfo is {len(data)} bytes")
+            gce_tech = _GCE_TECHNOLOGY.get(data[16], f"unknown-{data[16]}")
+        elif rec.event_type == EV_S_CRTM_VERSION:
+            data = raw[rec.data_at : rec.data_at + rec.size]
+            _require_content_digest(rec, logged, alg, data)
+            firmware = _ucs2_text(data)
 
-    secure_boot = _secure_boot(by_pcr[7], alg) if 7 in verified and 7 in by_pcr else None
-    apps = tuple(ev.digests[alg].hex() for ev in by_pcr.get(4, []) if ev.event_type == EV_EFI_BOOT_SERVICES_APPLICATION)
-    cmdline = _grub_cmdline(by_pcr.get(8, []), alg) if 8 in verified else None
+    secure_boot = _secure_boot(raw, by_pcr[7], alg) if 7 in verified and 7 in by_pcr else None
+    apps = tuple(
+        logged.hex() for rec, logged in by_pcr.get(4, ()) if rec.event_type == EV_EFI_BOOT_SERVICES_APPLICATION
+    )
+    cmdline = _grub_cmdline(raw, by_pcr.get(8, []), alg) if 8 in verified else None
     return VerifiedEventLog(
         parsed,
         HASH_NAMES[alg],
