@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
-from typing import Any
-
-import jsonschema
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from attestation_broker.errors import CONFIG_INVALID
 from attestation_broker.policy.cel import CelCompileError, Condition
+
+if TYPE_CHECKING:
+    import jsonschema
 
 
 @cache
@@ -159,6 +159,10 @@ def _explain(error: jsonschema.ValidationError) -> str:
 
 
 def parse_text(text: str, source: str = "policy") -> Any:
+    # yaml and jsonschema are imported on first use: a Lambda handler that never reads a policy document (health,
+    # challenge, keys) does not pay for them at cold start (about a quarter of the import time).
+    import yaml
+
     try:
         # YAML 1.1 is a superset of JSON for documents like ours; safe_load builds plain data only.
         return yaml.safe_load(text)
@@ -173,6 +177,8 @@ def parse_text(text: str, source: str = "policy") -> Any:
 def problems_in(doc: Any, known_kinds: Iterable[str] | None = None) -> list[str]:
     """Every problem in a parsed document (empty list: valid): schema errors, unknown or doubly covered
     evidence kinds, and expressions that do not compile — all of them, not the first."""
+    import jsonschema
+
     validator = jsonschema.Draft202012Validator(schema())
     errors = sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
     problems = [_explain(e) for e in errors]
