@@ -300,7 +300,27 @@ class Signature:
         return self.hash_alg is None
 
 
+_SIGNATURE_HEAD = struct.Struct(">HHH")  # sigAlg, hash, and for RSA the signature's size
+
+
 def _parse_tpmt_signature(data: bytes) -> Signature:
+    if len(data) >= 6:
+        # An RSA signature that fills the buffer exactly: its three fields at once (what the reader below would
+        # accept with the same values); anything else is read field by field for the precise error.
+        alg, hash_alg, size = _SIGNATURE_HEAD.unpack_from(data)
+        if (
+            alg in (ALG_RSASSA, ALG_RSAPSS)
+            and hash_alg in HASH_NAMES
+            and hash_alg != ALG_SM3_256
+            and size <= 512
+            and len(data) == 6 + size
+        ):
+            return Signature(alg, hash_alg, data[6:])
+    return _parse_tpmt_signature_checked(data)
+
+
+def _parse_tpmt_signature_checked(data: bytes) -> Signature:
+    """Field by field, each read bounds-checked: the precise error for any TPMT_SIGNATURE."""
     rd = _Reader(data, TPM_SIGNATURE_MALFORMED, "TPMT_SIGNATURE")
     alg = rd.u16("sigAlg")
     if alg not in SIG_NAMES:

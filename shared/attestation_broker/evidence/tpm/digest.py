@@ -40,16 +40,19 @@ def hash_function(alg: int) -> Callable[[bytes], Any]:
 
 
 def crypto_hash(alg: int) -> hashes.HashAlgorithm:
-    """The ``cryptography`` hash for a TPM hash algorithm id."""
-    if alg == ALG_SHA1:
-        return hashes.SHA1()  # noqa: S303 - TPM quotes may legitimately use SHA-1 signing schemes
-    if alg == ALG_SHA256:
-        return hashes.SHA256()
-    if alg == ALG_SHA384:
-        return hashes.SHA384()
-    if alg == ALG_SHA512:
-        return hashes.SHA512()
-    raise TPM_PCRS_MALFORMED(f"hash algorithm 0x{alg:04x} is not supported")
+    """The ``cryptography`` hash for a TPM hash algorithm id (one shared, stateless instance per algorithm)."""
+    found = _CRYPTO_HASHES.get(alg)
+    if found is None:
+        raise TPM_PCRS_MALFORMED(f"hash algorithm 0x{alg:04x} is not supported")
+    return found
+
+
+_CRYPTO_HASHES: dict[int, hashes.HashAlgorithm] = {
+    ALG_SHA1: hashes.SHA1(),  # noqa: S303 - TPM quotes may legitimately use SHA-1 signing schemes
+    ALG_SHA256: hashes.SHA256(),
+    ALG_SHA384: hashes.SHA384(),
+    ALG_SHA512: hashes.SHA512(),
+}
 
 
 def bank_alg(bank: str) -> int:
