@@ -14,8 +14,10 @@ content hashes to the logged digest, so nothing unverified reaches the claims. I
 
 :func:`verify_event_log` is a pure function of the log bytes, the quoted PCR values, the bank and the ignored PCRs;
 its result is memoized by exactly those (the log by SHA-256), so a machine that attests again with the same boot log
-and the same PCRs skips parsing and replay (about a third of a warm gcp-vtpm verification), while any other log or
-any other PCR value is replayed in full. Failures are never memoized.
+and the same PCRs skips parsing and replay, while any other log or any other PCR value is replayed in full. Failures
+are never memoized. For a log not seen before the parser checks every event but only records where it lies
+(:class:`EventLog`); replay and the facts read digests and data from the log bytes, and :class:`Event` objects are
+built only when ``EventLog.events`` is read.
 """
 
 from __future__ import annotations
@@ -163,30 +165,18 @@ class EventLog:
 
     @cached_property
     def events(self) -> tuple[Event, ...]:
-        make = tuple.__new__
-        return tuple(make(Event, (r.seq, r.pcr, r.event_type, self._digests(r), self._data(r))) for r in self._records)
+        raw, offsets, make, proxy = self._raw, tuple(self._offsets.items()), tuple.__new__, MappingProxyType
+        events: list[Event] = []
+        for seq, pcr, event_type, start, data_at, size, digests in self._records:
+            if digests is None:
+                digests = proxy({alg: raw[start + at : start + at + n] for alg, (at, n) in offsets})
+            events.append(make(Event, (seq, pcr, event_type, digests, raw[data_at : data_at + size])))
+        return tuple(events)
 
     @property
     def pcrs(self) -> tuple[int, ...]:
         """PCR indices that at least one extending event measures into."""
         return tuple(sorted({r.pcr for r in self._records if r.event_type != EV_NO_ACTION}))
-
-    def _data(self, rec: _Rec) -> bytes:
-        return self._raw[rec.data_at : rec.data_at + rec.size]
-
-    def _digests(self, rec: _Rec) -> Mapping[int, bytes]:
-        if rec.digests is not None:
-            return rec.digests
-        raw, start = self._raw, rec.start
-        return MappingProxyType({alg: raw[start + at : start + at + n] for alg, (at, n) in self._offsets.items()})
-
-    def _digest(self, rec: _Rec, alg: int) -> bytes | None:
-        """``rec``'s digest in ``alg`` (None when it has none)."""
-        if rec.digests is not None:
-            return rec.digests.get(alg)
-        at, n = self._offsets[alg]
-        at += rec.start
-        return self._raw[at : at + n]
 
 
 _U32 = struct.Struct("<I")
