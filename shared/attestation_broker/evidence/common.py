@@ -67,12 +67,17 @@ class LruMemo:
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: Hashable, compute: Callable[[], T]) -> T:
+    def get(self, key: Hashable, compute: Callable[[], T], *, valid: Callable[[T], bool] | None = None) -> T:
+        """The value stored under ``key``, else ``compute()`` stored. ``valid``, when given, must accept a stored value
+        for it to be served; a refused one is computed again and replaced (a key that does not determine the result
+        alone, completed by a comparison on the stored value)."""
         with self._lock:
             if key in self._data:
-                self._data.move_to_end(key)
-                self.hits += 1
-                return cast(T, self._data[key])
+                stored = cast(T, self._data[key])
+                if valid is None or valid(stored):
+                    self._data.move_to_end(key)
+                    self.hits += 1
+                    return stored
         value = compute()  # raises on failure; failures are never memoized
         with self._lock:
             self.misses += 1

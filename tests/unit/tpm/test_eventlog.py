@@ -288,5 +288,13 @@ def test_verified_log_memo_is_keyed_by_log_and_every_quoted_value(name: str) -> 
     checked = verify_event_log(raw, wrong, "sha256", ignore_pcrs=[4]).checked_pcrs
     assert checked == tuple(sorted(i for i in quoted if i != 4))
     assert code_of(verify_event_log, raw[:-1], quoted, "sha256") == "TPM_EVENTLOG_MALFORMED"
+    # A log of the same length whose SHA-256 digest of one PCR0 event differs: the memo entry for that length, bank
+    # and these PCR values verified other bytes, so this log is replayed (and refused), not served from memory.
+    log = parse_event_log(raw)
+    idx = next(i for i, e in enumerate(log.events) if e.pcr == 0 and e.event_type != 0x3)
+    at = _digest_offset(raw, _rebuild(log, raw)[idx][1], ALG_SHA256)
+    tampered = raw[:at] + bytes([raw[at] ^ 1]) + raw[at + 1 :]
+    assert code_of(verify_event_log, tampered, quoted, "sha256") == "TPM_EVENTLOG_REPLAY_MISMATCH"
+    assert verify_event_log(raw, quoted, "sha256").log.events == first.log.events
     # A failure is never memoized: the same wrong values fail again.
     assert code_of(verify_event_log, raw, wrong, "sha256") == "TPM_EVENTLOG_REPLAY_MISMATCH"
