@@ -179,12 +179,13 @@ def verify_quote(
             raise TPM_PCR_VALUES_MISSING(f"quote also selects bank {others[0].bank}; values cover one bank")
         size = digest_size(bank_alg(bank))
         given = [pcrs.get(i, b"") for i in selected]  # a missing value reads as empty: never a digest size
+        if set(map(type, given)) != {bytes}:
+            given = [bytes(v) for v in given]  # bytearray, memoryview, ...: kept as bytes
         if set(map(len, given)) != {size}:
             _refuse_values(pcrs, selected, bank, size)
-        chosen = [bytes(v) for v in given]
         # ``selected`` is ascending (parse_attest reads the bitmap in order), as pcrDigest concatenates them.
-        computed = hash_bytes(hash_alg, b"".join(chosen))
+        computed = hash_bytes(hash_alg, b"".join(given))
         if not hmac.compare_digest(computed, parsed.pcr_digest):
             raise TPM_PCR_DIGEST_MISMATCH(f"PCR values of bank {bank} do not match pcrDigest")
-        values = MappingProxyType(dict(zip(selected, chosen, strict=True)))
+        values = MappingProxyType(dict(zip(selected, given, strict=True)))
     return VerifiedQuote(parsed, sig, key, bank, selected, values, parsed.pcr_digest, hash_alg, checked)

@@ -15,6 +15,7 @@ import binascii
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -65,7 +66,7 @@ class AkPublic:
     spki_der: bytes
     tpm_public: TpmPublic | None = None
 
-    @property
+    @cached_property  # keys are memoized by their bytes (load_ak_public): computed once per key, not per quote
     def spki_sha256(self) -> str:
         """Lowercase hex SHA-256 of the DER SubjectPublicKeyInfo: the AK's pin value."""
         return hashlib.sha256(self.spki_der).hexdigest()
@@ -88,7 +89,7 @@ class AkPublic:
             return None
         return tp.scheme, tp.scheme_hash
 
-    @property
+    @cached_property
     def name(self) -> bytes | None:
         """TPM Name of the key (nameAlg ‖ H_nameAlg(TPMT_PUBLIC)), when the TPM encoding is known."""
         tp = self.tpm_public
