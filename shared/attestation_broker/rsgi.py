@@ -26,14 +26,14 @@ the same adapter over RSGI (one synchronous ``response_bytes`` call, no message 
 server CPU per request.
 
 Once the whole body is in memory, ``Api.handle`` runs on the worker's event loop by default (``threads=0``).
-Verification is CPU-bound. Its signature checks release the GIL (cryptography), but the parsing, policy, claims
-and token signing around them hold it, and the worker processes already keep every core busy; handing each request
-to a pool thread and back cost 150–250 µs of CPU per request (loop wake-ups, GIL hand-offs) and widened p99. What
-inline execution gives up: while a request verifies, that worker's loop answers nothing else, so a verification that must first fetch vendor collateral (a cold cache; each fetch
-bounded by ``BROKER_FETCH_TIMEOUT_SECONDS``) delays the other requests of that worker, ``/healthz`` included, while
-the other workers keep serving. ``threads > 0`` (``serve --threads N``) runs non-GET requests on a pool of N threads
-instead, for deployments that fetch often; GET routes (health, keys, schema, discovery) then stay on the loop and
-never queue behind a verification.
+Verification is CPU-bound. Its signature checks release the GIL (cryptography), but the parsing, policy, claims and
+token signing around them hold it, and the worker processes already keep every core busy; handing each request to a
+pool thread and back cost 150–250 µs of CPU per request (loop wake-ups, GIL hand-offs) and widened p99. What inline
+execution gives up: while a request verifies, that worker's loop answers nothing else, so a verification that must
+first fetch vendor collateral (a cold cache; each fetch bounded by ``BROKER_FETCH_TIMEOUT_SECONDS``) delays the
+other requests of that worker, ``/healthz`` included, while the other workers keep serving. ``threads > 0`` (``serve
+--threads N``) runs non-GET requests on a pool of N threads instead, for deployments that fetch often; GET routes
+(health, keys, schema, discovery) then stay on the loop and never queue behind a verification.
 """
 
 from __future__ import annotations
