@@ -171,7 +171,8 @@ def _ms(text: str) -> float:
 
 
 def wrk(wrk_bin: str, url: str, conns: int, seconds: float, script: Path | None, label: str) -> Run:
-    args = [wrk_bin, "-t", str(min(2, conns)), "-c", str(conns), "-d", f"{seconds:g}s", "--latency", "--timeout", "5s"]
+    duration = f"{max(1, round(seconds))}s"  # wrk takes whole seconds only
+    args = [wrk_bin, "-t", str(min(2, conns)), "-c", str(conns), "-d", duration, "--latency", "--timeout", "5s"]
     if script:
         args += ["-s", str(script)]
     out = subprocess.run([*args, url], check=True, capture_output=True, text=True).stdout
