@@ -18,6 +18,7 @@ from __future__ import annotations
 import struct
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from attestation_broker.evidence.snp.errors import (
@@ -71,6 +72,11 @@ PLATFORM_INFO_BITS = {
 }
 
 
+@lru_cache(maxsize=1024)
+def _decode_tcb(raw: int, product: str) -> TcbVersion:
+    return TcbVersion._decode(raw, product)
+
+
 @dataclass(frozen=True)
 class TcbVersion:
     """A decoded TCB_VERSION. ``fmc`` is only present on Turin (None elsewhere)."""
@@ -83,6 +89,11 @@ class TcbVersion:
 
     @classmethod
     def decode(cls, raw: int, product: str) -> TcbVersion:
+        """Memoized by (raw, product): a report carries four TCB values and a platform's reports repeat them."""
+        return _decode_tcb(raw, product)
+
+    @classmethod
+    def _decode(cls, raw: int, product: str) -> TcbVersion:
         b = raw.to_bytes(8, "little")
         if product == "Turin":
             # Turin: byte0 FMC, byte1 BL, byte2 TEE, byte3 SNP, bytes 4..6 reserved, byte7 ucode.
@@ -174,13 +185,25 @@ class AttestationReport:
         return product_from_cpuid(self.cpuid_fam_id, self.cpuid_mod_id)
 
     def policy_bits(self) -> dict[str, Any]:
-        bits: dict[str, Any] = {"abi_major": self.abi_major, "abi_minor": self.abi_minor}
-        for name, bit in POLICY_BITS.items():
-            bits[name] = bool(self.policy >> bit & 1)
-        return bits
+        return dict(_policy_bits(self.policy))
 
     def platform_info_bits(self) -> dict[str, bool]:
-        return {name: bool(self.platform_info >> bit & 1) for name, bit in PLATFORM_INFO_BITS.items()}
+        return dict(_platform_info_bits(self.platform_info))
+
+
+# The named bits of a POLICY or PLATFORM_INFO value, memoized by the value (a platform's reports repeat them);
+# callers get a copy, so the claims they build never share a mutable dict.
+@lru_cache(maxsize=256)
+def _policy_bits(policy: int) -> tuple[tuple[str, Any], ...]:
+    bits: dict[str, Any] = {"abi_major": (policy >> 8) & 0xFF, "abi_minor": policy & 0xFF}
+    for name, bit in POLICY_BITS.items():
+        bits[name] = bool(policy >> bit & 1)
+    return tuple(bits.items())
+
+
+@lru_cache(maxsize=256)
+def _platform_info_bits(platform_info: int) -> tuple[tuple[str, bool], ...]:
+    return tuple((name, bool(platform_info >> bit & 1)) for name, bit in PLATFORM_INFO_BITS.items())
 
 
 def product_from_cpuid(family: int, model: int) -> str | None:
@@ -208,7 +231,8 @@ def require_product(report: AttestationReport) -> str:
 
 
 def _zero(data: bytes, start: int, end: int, name: str) -> None:
-    if any(data[start:end]):
+    # Counting zero bytes in place: ``any(data[start:end])`` made an int per byte (about 6 µs per report).
+    if data.count(0, start, end) != end - start:
         raise SNP_REPORT_RESERVED_NONZERO(f"reserved field {name} (0x{start:03x}..0x{end - 1:03x}) is not zero")
 
 
@@ -348,7 +372,7 @@ def split_evidence(data: bytes) -> tuple[AttestationReport, tuple[CertTableEntry
         raise SNP_REPORT_TOO_LARGE(f"{len(data)} bytes exceeds {MAX_EVIDENCE_SIZE}")
     report = parse_report(data)
     rest = bytes(data[REPORT_SIZE:])
-    if not rest or not any(rest):
+    if rest.count(0) == len(rest):  # nothing, or zero padding
         return report, ()
     if looks_like_cert_table(rest):
         return report, parse_cert_table(rest)

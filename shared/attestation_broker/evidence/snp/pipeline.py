@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from attestation_broker import appraisal as ar4si
@@ -103,7 +104,13 @@ class SnpResult:
 
 
 def _iso(value: Any) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+    return _iso_utc(value) if value is not None else None
+
+
+@lru_cache(maxsize=256)
+def _iso_utc(value: datetime) -> str:
+    # Memoized: the same CRL dates recur in every report of a product line.
+    return value.isoformat().replace("+00:00", "Z")
 
 
 def _product(report: AttestationReport, supplied: Supplied, hint: str | None) -> str:
