@@ -14,11 +14,12 @@ Shape:
 - Connections are read by granian's Rust runtime: idle or trickling clients cost memory, never a worker. The header
   deadline is granian's ``header_read_timeout``; the body deadline and the body limit are in the RSGI adapter.
 - Each worker's event loop is uvloop (libuv) where it is installed (a Linux/macOS dependency of the package), else
-  the standard asyncio loop. Every request crosses from granian's Rust threads to that loop and back; with the
-  standard loop, its pure-Python scheduling (``_run_once``, the self-pipe wake-up) was a tenth of a worker's samples
-  under load. Measured on the 2-core dev machine (docs/deploy.md "Local server"), uvloop used less server CPU per
-  attestation and narrowed the p99 at 1000 req/s; rloop (granian's own Rust loop) was measured too and was not
-  steadier than uvloop.
+  the standard asyncio loop. Every request crosses from granian's Rust threads to that loop and back, and the
+  standard loop schedules in Python. Measured on the 2-core dev machine (``bench/bench_server.py``'s setup, four
+  alternating rounds each, docs/deploy.md "Local server"): uvloop used 3 % less server CPU per attestation at 64
+  closed-loop connections (967 against 997 µs) and 9 % less at 1000 req/s (1114 against 1230 µs), with the same or
+  a lower p99. rloop (granian's own Rust loop) was tried only while other jobs loaded the machine, with no clear
+  result, and is not used.
 
 Shared state across worker processes (each worker is a separate broker over the same ``--data-dir``):
 
