@@ -11,7 +11,7 @@ import pytest
 from attestation_broker import appraisal as ar4si
 from attestation_broker.evidence.tdx import TdxCollateral, TdxResult, parse_quote, verify_tdx_evidence
 from attestation_broker.evidence.tdx.checks import verify_quote_signatures
-from attestation_broker.evidence.tdx.pck import verify_pck_chain
+from attestation_broker.evidence.tdx.pck import _chains, verify_pck_chain
 from attestation_broker.evidence.tdx.trust import intel_trust
 
 from tests.support.context import offline_context
@@ -230,6 +230,21 @@ def test_issuer_chain_with_foreign_root_is_rejected() -> None:
 def test_pck_leaf_expired() -> None:
     # D8's PCK leaf is valid from 2025-03-07: verifying before that is CERT_EXPIRED, whatever the collateral.
     assert code_of(run, "D8", c1_collateral(), datetime(2025, 3, 1, tzinfo=UTC)) == "CERT_EXPIRED"
+
+
+def test_pck_chain_memo_rechecks_validity_and_is_keyed_by_bytes() -> None:
+    pem = parse_quote(quote_bytes("D8")).pck_chain_pem
+    trust = intel_trust()
+    verify_pck_chain(pem, trust, NOW_C1)
+    hits = _chains.hits
+    # Served from the memo, yet judged at this call's time: before the leaf's notBefore it is CERT_EXPIRED.
+    assert code_of(verify_pck_chain, pem, trust, datetime(2025, 3, 1, tzinfo=UTC)) == "CERT_EXPIRED"
+    assert _chains.hits == hits + 1
+    # One changed character in the leaf's signature is a different key: verified again, and refused.
+    end = pem.index(b"\n-----END CERTIFICATE-----")
+    spot = end - 20
+    tampered = pem[:spot] + (b"B" if pem[spot : spot + 1] == b"A" else b"A") + pem[spot + 1 :]
+    assert code_of(verify_pck_chain, tampered, trust, NOW_C1) == "CERT_CHAIN_INVALID"
 
 
 def test_memoized_result_is_stable() -> None:

@@ -180,14 +180,14 @@ def verify_pck_chain(pem: bytes, trust: TdxTrust, now: datetime, skew: timedelta
     never memoized.
     """
     pem = bytes(pem)
-    chain = _verified.get((pem, Same(trust.root)), partial(_verify, pem, trust, now, skew))
+    chain = _chains.get((pem, Same(trust.root)), partial(_verify, pem, trust, now, skew))
     check_validity(trust.root, now, "Intel SGX Root CA", skew)
     check_validity(chain.intermediate, now, "PCK CA", skew)
     check_validity(chain.leaf, now, "PCK", skew)
     return chain
 
 
-_verified = LruMemo(1024)  # (PEM bytes, pinned root) → PckChain that passed every time-independent check
+_chains = LruMemo(1024)  # (PEM bytes, pinned root) → PckChain that passed every time-independent check
 
 
 def _verify(pem: bytes, trust: TdxTrust, now: datetime, skew: timedelta) -> PckChain:
