@@ -183,9 +183,8 @@ def verify_quote(
             given = [bytes(v) for v in given]  # bytearray, memoryview, ...: kept as bytes
         if set(map(len, given)) != {size}:
             _refuse_values(pcrs, selected, bank, size)
-        # ``selected`` is ascending (parse_attest reads the bitmap in order), as pcrDigest concatenates them.
-        computed = hash_bytes(hash_alg, b"".join(given))
-        if not hmac.compare_digest(computed, parsed.pcr_digest):
+        chosen = dict(zip(selected, given, strict=True))
+        if not hmac.compare_digest(pcr_digest(chosen, selected, hash_alg), parsed.pcr_digest):
             raise TPM_PCR_DIGEST_MISMATCH(f"PCR values of bank {bank} do not match pcrDigest")
-        values = MappingProxyType(dict(zip(selected, given, strict=True)))
+        values = MappingProxyType(chosen)
     return VerifiedQuote(parsed, sig, key, bank, selected, values, parsed.pcr_digest, hash_alg, checked)

@@ -1,4 +1,5 @@
-"""Hash helpers keyed by TPM_ALG_ID or bank name (TPM 2.0 Part 2 §6.3), and PCR extend (Part 1 §17.2)."""
+"""Hash helpers keyed by TPM_ALG_ID or bank name (TPM 2.0 Part 2 §6.3); the event-log replay extends PCRs
+(Part 1 §17.2) with :func:`hash_function`."""
 
 from __future__ import annotations
 
@@ -65,8 +66,3 @@ def bank_alg(bank: str) -> int:
 
 def digest_size(alg: int) -> int:
     return DIGEST_SIZES[alg]
-
-
-def extend(alg: int, pcr: bytes, digest: bytes) -> bytes:
-    """PCR extend: new = H(old ‖ digest)."""
-    return hash_bytes(alg, pcr + digest)

@@ -329,10 +329,7 @@ def _agile_records(data: bytes, pos: int, stop: int, sizes: Mapping[int, int]) -
         if pos + size > end:
             raise _past_end("event", pos)
         if etype == EV_NO_ACTION:
-            if pcr == 0 and data.startswith(_STARTUP_LOCALITY_SIGNATURE, pos, pos + size):
-                if size != len(_STARTUP_LOCALITY_SIGNATURE) + 1:
-                    raise TPM_EVENTLOG_MALFORMED("event log: StartupLocality event has a bad size")
-                locality = data[pos + size - 1]
+            locality = _startup_locality(data, pcr, pos, size, locality)
         elif pcr > 23:
             raise TPM_EVENTLOG_MALFORMED(f"event log: event {seq} measures into PCR {pcr}")
         proxy = None if digests is None else MappingProxyType(digests)
@@ -340,6 +337,16 @@ def _agile_records(data: bytes, pos: int, stop: int, sizes: Mapping[int, int]) -
         pos += size
         seq += 1
     return records, locality
+
+
+def _startup_locality(data: bytes, pcr: int, at: int, size: int, current: int) -> int:
+    """The locality an EV_NO_ACTION event's data (``size`` bytes at ``at``) sets, when it is the StartupLocality
+    event (PFP §10.4.5.3: in PCR 0, the signature then one byte); else ``current``."""
+    if pcr != 0 or not data.startswith(_STARTUP_LOCALITY_SIGNATURE, at, at + size):
+        return current
+    if size != len(_STARTUP_LOCALITY_SIGNATURE) + 1:
+        raise TPM_EVENTLOG_MALFORMED("event log: StartupLocality event has a bad size")
+    return data[at + size - 1]
 
 
 def _check_pcr_index(rec: _Rec) -> None:
@@ -379,11 +386,8 @@ def parse_event_log(data: bytes) -> EventLog:
             raise TPM_EVENTLOG_MALFORMED("event log has too many events")
         rec, pos = _legacy_record(data, pos, len(legacy))
         _check_pcr_index(rec)
-        body = data[rec.data_at : rec.data_at + rec.size]
-        if rec.event_type == EV_NO_ACTION and rec.pcr == 0 and body.startswith(_STARTUP_LOCALITY_SIGNATURE):
-            if len(body) != len(_STARTUP_LOCALITY_SIGNATURE) + 1:
-                raise TPM_EVENTLOG_MALFORMED("event log: StartupLocality event has a bad size")
-            locality = body[-1]
+        if rec.event_type == EV_NO_ACTION:
+            locality = _startup_locality(data, rec.pcr, rec.data_at, rec.size, locality)
         legacy.append(rec)
     _check_pcr_index(first)
     return EventLog((ALG_SHA1,), False, locality, data, tuple(legacy), MappingProxyType({}))
@@ -490,7 +494,12 @@ def _normal_separator_digest(alg: int) -> bytes:
 
 def _require_content_digest(rec: _Rec, logged: bytes, alg: int, content: bytes) -> None:
     """An interpreted event must hash to its logged digest in the verified bank (else its data is unproven)."""
-    if not hmac.compare_digest(hash_bytes(alg, content), logged):
+    _require_logged(rec, logged, hash_bytes(alg, content))
+
+
+def _require_logged(rec: _Rec, logged: bytes, computed: bytes) -> None:
+    """The logged digest of ``rec`` must equal ``computed``, the hash of its data in the verified bank."""
+    if not hmac.compare_digest(computed, logged):
         name = type_name(rec.event_type)
         raise TPM_EVENTLOG_EVENT_DIGEST_MISMATCH(f"event {rec.seq} ({name}) data does not match its digest")
 
@@ -631,9 +640,7 @@ def _verify_event_log(
             data = raw[rec.data_at : rec.data_at + rec.size]
             if data == _NORMAL_SEPARATOR:
                 # H(00000000) is the same for every normal separator: computed once per bank, compared each time.
-                if not hmac.compare_digest(normal, logged):
-                    name = type_name(rec.event_type)
-                    raise TPM_EVENTLOG_EVENT_DIGEST_MISMATCH(f"event {rec.seq} ({name}) data does not match its digest")
+                _require_logged(rec, logged, normal)
             else:
                 _require_content_digest(rec, logged, alg, data)
                 raise TPM_EVENTLOG_SEPARATOR_ERROR(f"PCR {index} has an error separator")
